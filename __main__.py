@@ -1,0 +1,25 @@
+"""sirius-demo: a live Sirius Scan demo on EC2, from prebuilt images.
+
+Reads and validates the stack config (infra/config.py), builds the demo component
+(infra/demo.py) and exports what a user needs to reach it.
+"""
+
+import pulumi
+
+from infra import config
+from infra.demo import SiriusDemo
+from infra.publicip import lookup_public_ipv4
+
+settings = config.load(pulumi.get_stack(), lookup_public_ip=lookup_public_ipv4)
+demo = SiriusDemo("sirius", settings)
+
+pulumi.export("publicIp", demo.public_ip)
+pulumi.export("uiUrl", demo.ui_url)
+pulumi.export("apiUrl", demo.api_url)
+pulumi.export("imageTag", settings.image_tag)
+pulumi.export("ref", settings.ref)
+pulumi.export("instanceId", demo.host.instance.id)
+pulumi.export("sshCommand", demo.ssh_command)
+if demo.key.generated:
+    # Save it with: pulumi stack output --show-secrets sshPrivateKey > sirius-demo.pem && chmod 600 sirius-demo.pem
+    pulumi.export("sshPrivateKey", demo.key.private_key)

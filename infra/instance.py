@@ -1,0 +1,114 @@
+"""The EC2 instance, its AMI and its Elastic IP.
+
+Replacement rules: the instance is replaced when what it boots changes (host
+scripts, a pinned AMI, the root volume) and never for a new ref or image tag, which
+the remote deploy applies in place. `userData` is ignored after creation (it holds
+the first ref and tag) and a digest of the boot inputs is the replacement trigger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import bootstrap, commands
+from infra.config import DemoConfig
+
+CANONICAL_OWNER = "099720109477"
+UBUNTU_AMI_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"
+SSH_USER = "ubuntu"
+VOLUME_TYPE = "gp3"
+
+
+def ami_id(config: DemoConfig, opts: pulumi.InvokeOptions) -> pulumi.Input[str]:
+    if config.ami:
+        return config.ami
+    return aws.ec2.get_ami_output(
+        owners=[CANONICAL_OWNER],
+        most_recent=True,
+        filters=[
+            aws.ec2.GetAmiFilterArgs(name="name", values=[UBUNTU_AMI_NAME]),
+            aws.ec2.GetAmiFilterArgs(name="architecture", values=["x86_64"]),
+            aws.ec2.GetAmiFilterArgs(name="virtualization-type", values=["hvm"]),
+        ],
+        opts=opts,
+    ).id
+
+
+def boot_digest(config: DemoConfig) -> str:
+    """What forces a new instance: the boot scripts, a pinned AMI, the root volume."""
+    inputs = {
+        "boot": bootstrap.boot_files_digest(),
+        "ami": config.ami or "latest-ubuntu-24.04",
+        "volume": [config.volume_size, VOLUME_TYPE, True],
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def deploy_spec(config: DemoConfig, public_ip: str) -> commands.DeploySpec:
+    return commands.DeploySpec(
+        repo_url=config.repo_url,
+        ref=config.ref,
+        git_ref=config.git_ref,
+        image_tag=config.image_tag,
+        public_host=public_ip,
+        health_timeout=config.health_timeout,
+    )
+
+
+class DemoHost:
+    """Elastic IP first (its address goes into the UI's public URLs), then the instance."""
+
+    def __init__(self, name: str, config: DemoConfig, *, subnet_id: pulumi.Input[str],
+                 security_group_id: pulumi.Input[str], key_name: pulumi.Input[str],
+                 tags: dict[str, str], opts: pulumi.ResourceOptions):
+        self.eip = aws.ec2.Eip(f"{name}-eip", domain="vpc", tags={**tags, "Name": f"{name}-eip"}, opts=opts)
+        digest = boot_digest(config)
+        ignore = ["userData"] if config.ami else ["userData", "ami"]
+        self.instance = aws.ec2.Instance(
+            f"{name}-host",
+            ami=ami_id(config, pulumi.InvokeOptions(parent=opts.parent, provider=opts.provider)),
+            instance_type=config.instance_type,
+            subnet_id=subnet_id,
+            vpc_security_group_ids=[security_group_id],
+            key_name=key_name,
+            associate_public_ip_address=True,
+            user_data=self.eip.public_ip.apply(lambda ip: bootstrap.render_user_data(deploy_spec(config, ip))),
+            root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
+                volume_size=config.volume_size,
+                volume_type=VOLUME_TYPE,
+                encrypted=True,
+                delete_on_termination=True,
+                tags={**tags, "Name": f"{name}-root"},
+            ),
+            metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
+                http_endpoint="enabled",
+                http_tokens="required",
+                http_put_response_hop_limit=1,
+            ),
+            tags={
+                **tags,
+                "Name": f"sirius-demo-{config.stack}",
+                "Ref": config.ref,
+                "ImageTag": config.image_tag,
+                "BootDigest": digest[:16],
+            },
+            opts=pulumi.ResourceOptions.merge(
+                opts,
+                pulumi.ResourceOptions(
+                    # A new ref or tag is deployed over SSH; editing user_data would stop/start the VM.
+                    # Without a pinned AMI, a newer Ubuntu image must not replace a running demo.
+                    ignore_changes=ignore,
+                    replacement_trigger=digest,
+                ),
+            ),
+        )
+        self.association = aws.ec2.EipAssociation(
+            f"{name}-eip-assoc",
+            instance_id=self.instance.id,
+            allocation_id=self.eip.allocation_id,
+            opts=opts,
+        )

@@ -1,0 +1,212 @@
+"""Run __main__.py under the Pulumi SDK's mocks and capture what it registers.
+
+`run_stack(config)` returns every resource registration as the engine receives it
+(type, name, inputs, parent, options such as ignoreChanges and replacementTrigger),
+the stack outputs (with their secret/known flags), invokes and log messages: what
+`pulumi preview` would see, without a cloud or a CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "sirius-demo"
+FAKE_IP = "52.12.34.56"
+FAKE_AMI = "ami-0fedcba9876543210"
+FAKE_VPC = "vpc-0a1b2c3d4e5f60718"
+FAKE_SUBNETS = ["subnet-0bbbbbbbbbbbbbbb2", "subnet-0aaaaaaaaaaaaaaa1"]
+FAKE_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nZmFrZS1rZXktZm9yLXRlc3Rz\n-----END OPENSSH PRIVATE KEY-----\n"
+
+
+@dataclass
+class Registration:
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    parent: str
+    ignore_changes: list[str]
+    replace_on_changes: list[str]
+    replacement_trigger: Any
+    delete_before_replace: bool
+    dependencies: list[str]
+    additional_secret_outputs: list[str]
+    urn: str
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return self.inputs.get("tags") or {}
+
+
+@dataclass
+class StackRun:
+    resources: list[Registration]
+    outputs: dict[str, Any]
+    secret_outputs: set[str]
+    unknown_outputs: set[str]
+    invokes: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+    def of_type(self, type_: str) -> list[Registration]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str) -> Registration:
+        found = self.of_type(type_)
+        assert len(found) == 1, f"expected one {type_}, found {len(found)}"
+        return found[0]
+
+
+class DemoMocks(pulumi_mocks.Mocks):
+    def __init__(self, preview: bool):
+        self.preview = preview
+        self.invokes: list[str] = []
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs):
+        state = dict(args.inputs)
+        if args.typ == "aws:ec2/eip:Eip" and not self.preview:
+            state.update(publicIp=FAKE_IP, allocationId="eipalloc-0123456789abcdef0")
+        elif args.typ == "tls:index/privateKey:PrivateKey" and not self.preview:
+            state.update(publicKeyOpenssh="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests", privateKeyOpenssh=FAKE_PRIVATE_KEY)
+        elif args.typ == "aws:ec2/keyPair:KeyPair" and not self.preview:
+            state.setdefault("keyName", f"{args.name}-1a2b3c")
+        resource_id = None if self.preview else f"{args.name}-id"
+        if args.typ == "aws:ec2/instance:Instance" and not self.preview:
+            resource_id = "i-0123456789abcdef0"
+        return resource_id, state
+
+    def call(self, args: pulumi_mocks.MockCallArgs):
+        self.invokes.append(args.token)
+        answers = {
+            "aws:ec2/getAmi:getAmi": {"id": FAKE_AMI, "imageId": FAKE_AMI, "architecture": "x86_64"},
+            "aws:ec2/getVpc:getVpc": {"id": FAKE_VPC, "default": True},
+            "aws:ec2/getSubnets:getSubnets": {"id": "us-west-2", "ids": FAKE_SUBNETS},
+            "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": {
+                "id": "us-west-2",
+                "instanceTypes": ["t3.medium"] * 3,
+                "locations": ["us-west-2a", "us-west-2b", "us-west-2c"],
+                "locationTypes": ["availability-zone"] * 3,
+            },
+        }
+        return answers.get(args.token, {}), []
+
+
+class CapturingMonitor(pulumi_mocks.MockMonitor):
+    def __init__(self, mocks: DemoMocks):
+        super().__init__(mocks)
+        self.requests: list[Any] = []
+
+    def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+        if request.type != "pulumi:pulumi:Stack":
+            self.requests.append(request)
+        return super().RegisterResource(request)
+
+
+class _Warnings(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _registration(request) -> Registration:
+    trigger = _value(request.replacement_trigger) if request.HasField("replacement_trigger") else None
+    return Registration(
+        type=request.type,
+        name=request.name,
+        inputs=rpc.deserialize_properties(request.object),
+        parent=request.parent,
+        ignore_changes=list(request.ignoreChanges),
+        replace_on_changes=list(request.replaceOnChanges),
+        replacement_trigger=trigger,
+        delete_before_replace=request.deleteBeforeReplace,
+        dependencies=list(request.dependencies),
+        additional_secret_outputs=list(request.additionalSecretOutputs),
+        urn=f"{request.parent}::{request.type}::{request.name}",
+    )
+
+
+def _value(proto_value) -> Any:
+    from google.protobuf import json_format
+
+    return json_format.MessageToDict(proto_value)
+
+
+def run_stack(
+    config: dict[str, Any] | None = None,
+    *,
+    stack: str = "demo",
+    preview: bool = False,
+    secret_keys: tuple[str, ...] = (),
+    ip_lookup_url: str | None = None,
+) -> StackRun:
+    """Run __main__.py for one stack configuration; raises what the program raises."""
+    config = config or {}
+    full_config = {"aws:region": "us-west-2"}
+    for key, value in config.items():
+        full_config[f"{PROJECT}:{key}"] = value if isinstance(value, str) else _json(value)
+    mocks = DemoMocks(preview)
+    monitor = CapturingMonitor(mocks)
+    warnings = _Warnings()
+    logger = logging.getLogger(f"pulumi-mocks-{id(monitor)}")
+    logger.addHandler(warnings)
+    logger.propagate = False
+
+    settings.ROOT.set(None)
+    pulumi.runtime.set_all_config(full_config, [f"{PROJECT}:{k}" for k in secret_keys])
+    pulumi_mocks.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, logger=logger, monitor=monitor)
+    root = settings.get_root_resource()
+
+    previous_env = os.environ.get("SIRIUS_DEMO_IP_LOOKUP_URL")
+    previous_cwd = os.getcwd()
+    if ip_lookup_url is not None:
+        os.environ["SIRIUS_DEMO_IP_LOOKUP_URL"] = ip_lookup_url
+    os.chdir(ROOT)
+    try:
+        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")))
+        outputs, secret, unknown = {}, set(), set()
+        for name, value in root.outputs.items():
+            output = pulumi.Output.from_input(value)
+            resolved, known, is_secret = _sync_await(
+                asyncio.gather(output.future(with_unknowns=True), output.is_known(), output.is_secret())
+            )
+            outputs[name] = resolved if known else None
+            if is_secret:
+                secret.add(name)
+            if not known:
+                unknown.add(name)
+    finally:
+        os.chdir(previous_cwd)
+        if ip_lookup_url is not None:
+            if previous_env is None:
+                os.environ.pop("SIRIUS_DEMO_IP_LOOKUP_URL", None)
+            else:
+                os.environ["SIRIUS_DEMO_IP_LOOKUP_URL"] = previous_env
+        logger.removeHandler(warnings)
+    return StackRun(
+        resources=[_registration(r) for r in monitor.requests],
+        outputs=outputs,
+        secret_outputs=secret,
+        unknown_outputs=unknown,
+        invokes=list(mocks.invokes),
+        warnings=warnings.messages,
+    )
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value)

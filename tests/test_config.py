@@ -1,0 +1,176 @@
+"""Config validation: every bad value refused with its key and the expected form."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from infra import config
+from infra.config import ConfigError, parse
+
+ROOT = Path(__file__).resolve().parent.parent
+PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAAfakekey\n-----END OPENSSH PRIVATE KEY-----\n"
+PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFake me@laptop"
+
+
+def ok_lookup() -> str:
+    return "52.10.20.30"
+
+
+def valid(**raw):
+    return parse(raw, stack="t", lookup_public_ip=ok_lookup, secret_keys={"sshPrivateKey"})
+
+
+def problems(**raw) -> dict[str, str]:
+    with pytest.raises(ConfigError) as caught:
+        valid(**raw)
+    return dict(caught.value.problems)
+
+
+def test_defaults_make_a_working_config():
+    demo = valid()
+    assert demo.ref == "main" and demo.image_tag == "latest"
+    assert demo.instance_type == "t3.medium" and demo.volume_size == 30
+    assert demo.public_cidrs == ("0.0.0.0/0",)
+    assert demo.ssh_cidrs == ("52.10.20.30/32",)
+    assert demo.generates_key and demo.health_timeout == 600
+    assert demo.repo_url == "https://github.com/SiriusScan/Sirius.git"
+
+
+@pytest.mark.parametrize(
+    "ref", ["main branch", "main;rm -rf /", "$(reboot)", "`id`", "a/../b", "..", "-upload-pack=x", "a\nb", "", "x" * 201]
+)
+def test_bad_refs_are_refused(ref):
+    found = problems(ref=ref)
+    assert list(found) == ["ref"]
+    assert "expected a branch, tag, pr-N or commit" in found["ref"]
+
+
+@pytest.mark.parametrize("tag", ["-latest", ".x", "a b", "x" * 129, "v1;id", "tag$(id)", "a/b"])
+def test_bad_image_tags_are_refused(tag):
+    assert "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}" in problems(imageTag=tag)["imageTag"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("volumeSize", "thirty", "not a whole number"),
+        ("volumeSize", "19", "out of range"),
+        ("volumeSize", 19, "out of range"),
+        ("healthTimeout", "10", "out of range"),
+        ("publicCidrs", '["10.0.0.0/33"]', "not a valid CIDR"),
+        ("publicCidrs", "10.0.0.1/24", "not a valid CIDR"),
+        ("publicCidrs", '["10.0.0.0"]', "no prefix length"),
+        ("publicCidrs", "[]", "at least one CIDR"),
+        ("publicCidrs", "[nope", "not a JSON list"),
+        ("sshCidrs", "300.1.1.1/32", "not a valid CIDR"),
+        ("instanceType", "t3 medium", "expected family.size"),
+        ("instanceType", "t4g.medium", "arm64"),
+        ("allowOpenSsh", "yes", "true or false"),
+        ("repoUrl", "git@github.com:SiriusScan/Sirius.git", "https://host/owner/repo.git"),
+        ("repoUrl", "https://github.com/x/$(id).git", "https://host/owner/repo.git"),
+        ("ami", "ami-XYZ", "AMI id"),
+        ("vpcId", "vpc 1", "VPC id"),
+        ("sshPublicKey", "not a key", "OpenSSH public key"),
+    ],
+)
+def test_bad_values_name_key_and_form(key, value, says):
+    found = problems(**{key: value})
+    assert key in found
+    assert says in found[key]
+
+
+def test_all_problems_are_reported_at_once():
+    found = problems(ref="a b", imageTag="-x", volumeSize="thirty", publicCidrs="1.2.3.4")
+    assert set(found) == {"ref", "imageTag", "volumeSize", "publicCidrs"}
+
+
+def test_open_ssh_needs_explicit_consent():
+    assert "allowOpenSsh" in problems(sshCidrs="0.0.0.0/0")["sshCidrs"]
+    assert "allowOpenSsh" in problems(sshCidrs='["::/0"]')["sshCidrs"]
+    assert valid(sshCidrs="0.0.0.0/0", allowOpenSsh="true").ssh_cidrs == ("0.0.0.0/0",)
+
+
+def test_cidr_lists_accept_json_and_commas_and_dedupe():
+    assert valid(publicCidrs='["10.0.0.0/8", "2001:db8::/32"]').public_cidrs == ("10.0.0.0/8", "2001:db8::/32")
+    assert valid(sshCidrs="198.51.100.1/32, 198.51.100.1/32").ssh_cidrs == ("198.51.100.1/32",)
+
+
+def test_auto_ssh_lookup_failure_says_to_set_the_key():
+    def broken() -> str:
+        raise TimeoutError("timed out")
+
+    with pytest.raises(ConfigError) as caught:
+        parse({}, stack="t", lookup_public_ip=broken)
+    message = dict(caught.value.problems)["sshCidrs"]
+    assert "timed out" in message and "pulumi config set sshCidrs" in message
+
+
+def test_lookup_not_called_when_other_values_are_bad():
+    calls = []
+    with pytest.raises(ConfigError):
+        parse({"ref": "a b"}, stack="t", lookup_public_ip=lambda: calls.append(1) or "52.1.1.1")
+    assert calls == []
+
+
+def test_key_pair_combinations():
+    assert "sshPrivateKey" in problems(sshPublicKey=PUBLIC_KEY)
+    assert "sshPrivateKey" in problems(keyName="mine")
+    assert "keyName" in problems(keyName="mine", sshPublicKey=PUBLIC_KEY, sshPrivateKey=PRIVATE_KEY)
+    demo = valid(keyName="mine", sshPrivateKey=PRIVATE_KEY)
+    assert demo.key_name == "mine" and not demo.generates_key
+
+
+def test_plain_text_private_key_is_refused_and_never_echoed():
+    with pytest.raises(ConfigError) as caught:
+        parse({"keyName": "mine", "sshPrivateKey": PRIVATE_KEY}, stack="t", lookup_public_ip=ok_lookup)
+    assert "--secret" in dict(caught.value.problems)["sshPrivateKey"]
+    with pytest.raises(ConfigError) as caught:
+        valid(keyName="mine", sshPrivateKey="AAAAfakekey-not-a-block")
+    assert "AAAAfakekey" not in str(caught.value)
+
+
+def test_private_key_is_not_in_repr():
+    demo = valid(keyName="mine", sshPrivateKey=PRIVATE_KEY)
+    assert "AAAAfakekey" not in repr(demo)
+
+
+def test_error_message_lists_keys_with_namespace():
+    with pytest.raises(ConfigError) as caught:
+        valid(volumeSize="thirty")
+    assert "sirius-demo:volumeSize" in str(caught.value)
+
+
+def test_every_declared_key_has_a_rule_and_the_readme_documents_it():
+    schema = config.load_schema()
+    assert set(schema) == set(config._RULES)
+    readme = (ROOT / "README.md").read_text()
+    for key, setting in schema.items():
+        assert re.search(rf"^\| `{key}` \|", readme, re.M), f"README config table lacks {key}"
+        assert setting.description in readme, f"README description of {key} differs from Pulumi.yaml"
+
+
+# Accepted refs and tags are made of characters that a shell never interprets.
+SAFE = re.compile(r"[A-Za-z0-9._/-]*")
+
+
+@given(st.text(max_size=60))
+def test_accepted_refs_hold_no_shell_metacharacters(text):
+    try:
+        demo = valid(ref=text)
+    except ConfigError:
+        return
+    assert SAFE.fullmatch(demo.ref) and SAFE.fullmatch(demo.git_ref) and not demo.ref.startswith("-")
+
+
+@given(st.text(max_size=60))
+def test_accepted_image_tags_hold_no_shell_metacharacters(text):
+    try:
+        demo = valid(imageTag=text)
+    except ConfigError:
+        return
+    assert SAFE.fullmatch(demo.image_tag) and not demo.image_tag.startswith("-")

@@ -1,0 +1,232 @@
+"""__main__.py under the SDK's mocks, per stack configuration: what preview would see."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+import shlex
+import tarfile
+import base64
+
+import pulumi
+import pytest
+
+from tests.conftest import FAKE_PUBLIC_IP
+from tests.pulumi_mocks import FAKE_IP, run_stack
+
+SSH_ONLY = {"sshCidrs": "198.51.100.7/32"}
+INSTANCE = "aws:ec2/instance:Instance"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAAfakekey\n-----END OPENSSH PRIVATE KEY-----\n"
+TAGGABLE = {
+    "aws:ec2/instance:Instance",
+    "aws:ec2/eip:Eip",
+    "aws:ec2/securityGroup:SecurityGroup",
+    "aws:ec2/keyPair:KeyPair",
+    INGRESS,
+    EGRESS,
+}
+
+STACKS = {
+    "demo": {"ref": "demo"},
+    "release": {"ref": "v1.1.0"},
+    "pull-request": {"ref": "pr-42"},
+    "explicit-tag": {"ref": "feature/scan-ui", "imageTag": "pr-9-amd64"},
+}
+
+
+def boot_command(user_data: str) -> list[str]:
+    last = user_data.rstrip().splitlines()[-1]
+    assert last.startswith("exec ")
+    return shlex.split(last[len("exec "):])
+
+
+def flag(argv: list[str], name: str) -> str:
+    return argv[argv.index(name) + 1]
+
+
+@pytest.fixture(scope="module")
+def runs(ip_echo):
+    return {name: run_stack(cfg, stack=name, ip_lookup_url=ip_echo) for name, cfg in STACKS.items()}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_instance_shape(runs, stack):
+    instance = runs[stack].one(INSTANCE).inputs
+    assert instance["instanceType"] == "t3.medium"
+    root = instance["rootBlockDevice"]
+    assert (root["volumeSize"], root["volumeType"], root["encrypted"], root["deleteOnTermination"]) == (30, "gp3", True, True)
+    assert instance["metadataOptions"] == {"httpEndpoint": "enabled", "httpTokens": "required", "httpPutResponseHopLimit": 1}
+    assert instance["ami"] == "ami-0fedcba9876543210"
+    assert instance["subnetId"] == "subnet-0aaaaaaaaaaaaaaa1"
+
+
+@pytest.mark.parametrize(
+    ("stack", "ref", "tag"),
+    [("demo", "demo", "latest"), ("release", "v1.1.0", "v1.1.0"), ("pull-request", "pr-42", "pr-42-amd64"),
+     ("explicit-tag", "feature/scan-ui", "pr-9-amd64")],
+)
+def test_tags_and_outputs_carry_ref_and_image_tag(runs, stack, ref, tag):
+    run = runs[stack]
+    instance = run.one(INSTANCE)
+    assert instance.tags["Ref"] == ref and instance.tags["ImageTag"] == tag
+    assert instance.tags["Name"] == f"sirius-demo-{stack}"
+    assert {instance.tags[k] for k in ("Project", "Stack", "ManagedBy")} == {"sirius-demo", stack, "pulumi"}
+    assert run.outputs["imageTag"] == tag and run.outputs["ref"] == ref
+    argv = boot_command(instance.inputs["userData"])
+    assert flag(argv, "--tag") == tag and flag(argv, "--ref") == ref
+    assert flag(argv, "--public-host") == FAKE_IP
+
+
+def test_pull_request_fetches_the_pull_ref(runs):
+    argv = boot_command(runs["pull-request"].one(INSTANCE).inputs["userData"])
+    assert flag(argv, "--git-ref") == "refs/pull/42/head"
+
+
+def test_exact_firewall(runs):
+    run = runs["demo"]
+    rules = {(r.inputs["fromPort"], r.inputs["toPort"], r.inputs.get("cidrIpv4") or r.inputs.get("cidrIpv6"), r.inputs["ipProtocol"])
+             for r in run.of_type(INGRESS)}
+    assert rules == {(3000, 3000, "0.0.0.0/0", "tcp"), (9001, 9001, "0.0.0.0/0", "tcp"), (22, 22, f"{FAKE_PUBLIC_IP}/32", "tcp")}
+    egress = {(r.inputs["ipProtocol"], r.inputs.get("cidrIpv4") or r.inputs.get("cidrIpv6")) for r in run.of_type(EGRESS)}
+    assert egress == {("-1", "0.0.0.0/0"), ("-1", "::/0")}
+    group = run.one("aws:ec2/securityGroup:SecurityGroup").inputs
+    assert "ingress" not in group and "egress" not in group  # rules live in their own resources
+    ports = {r.inputs["fromPort"] for r in run.of_type(INGRESS)}
+    assert ports.isdisjoint({5432, 6379, 5672, 15672, 5174, 50051})
+
+
+def test_rules_per_cidr_and_ipv6(ip_echo):
+    run = run_stack({"publicCidrs": '["10.0.0.0/8", "2001:db8::/32"]', "sshCidrs": "198.51.100.7/32,2001:db8::1/128"})
+    by_port: dict[int, set[str]] = {}
+    for rule in run.of_type(INGRESS):
+        by_port.setdefault(rule.inputs["fromPort"], set()).add(rule.inputs.get("cidrIpv4") or rule.inputs.get("cidrIpv6"))
+    assert by_port == {3000: {"10.0.0.0/8", "2001:db8::/32"}, 9001: {"10.0.0.0/8", "2001:db8::/32"},
+                       22: {"198.51.100.7/32", "2001:db8::1/128"}}
+    assert len({r.name for r in run.of_type(INGRESS)}) == 6
+
+
+def test_every_taggable_resource_is_tagged(runs):
+    for resource in runs["demo"].resources:
+        if resource.type in TAGGABLE:
+            assert resource.tags.get("Project") == "sirius-demo", resource.name
+            assert resource.tags.get("Stack") == "demo", resource.name
+
+
+def test_resources_live_in_the_component(runs):
+    run = runs["demo"]
+    component = run.one("sirius-demo:index:Demo")
+    assert component.parent.endswith("pulumi:pulumi:Stack::sirius-demo-demo")
+    for resource in run.resources:
+        if resource is not component:
+            assert resource.parent.endswith("::sirius") or "SecurityGroup" in resource.parent, resource.name
+
+
+def test_outputs_and_generated_key(runs):
+    run = runs["demo"]
+    assert run.outputs["publicIp"] == FAKE_IP
+    assert run.outputs["uiUrl"] == f"http://{FAKE_IP}:3000"
+    assert run.outputs["apiUrl"] == f"http://{FAKE_IP}:9001"
+    assert run.outputs["instanceId"] == "i-0123456789abcdef0"
+    assert run.outputs["sshCommand"] == f"ssh -i sirius-demo.pem ubuntu@{FAKE_IP}"
+    assert run.secret_outputs == {"sshPrivateKey"}
+    assert run.one("tls:index/privateKey:PrivateKey").inputs["algorithm"] == "ED25519"
+    assert run.outputs["sshPrivateKey"].startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+
+
+def test_existing_key_pair_by_name(ip_echo):
+    run = run_stack({"keyName": "team-key", "sshPrivateKey": PRIVATE_KEY}, secret_keys=("sshPrivateKey",),
+                    ip_lookup_url=ip_echo)
+    assert not run.of_type("tls:index/privateKey:PrivateKey") and not run.of_type("aws:ec2/keyPair:KeyPair")
+    assert run.one(INSTANCE).inputs["keyName"] == "team-key"
+    assert "sshPrivateKey" not in run.outputs
+
+
+def test_own_public_key(ip_echo):
+    public = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFake me@laptop"
+    run = run_stack({"sshPublicKey": public, "sshPrivateKey": PRIVATE_KEY}, secret_keys=("sshPrivateKey",),
+                    ip_lookup_url=ip_echo)
+    assert run.one("aws:ec2/keyPair:KeyPair").inputs["publicKey"] == public
+    assert not run.of_type("tls:index/privateKey:PrivateKey")
+
+
+def test_user_data_is_small_and_secret_free(runs):
+    for run in runs.values():
+        user_data = run.one(INSTANCE).inputs["userData"]
+        assert len(user_data.encode()) < 16 * 1024
+        assert not re.search(r"PRIVATE KEY|PASSWORD=|NEXTAUTH_SECRET=|AKIA[0-9A-Z]{16}", user_data)
+
+
+def test_user_data_unpacks_the_host_scripts(runs):
+    user_data = runs["demo"].one(INSTANCE).inputs["userData"]
+    encoded = user_data.split("<<'HOST_SCRIPTS' | tar -xzf - -C /opt/sirius-demo/bin\n", 1)[1].split("\nHOST_SCRIPTS\n")[0]
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(base64.b64decode(encoded)))) as tar:
+        names = set(tar.getnames())
+        deploy = tar.extractfile("deploy.sh").read()
+    assert names == {"bootstrap.sh", "install.sh", "deploy.sh", "health.sh", "lib.sh"}
+    assert deploy == open("infra/host/deploy.sh", "rb").read()
+
+
+def test_preview_with_unknown_address(ip_echo):
+    run = run_stack({"ref": "v1.1.0"}, preview=True, ip_lookup_url=ip_echo)
+    instance = run.one(INSTANCE).inputs
+    assert isinstance(instance["userData"], pulumi.output.Unknown)
+    assert instance["rootBlockDevice"]["volumeSize"] == 30 and instance["instanceType"] == "t3.medium"
+    assert {"publicIp", "uiUrl", "apiUrl", "instanceId", "sshCommand"} <= run.unknown_outputs
+    assert run.outputs["imageTag"] == "v1.1.0"
+    assert len(run.of_type(INGRESS)) == 3
+
+
+def test_unpublished_branch_warns(ip_echo):
+    run = run_stack({"ref": "feature/scan-ui"}, ip_lookup_url=ip_echo)
+    assert any("no images are published for ref 'feature/scan-ui'" in w for w in run.warnings)
+    assert run.outputs["imageTag"] == "latest"
+    assert not any("no images are published" in w for w in run_stack({"ref": "demo"}, ip_lookup_url=ip_echo).warnings)
+
+
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        ({"ref": "main branch"}, "ref"),
+        ({"ref": "x;reboot"}, "ref"),
+        ({"ref": "$(curl evil)"}, "ref"),
+        ({"ref": "`id`"}, "ref"),
+        ({"ref": "../etc"}, "ref"),
+        ({"imageTag": "bad tag!"}, "imageTag"),
+        ({"publicCidrs": '["10.0.0.0/40"]'}, "publicCidrs"),
+        ({"volumeSize": "thirty"}, "volumeSize"),
+        ({"volumeSize": "10"}, "volumeSize"),
+        ({"sshCidrs": "0.0.0.0/0"}, "sshCidrs"),
+    ],
+)
+def test_bad_input_stops_before_any_resource(config, key, ip_echo):
+    with pytest.raises(pulumi.RunError) as caught:
+        run_stack(config, ip_lookup_url=ip_echo)
+    assert f"sirius-demo:{key}:" in str(caught.value)
+
+
+def test_bad_input_registers_nothing(ip_echo):
+    from tests import pulumi_mocks
+
+    monitor_requests = []
+    original = pulumi_mocks.CapturingMonitor.RegisterResource
+
+    def spy(self, request):
+        monitor_requests.append(request.type)
+        return original(self, request)
+
+    pulumi_mocks.CapturingMonitor.RegisterResource = spy
+    try:
+        with pytest.raises(pulumi.RunError):
+            run_stack({"ref": "a b", "volumeSize": "thirty"}, ip_lookup_url=ip_echo)
+    finally:
+        pulumi_mocks.CapturingMonitor.RegisterResource = original
+    assert [t for t in monitor_requests if t != "pulumi:pulumi:Stack"] == []  # only the root stack
+
+
+def test_failed_ip_lookup_is_a_clear_error(closed_port_url):
+    with pytest.raises(pulumi.RunError) as caught:
+        run_stack({}, ip_lookup_url=closed_port_url)
+    assert "sirius-demo:sshCidrs" in str(caught.value) and "pulumi config set sshCidrs" in str(caught.value)
