@@ -45,6 +45,7 @@ _PRIVATE_KEY = re.compile(
     r"-----BEGIN (?:OPENSSH|RSA|EC) PRIVATE KEY-----\n[A-Za-z0-9+/=\n]+-----END (?:OPENSSH|RSA|EC) PRIVATE KEY-----\n?"
 )
 _KEY_NAME = re.compile(r"[ -~]{1,255}")
+_UTC_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class DemoConfig:
     vpc_id: str | None
     subnet_id: str | None
     health_timeout: int
+    expires_at: str | None = None
     # Kept out of repr so a stray print or log of the config never shows it.
     ssh_private_key: str | None = field(default=None, repr=False)
 
@@ -255,6 +257,7 @@ _RULES: dict[str, Callable[[Any], Any]] = {
     "vpcId": _optional(_AWS_ID["vpcId"], "a VPC id, e.g. vpc-0123456789abcdef0"),
     "subnetId": _optional(_AWS_ID["subnetId"], "a subnet id, e.g. subnet-0123456789abcdef0"),
     "healthTimeout": _integer(MIN_HEALTH_TIMEOUT, MAX_HEALTH_TIMEOUT, "seconds"),
+    "expiresAt": _optional(_UTC_TIME, "a UTC time like 2026-12-01T02:00:00Z"),
 }
 SECRET_KEYS = frozenset({"sshPrivateKey"})
 
@@ -330,6 +333,7 @@ def parse(
         vpc_id=values["vpcId"],
         subnet_id=values["subnetId"],
         health_timeout=values["healthTimeout"],
+        expires_at=values["expiresAt"],
     )
 
 

@@ -13,7 +13,10 @@ PROJECT_TAG = "sirius-demo"
 
 
 def base_tags(config: DemoConfig) -> dict[str, str]:
-    return {"Project": PROJECT_TAG, "Stack": config.stack, "ManagedBy": "pulumi"}
+    tags = {"Project": PROJECT_TAG, "Stack": config.stack, "ManagedBy": "pulumi"}
+    if config.expires_at:
+        tags["ExpiresAt"] = config.expires_at
+    return tags
 
 
 class SiriusDemo(pulumi.ComponentResource):

@@ -230,3 +230,11 @@ def test_failed_ip_lookup_is_a_clear_error(closed_port_url):
     with pytest.raises(pulumi.RunError) as caught:
         run_stack({}, ip_lookup_url=closed_port_url)
     assert "sirius-demo:sshCidrs" in str(caught.value) and "pulumi config set sshCidrs" in str(caught.value)
+
+
+def test_expiry_tag_on_branch_stacks(ip_echo):
+    run = run_stack({"ref": "feature/x", "expiresAt": "2026-12-01T02:00:00Z"}, stack="feature-x", ip_lookup_url=ip_echo)
+    for resource in run.resources:
+        if resource.type in TAGGABLE:
+            assert resource.tags.get("ExpiresAt") == "2026-12-01T02:00:00Z", resource.name
+    assert "ExpiresAt" not in run_stack({}, ip_lookup_url=ip_echo).one(INSTANCE).tags
