@@ -6,12 +6,13 @@ Reads and validates the stack config (infra/config.py), builds the demo componen
 
 import pulumi
 
-from infra import config
+from infra import config, preflight
 from infra.demo import SiriusDemo
 from infra.publicip import lookup_public_ipv4
 
 settings = config.load(pulumi.get_stack(), lookup_public_ip=lookup_public_ipv4)
-demo = SiriusDemo("sirius", settings)
+image_tags = preflight.run(settings)
+demo = SiriusDemo("sirius", settings, image_tags)
 
 pulumi.export("publicIp", demo.public_ip)
 pulumi.export("uiUrl", demo.ui_url)
@@ -19,7 +20,11 @@ pulumi.export("apiUrl", demo.api_url)
 pulumi.export("imageTag", settings.image_tag)
 pulumi.export("ref", settings.ref)
 pulumi.export("instanceId", demo.host.instance.id)
+pulumi.export("imageTags", image_tags)
 pulumi.export("sshCommand", demo.ssh_command)
+pulumi.export("health", demo.remote.report)
+pulumi.export("deploySeconds", demo.remote.deploy_seconds)
+pulumi.export("adminPassword", demo.remote.admin_password)
 if demo.key.generated:
     # Save it with: pulumi stack output --show-secrets sshPrivateKey > sirius-demo.pem && chmod 600 sirius-demo.pem
     pulumi.export("sshPrivateKey", demo.key.private_key)

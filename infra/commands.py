@@ -106,5 +106,28 @@ def health_argv(spec: DeploySpec, bin_dir: str = HOST_BIN) -> list[str]:
     return [f"{bin_dir}/health.sh", "--dir", spec.project_dir, "--state-dir", spec.state_dir]
 
 
+def wait_boot_argv(spec: DeploySpec, timeout: int) -> list[str]:
+    """Runs wait-boot.sh, sent on stdin: it must work before user_data unpacked anything."""
+    return ["sudo", "bash", "-s", "--", "--state-dir", spec.state_dir, "--log", BOOTSTRAP_LOG, "--timeout", str(timeout)]
+
+
+def install_engine(bin_dir: str = HOST_BIN) -> str:
+    """Unpack the deploy engine (base64 .tar.gz on stdin) over the host's copy."""
+    return pipe(["base64", "-d"], ["sudo", "tar", "-xzf", "-", "-C", bin_dir])
+
+
+def read_admin_password(spec: DeploySpec) -> list[str]:
+    """Prints INITIAL_ADMIN_PASSWORD from the host's .env: only ever run with logging off."""
+    return ["sudo", "sed", "-n", "s/^INITIAL_ADMIN_PASSWORD=//p", f"{spec.project_dir}/.env"]
+
+
+def sudo(argv: list[str]) -> list[str]:
+    return ["sudo", *argv]
+
+
 def shell(argv: list[str]) -> str:
     return shlex.join(argv)
+
+
+def pipe(*argvs: list[str]) -> str:
+    return " | ".join(shell(argv) for argv in argvs)

@@ -45,6 +45,7 @@ _PRIVATE_KEY = re.compile(
     r"-----BEGIN (?:OPENSSH|RSA|EC) PRIVATE KEY-----\n[A-Za-z0-9+/=\n]+-----END (?:OPENSSH|RSA|EC) PRIVATE KEY-----\n?"
 )
 _KEY_NAME = re.compile(r"[ -~]{1,255}")
+_REGISTRY = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::\d{1,5})?(?:/[a-z0-9][a-z0-9._-]*)+")
 _UTC_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 
 
@@ -102,6 +103,9 @@ class DemoConfig:
     subnet_id: str | None
     health_timeout: int
     expires_at: str | None = None
+    image_registry: str = "ghcr.io/siriusscan"
+    preflight: bool = True
+    allow_build_fallback: bool = False
     # Kept out of repr so a stray print or log of the config never shows it.
     ssh_private_key: str | None = field(default=None, repr=False)
 
@@ -228,6 +232,16 @@ def _optional(pattern: re.Pattern[str], form: str, *, echo: bool = True) -> Call
     return parse
 
 
+def _required(pattern: re.Pattern[str], form: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = _string(value)
+        if not pattern.fullmatch(text):
+            raise ValueError(f"{_show(text)} is not valid; expected {form}")
+        return text
+
+    return parse
+
+
 def _repo_url(value: Any) -> str:
     url = _string(value)
     if _HTTPS_REPO.fullmatch(url) or _FILE_REPO.fullmatch(url):
@@ -257,6 +271,9 @@ _RULES: dict[str, Callable[[Any], Any]] = {
     "vpcId": _optional(_AWS_ID["vpcId"], "a VPC id, e.g. vpc-0123456789abcdef0"),
     "subnetId": _optional(_AWS_ID["subnetId"], "a subnet id, e.g. subnet-0123456789abcdef0"),
     "healthTimeout": _integer(MIN_HEALTH_TIMEOUT, MAX_HEALTH_TIMEOUT, "seconds"),
+    "imageRegistry": _required(_REGISTRY, "a registry host and namespace, e.g. ghcr.io/siriusscan"),
+    "preflight": _boolean,
+    "allowBuildFallback": _boolean,
     "expiresAt": _optional(_UTC_TIME, "a UTC time like 2026-12-01T02:00:00Z"),
 }
 SECRET_KEYS = frozenset({"sshPrivateKey"})
@@ -334,6 +351,9 @@ def parse(
         subnet_id=values["subnetId"],
         health_timeout=values["healthTimeout"],
         expires_at=values["expiresAt"],
+        image_registry=values["imageRegistry"],
+        preflight=values["preflight"],
+        allow_build_fallback=values["allowBuildFallback"],
     )
 
 

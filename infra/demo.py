@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pulumi
 
+from collections.abc import Mapping
+
 from infra import network
 from infra.config import DemoConfig
 from infra.instance import SSH_USER, DemoHost
 from infra.keys import ssh_key
+from infra.remote import RemoteDeploy
 
 PROJECT_TAG = "sirius-demo"
 
@@ -20,7 +23,8 @@ def base_tags(config: DemoConfig) -> dict[str, str]:
 
 
 class SiriusDemo(pulumi.ComponentResource):
-    def __init__(self, name: str, config: DemoConfig, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, config: DemoConfig, image_tags: Mapping[str, str],
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("sirius-demo:index:Demo", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOptions(parent=self)
@@ -42,7 +46,18 @@ class SiriusDemo(pulumi.ComponentResource):
             subnet_id=where.subnet_id,
             security_group_id=self.firewall.group.id,
             key_name=self.key.key_name,
+            image_tags=image_tags,
             tags=tags,
+            opts=child,
+        )
+        self.remote = RemoteDeploy(
+            name,
+            config,
+            public_ip=self.host.eip.public_ip,
+            private_key=self.key.private_key,
+            instance=self.host.instance,
+            boot_ready=[self.host.association, *self.firewall.ingress, *self.firewall.egress],
+            image_tags=image_tags,
             opts=child,
         )
 
@@ -53,5 +68,5 @@ class SiriusDemo(pulumi.ComponentResource):
         self.ssh_command = pulumi.Output.concat("ssh -i ", key_file, f" {SSH_USER}@", self.public_ip)
         self.register_outputs(
             {"publicIp": self.public_ip, "uiUrl": self.ui_url, "apiUrl": self.api_url,
-             "instanceId": self.host.instance.id}
+             "instanceId": self.host.instance.id, "health": self.remote.report}
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 
 import pulumi
 import pulumi_aws as aws
@@ -48,7 +49,8 @@ def boot_digest(config: DemoConfig) -> str:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
-def deploy_spec(config: DemoConfig, public_ip: str) -> commands.DeploySpec:
+def deploy_spec(config: DemoConfig, public_ip: str, image_tags: Mapping[str, str]) -> commands.DeploySpec:
+    """The deploy on the host: config, the instance's address, per-image tags from the preflight."""
     return commands.DeploySpec(
         repo_url=config.repo_url,
         ref=config.ref,
@@ -56,6 +58,8 @@ def deploy_spec(config: DemoConfig, public_ip: str) -> commands.DeploySpec:
         image_tag=config.image_tag,
         public_host=public_ip,
         health_timeout=config.health_timeout,
+        image_tags={image: tag for image, tag in image_tags.items() if tag != config.image_tag},
+        registry=config.image_registry,
     )
 
 
@@ -64,7 +68,7 @@ class DemoHost:
 
     def __init__(self, name: str, config: DemoConfig, *, subnet_id: pulumi.Input[str],
                  security_group_id: pulumi.Input[str], key_name: pulumi.Input[str],
-                 tags: dict[str, str], opts: pulumi.ResourceOptions):
+                 image_tags: Mapping[str, str], tags: dict[str, str], opts: pulumi.ResourceOptions):
         self.eip = aws.ec2.Eip(f"{name}-eip", domain="vpc", tags={**tags, "Name": f"{name}-eip"}, opts=opts)
         digest = boot_digest(config)
         ignore = ["userData"] if config.ami else ["userData", "ami"]
@@ -76,7 +80,9 @@ class DemoHost:
             vpc_security_group_ids=[security_group_id],
             key_name=key_name,
             associate_public_ip_address=True,
-            user_data=self.eip.public_ip.apply(lambda ip: bootstrap.render_user_data(deploy_spec(config, ip))),
+            user_data=self.eip.public_ip.apply(
+                lambda ip: bootstrap.render_user_data(deploy_spec(config, ip, image_tags))
+            ),
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
                 volume_size=config.volume_size,
                 volume_type=VOLUME_TYPE,

@@ -28,6 +28,10 @@ FAKE_IP = "52.12.34.56"
 FAKE_AMI = "ami-0fedcba9876543210"
 FAKE_VPC = "vpc-0a1b2c3d4e5f60718"
 FAKE_SUBNETS = ["subnet-0bbbbbbbbbbbbbbb2", "subnet-0aaaaaaaaaaaaaaa1"]
+SECRET_SIG, SECRET_VALUE = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
+FAKE_ADMIN_PASSWORD = "fake-admin-password-0123"
+FAKE_REPORT = {"schema": 1, "status": "healthy", "imageTag": "latest", "totalSeconds": 42.5,
+               "services": {"sirius-ui": {"state": "running", "health": "healthy"}}, "builtLocally": []}
 FAKE_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nZmFrZS1rZXktZm9yLXRlc3Rz\n-----END OPENSSH PRIVATE KEY-----\n"
 
 
@@ -44,6 +48,15 @@ class Registration:
     dependencies: list[str]
     additional_secret_outputs: list[str]
     urn: str
+    raw: dict[str, Any] = field(default_factory=dict)  # inputs as sent, secrets still wrapped
+
+    def is_secret(self, *path: str) -> bool:
+        value: Any = self.raw
+        for key in path:
+            if isinstance(value, dict) and value.get(SECRET_SIG) == SECRET_VALUE:
+                return True
+            value = value[key]
+        return isinstance(value, dict) and value.get(SECRET_SIG) == SECRET_VALUE
 
     @property
     def tags(self) -> dict[str, str]:
@@ -81,10 +94,23 @@ class DemoMocks(pulumi_mocks.Mocks):
             state.update(publicKeyOpenssh="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests", privateKeyOpenssh=FAKE_PRIVATE_KEY)
         elif args.typ == "aws:ec2/keyPair:KeyPair" and not self.preview:
             state.setdefault("keyName", f"{args.name}-1a2b3c")
+        elif args.typ == "command:remote:Command" and not self.preview:
+            state["stdout"] = self._command_stdout(args.name)
+            state["stderr"] = ""
         resource_id = None if self.preview else f"{args.name}-id"
         if args.typ == "aws:ec2/instance:Instance" and not self.preview:
             resource_id = "i-0123456789abcdef0"
         return resource_id, state
+
+    @staticmethod
+    def _command_stdout(name: str) -> str:
+        import json
+
+        if name.endswith("-admin-password"):
+            return FAKE_ADMIN_PASSWORD + "\n"
+        if name.endswith(("-deploy", "-health", "-wait-boot")):
+            return "progress line\n" + json.dumps(FAKE_REPORT) + "\n"
+        return ""
 
     def call(self, args: pulumi_mocks.MockCallArgs):
         self.invokes.append(args.token)
@@ -136,6 +162,7 @@ def _registration(request) -> Registration:
         dependencies=list(request.dependencies),
         additional_secret_outputs=list(request.additionalSecretOutputs),
         urn=f"{request.parent}::{request.type}::{request.name}",
+        raw=_value(request.object),
     )
 
 
@@ -154,7 +181,8 @@ def run_stack(
     ip_lookup_url: str | None = None,
 ) -> StackRun:
     """Run __main__.py for one stack configuration; raises what the program raises."""
-    config = config or {}
+    # The tag preflight asks a registry over the network: off unless a test turns it on.
+    config = {"preflight": "false", **(config or {})}
     full_config = {"aws:region": "us-west-2"}
     for key, value in config.items():
         full_config[f"{PROJECT}:{key}"] = value if isinstance(value, str) else _json(value)

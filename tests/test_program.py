@@ -131,7 +131,7 @@ def test_outputs_and_generated_key(runs):
     assert run.outputs["apiUrl"] == f"http://{FAKE_IP}:9001"
     assert run.outputs["instanceId"] == "i-0123456789abcdef0"
     assert run.outputs["sshCommand"] == f"ssh -i sirius-demo.pem ubuntu@{FAKE_IP}"
-    assert run.secret_outputs == {"sshPrivateKey"}
+    assert run.secret_outputs == {"sshPrivateKey", "adminPassword"}
     assert run.one("tls:index/privateKey:PrivateKey").inputs["algorithm"] == "ED25519"
     assert run.outputs["sshPrivateKey"].startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
 

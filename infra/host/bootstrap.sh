@@ -2,6 +2,8 @@
 # First boot of a demo host (run by user_data): OS setup, then the first deploy.
 # Takes deploy.sh's options. Logs to /var/log/sirius-bootstrap.log and records the
 # outcome in $STATE_DIR/bootstrap.json (the deploy report, or why setup failed).
+# Exits non-zero only when the OS setup failed: an unhealthy first deploy is recorded
+# and left to the remote deploy (pulumi up), which retries it and reports diagnostics.
 set -euo pipefail
 export LC_ALL=C
 
@@ -44,4 +46,3 @@ if command -v systemd-run >/dev/null 2>&1 && command -v unattended-upgrade >/dev
   systemd-run --unit sirius-security-updates --no-block unattended-upgrade >/dev/null 2>&1 || true
 fi
 log "bootstrap: done (deploy exit $status)"
-exit "$status"

@@ -1,0 +1,119 @@
+"""Deploy and health over SSH (pulumi-command), after the instance has booted.
+
+wait for boot -> install the deploy engine -> deploy the tag -> health report, plus
+the admin password read back as a secret. A new tag, ref or deploy engine re-runs the
+deploy in place; the instance itself is never touched. Values reach the commands on
+the command line, quoted by infra/commands.py (`environment` would need AcceptEnv,
+which Ubuntu does not allow); no secret is ever on a command line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import pulumi
+from pulumi_command import remote
+
+from infra import bootstrap, commands
+from infra.config import DemoConfig
+from infra.instance import SSH_USER, deploy_spec
+
+# A new instance takes a minute or two before sshd answers: ~40 dials of up to 15 s.
+DIAL_ATTEMPTS = 40
+DIAL_TIMEOUT = 15
+# Boot = OS setup (a few minutes at worst) + the first deploy (healthTimeout).
+BOOT_SETUP_SECONDS = 900
+
+
+def last_json_line(stdout: str) -> dict:
+    """The report that the host scripts print as their last stdout line."""
+    for line in reversed(stdout.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            return json.loads(line)
+    raise ValueError("no JSON report in the command output")
+
+
+class RemoteDeploy:
+    def __init__(
+        self,
+        name: str,
+        config: DemoConfig,
+        *,
+        public_ip: pulumi.Output[str],
+        private_key: pulumi.Output[str],
+        instance: pulumi.Resource,
+        boot_ready: list[pulumi.Resource],
+        image_tags: Mapping[str, str],
+        opts: pulumi.ResourceOptions,
+    ):
+        connection = remote.ConnectionArgs(
+            host=public_ip,
+            user=SSH_USER,
+            private_key=private_key,
+            dial_error_limit=DIAL_ATTEMPTS,
+            per_dial_timeout=DIAL_TIMEOUT,
+        )
+        spec = public_ip.apply(lambda ip: deploy_spec(config, ip, image_tags))
+        instance_id = instance.id  # type: ignore[attr-defined]
+
+        def command(suffix: str, depends_on: list[pulumi.Resource], secret_stdout: bool = False,
+                    **kwargs) -> remote.Command:
+            extra = pulumi.ResourceOptions(
+                depends_on=depends_on, additional_secret_outputs=["stdout"] if secret_stdout else None
+            )
+            return remote.Command(
+                f"{name}-{suffix}",
+                connection=connection,
+                add_previous_output_in_env=False,
+                opts=pulumi.ResourceOptions.merge(opts, extra),
+                **kwargs,
+            )
+
+        self.wait = command(
+            "wait-boot",
+            [instance, *boot_ready],
+            create=spec.apply(
+                lambda s: commands.shell(commands.wait_boot_argv(s, BOOT_SETUP_SECONDS + config.health_timeout))
+            ),
+            stdin=(bootstrap.HOST_DIR / "wait-boot.sh").read_text(),
+            triggers=[instance_id],
+            logging=remote.Logging.STDERR,
+        )
+        engine_digest = bootstrap.engine_digest()
+        self.engine = command(
+            "engine",
+            [self.wait],
+            create=commands.install_engine(),
+            stdin=bootstrap.encoded_archive(bootstrap.ENGINE_FILES),
+            triggers=[instance_id, engine_digest],
+            logging=remote.Logging.STDERR,
+        )
+        self.deploy = command(
+            "deploy",
+            [self.engine],
+            create=spec.apply(lambda s: commands.shell(commands.sudo(commands.deploy_argv(s)))),
+            # The deploy re-runs for a new tag, ref or engine; never for anything else.
+            triggers=[instance_id, config.ref, config.image_tag, dict(sorted(image_tags.items())), engine_digest],
+            logging=remote.Logging.STDERR,
+        )
+        self.health = command(
+            "health",
+            [self.deploy],
+            create=spec.apply(lambda s: commands.shell(commands.sudo(commands.health_argv(s)))),
+            triggers=[self.deploy.stdout],
+            logging=remote.Logging.STDERR,
+        )
+        self.admin_password_command = command(
+            "admin-password",
+            [self.deploy],
+            create=spec.apply(lambda s: commands.shell(commands.read_admin_password(s))),
+            triggers=[instance_id],
+            logging=remote.Logging.NONE,
+            secret_stdout=True,
+        )
+
+        self.report = self.health.stdout.apply(last_json_line)
+        self.deploy_seconds = self.deploy.stdout.apply(lambda out: last_json_line(out).get("totalSeconds"))
+        self.admin_password = pulumi.Output.secret(self.admin_password_command.stdout.apply(lambda out: out.strip()))

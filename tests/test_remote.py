@@ -1,0 +1,107 @@
+"""The remote commands under mocks: graph, secrets, what re-runs, outputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra import bootstrap
+from tests.pulumi_mocks import FAKE_ADMIN_PASSWORD, FAKE_PRIVATE_KEY, run_stack
+
+COMMAND = "command:remote:Command"
+BASE = {"sshCidrs": "198.51.100.7/32", "ref": "v1.0.0"}
+
+
+def commands_of(run) -> dict[str, object]:
+    return {r.name.removeprefix("sirius-"): r for r in run.of_type(COMMAND)}
+
+
+def deps(resource) -> set[str]:
+    return {urn.split("::")[-1].removeprefix("sirius-") for urn in resource.dependencies}
+
+
+@pytest.fixture(scope="module")
+def run():
+    return run_stack(BASE)
+
+
+def test_command_graph(run):
+    cmds = commands_of(run)
+    assert set(cmds) == {"wait-boot", "engine", "deploy", "health", "admin-password"}
+    assert {"host", "eip-assoc", "in-ssh-198-51-100-7-32", "out-ipv4"} <= deps(cmds["wait-boot"])
+    assert "wait-boot" in deps(cmds["engine"])
+    assert "engine" in deps(cmds["deploy"])
+    assert "deploy" in deps(cmds["health"]) and "deploy" in deps(cmds["admin-password"])
+
+
+def test_connection_is_the_elastic_ip_with_a_secret_key(run):
+    for command in commands_of(run).values():
+        assert command.is_secret("connection")  # the whole connection, private key included
+        connection = command.raw["connection"]["value"]
+        assert connection["host"] == "52.12.34.56" and connection["user"] == "ubuntu"
+        assert connection["privateKey"] == FAKE_PRIVATE_KEY
+        assert connection["dialErrorLimit"] * connection["perDialTimeout"] >= 300  # minutes, for a booting VM
+
+
+def test_no_secret_on_any_command_line_and_password_never_logged(run):
+    cmds = commands_of(run)
+    for command in cmds.values():
+        assert FAKE_PRIVATE_KEY.splitlines()[1] not in command.inputs["create"]
+        assert not command.inputs.get("addPreviousOutputInEnv", True)
+    assert cmds["admin-password"].inputs["logging"] == "none"
+    assert "stdout" in cmds["admin-password"].additional_secret_outputs
+    assert run.outputs["adminPassword"] == FAKE_ADMIN_PASSWORD
+    assert "adminPassword" in run.secret_outputs
+
+
+def test_deploy_command_carries_tag_and_ref(run):
+    create = commands_of(run)["deploy"].inputs["create"]
+    assert create.startswith("sudo /opt/sirius-demo/bin/deploy.sh ")
+    assert "--tag v1.0.0" in create and "--ref v1.0.0" in create and "--public-host 52.12.34.56" in create
+
+
+def test_engine_upload_is_the_engine_archive(run):
+    engine = commands_of(run)["engine"]
+    assert engine.inputs["create"] == "base64 -d | sudo tar -xzf - -C /opt/sirius-demo/bin"
+    assert engine.inputs["stdin"] == bootstrap.encoded_archive(bootstrap.ENGINE_FILES)
+
+
+def test_outputs(run):
+    assert run.outputs["health"]["status"] == "healthy"
+    assert run.outputs["deploySeconds"] == 42.5
+    assert "health" not in run.secret_outputs
+
+
+def triggers(config) -> dict[str, list]:
+    return {name: c.inputs.get("triggers") for name, c in commands_of(run_stack({**BASE, **config})).items()}
+
+
+def test_a_new_tag_reruns_only_deploy_and_health(run):
+    before = {name: c.inputs.get("triggers") for name, c in commands_of(run).items()}
+    after = triggers({"imageTag": "v1.1.0"})
+    changed = {name for name in before if before[name] != after[name]}
+    assert changed == {"deploy"}  # health follows the deploy's output
+    assert commands_of(run)["health"].inputs["triggers"] != after["deploy"]
+
+
+def test_a_new_ref_reruns_deploy(run):
+    before = commands_of(run)["deploy"].inputs["triggers"]
+    assert triggers({"ref": "main"})["deploy"] != before
+
+
+def test_an_engine_change_reruns_engine_and_deploy_only(run, monkeypatch, tmp_path):
+    host = tmp_path / "host"
+    host.mkdir()
+    for path in bootstrap.HOST_DIR.iterdir():
+        (host / path.name).write_bytes(path.read_bytes())
+    (host / "deploy.sh").write_bytes((host / "deploy.sh").read_bytes() + b"\n# changed\n")
+    monkeypatch.setattr(bootstrap, "HOST_DIR", host)
+    monkeypatch.setattr(bootstrap, "TEMPLATE", host / "user-data.sh")
+    before = {name: c.inputs.get("triggers") for name, c in commands_of(run).items()}
+    after = triggers({})
+    assert {name for name in before if before[name] != after[name]} == {"engine", "deploy"}
+
+
+def test_preview_has_unknown_outputs():
+    preview = run_stack(BASE, preview=True)
+    assert {"health", "deploySeconds", "adminPassword"} <= preview.unknown_outputs
+    assert len(preview.of_type(COMMAND)) == 5
