@@ -1,0 +1,125 @@
+"""Rehearse a deploy on this machine's Docker Engine, without AWS.
+
+    python -m infra.rehearse --ref v1.1.0
+    python -m infra.rehearse --ref pr-42 --tag pr-42-amd64
+    python -m infra.rehearse --ref main --registry 127.0.0.1:5000/siriusscan --repo file:///srv/sirius.git
+    python -m infra.rehearse --down
+
+Runs the very deploy.sh that the instance runs, with the same flags (infra/commands.py),
+so a ref that fails here fails on EC2 too, in a minute instead of twenty. Progress per
+phase streams to the terminal; the report ends as a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from infra import bootstrap, commands
+from infra.config import ConfigError, parse
+
+DEFAULT_HOME = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sirius-demo" / "rehearsal"
+
+
+def build_spec(args: argparse.Namespace) -> commands.DeploySpec:
+    """Validate the flags with the stack config's own rules, then build the deploy."""
+    raw = {"ref": args.ref, "imageTag": args.tag or "", "repoUrl": args.repo, "imageRegistry": args.registry,
+           "healthTimeout": str(args.health_timeout), "sshCidrs": "127.0.0.1/32"}
+    config = parse(raw, stack="rehearsal")
+    home = Path(args.home).resolve()
+    return commands.DeploySpec(
+        repo_url=config.repo_url,
+        ref=config.ref,
+        git_ref=config.git_ref,
+        image_tag=config.image_tag,
+        public_host="localhost",
+        health_timeout=config.health_timeout,
+        registry=config.image_registry,
+        project_dir=str(home / "sirius"),
+        state_dir=str(home / "state"),
+        pull_attempts=args.pull_attempts,
+        pull_delay=args.pull_delay,
+        min_free_gb=args.min_free_gb,
+    )
+
+
+def format_report(report: dict) -> str:
+    """The deploy report as a table a person reads at a glance."""
+    lines = [
+        f"status: {report.get('status')}  tag: {report.get('imageTag')}  ref: {report.get('ref')}"
+        f"  commit: {(report.get('commit') or '')[:12]}  total: {report.get('totalSeconds')}s",
+    ]
+    if report.get("error"):
+        lines.append(f"error: {report['error']}")
+    phases = report.get("phases") or {}
+    lines.append("phase     seconds")
+    lines += [f"{name:<9} {phases[name]:>7}" for name in ("install", "fetch", "pull", "build", "up", "healthy") if name in phases]
+    services = report.get("services") or {}
+    if services:
+        width = max(len(name) for name in services)
+        lines.append(f"{'service':<{width}}  {'health':<10} {'built':<5} {'recreated':<9} image")
+        for name in sorted(services):
+            s = services[name]
+            digest = (s.get("digest") or "")[:19]
+            image = s.get("image", "") + (f" ({digest})" if digest else "")
+            lines.append(
+                f"{name:<{width}}  {s.get('health', ''):<10} {'yes' if s.get('builtLocally') else 'no':<5} "
+                f"{'yes' if s.get('recreated') else 'no':<9} {image}"
+            )
+    return "\n".join(lines)
+
+
+def run_deploy(spec: commands.DeploySpec, bin_dir: Path = bootstrap.HOST_DIR) -> tuple[int, dict | None]:
+    """Run deploy.sh; progress goes straight to our stderr, the report is parsed from stdout."""
+    argv = commands.deploy_argv(spec, bin_dir=str(bin_dir))
+    result = subprocess.run(argv, stdout=subprocess.PIPE, text=True)
+    report = None
+    for line in reversed(result.stdout.strip().splitlines()):
+        if line.startswith("{"):
+            report = json.loads(line)
+            break
+    return result.returncode, report
+
+
+def down(home: Path) -> int:
+    project = home / "sirius"
+    if not (project / "docker-compose.yaml").exists():
+        print(f"nothing to remove under {home}")
+        return 0
+    argv = ["docker", "compose", "--project-directory", str(project), "-f", str(project / "docker-compose.yaml"),
+            "down", "--volumes", "--remove-orphans"]
+    return subprocess.run(argv).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.rehearse", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ref", default="main", help="Sirius git ref (default main)")
+    parser.add_argument("--tag", help="image tag (default: derived from --ref)")
+    parser.add_argument("--registry", default=commands.DEFAULT_REGISTRY, help="registry/namespace of the images")
+    parser.add_argument("--repo", default="https://github.com/SiriusScan/Sirius.git", help="git URL of the project")
+    parser.add_argument("--home", default=str(DEFAULT_HOME), help=f"working directory (default {DEFAULT_HOME})")
+    parser.add_argument("--health-timeout", type=int, default=600)
+    parser.add_argument("--pull-attempts", type=int)
+    parser.add_argument("--pull-delay", type=int)
+    parser.add_argument("--min-free-gb", type=int)
+    parser.add_argument("--down", action="store_true", help="remove the rehearsal's containers and volumes")
+    args = parser.parse_args(argv)
+
+    if args.down:
+        return down(Path(args.home))
+    try:
+        spec = build_spec(args)
+    except ConfigError as err:
+        parser.exit(2, f"{err}\n")
+    print(f"rehearsing {spec.ref} (tag {spec.image_tag}) from {spec.repo_url} on the local Docker Engine", file=sys.stderr)
+    code, report = run_deploy(spec)
+    print(format_report(report) if report else "deploy.sh printed no report")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
