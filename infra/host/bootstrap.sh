@@ -15,7 +15,7 @@ LOG_FILE=${SIRIUS_BOOTSTRAP_LOG:-/var/log/sirius-bootstrap.log}
 STATE_DIR=/var/lib/sirius-demo
 args=("$@")
 while (($#)); do
-  [[ $1 == --state-dir && $# -ge 2 ]] && STATE_DIR=$2
+  if [[ $1 == --state-dir && $# -ge 2 ]]; then STATE_DIR=$2; fi
   shift
 done
 

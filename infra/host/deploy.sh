@@ -84,7 +84,7 @@ fail() {
 redact() {
   local script="" secret
   for secret in "${SECRETS[@]}"; do
-    [[ -n $secret ]] && script+="s/${secret}/[redacted]/g;"
+    if [[ -n $secret ]]; then script+="s/${secret}/[redacted]/g;"; fi
   done
   if [[ -n $script ]]; then sed -e "$script"; else cat; fi
 }
@@ -134,7 +134,7 @@ on_exit() {
   if ((code != 0)) && [[ $STATUS == healthy ]]; then STATUS=failed; fi
   if ((code != 0)) && [[ -z $ERROR ]]; then ERROR="deploy.sh stopped unexpectedly (exit $code); see the log above"; fi
   write_report
-  [[ -n $WORK ]] && rm -rf "$WORK"
+  if [[ -n $WORK ]]; then rm -rf "$WORK"; fi
   exit "$code"
 }
 trap on_exit EXIT
@@ -238,6 +238,11 @@ NEXT_PUBLIC_SIRIUS_API_URL=http://$PUBLIC_HOST:9001
 IMAGE_TAG=$TAG
 ENV
 )
+# Same settings apart from IMAGE_TAG: a tag change that compose must not see as a config change.
+ENV_SAME_BUT_TAG=false
+if [[ -f $DIR/.env ]] && cmp -s <(grep -v '^IMAGE_TAG=' "$WORK/env") <(grep -v '^IMAGE_TAG=' "$DIR/.env"); then
+  ENV_SAME_BUT_TAG=true
+fi
 if cmp -s "$WORK/env" "$DIR/.env"; then rm -f "$WORK/env"; else mv "$WORK/env" "$DIR/.env"; fi
 chmod 0600 "$DIR/.env"
 
@@ -271,7 +276,7 @@ write_override() {
       image=${REF_OF_IMAGE[$name]}
       if [[ $kind == run && -n ${DIGEST_OF_IMAGE[$name]:-} ]]; then image="$REGISTRY/$name@${DIGEST_OF_IMAGE[$name]}"; fi
       printf '  %s:\n    image: "%s"\n' "$service" "$image"
-      [[ $kind == run ]] && printf '    pull_policy: missing\n'
+      if [[ $kind == run ]]; then printf '    pull_policy: missing\n'; fi
     done
   } >"$file"
 }
@@ -328,7 +333,7 @@ done
 for name in "${IMAGES[@]}"; do
   ref=${REF_OF_IMAGE[$name]}
   docker image inspect "$ref" >/dev/null 2>&1 || continue
-  [[ " ${missing[*]} " == *" $name "* ]] && continue
+  if [[ " ${missing[*]} " == *" $name "* ]]; then continue; fi
   DIGEST_OF_IMAGE[$name]=$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$ref" |
     sed -n "s|^$REGISTRY/$name@||p" | head -n 1)
 done
@@ -359,15 +364,47 @@ fi
 phase_start=$(now)
 write_override "$STATE_DIR/compose.run.yaml" run
 while read -r service container; do
-  [[ -n $service ]] && BEFORE[$service]=$container
+  if [[ -n $service ]]; then BEFORE[$service]=$container; fi
 done < <(docker ps -a --filter "label=com.docker.compose.project=$PROJECT" \
   --format '{{.Label "com.docker.compose.service"}} {{.ID}}')
+declare -A RUNNING_IMAGE=()
+if ((${#BEFORE[@]})); then
+  while read -r service image; do
+    if [[ -n $service ]]; then RUNNING_IMAGE[$service]=$image; fi
+  done < <(docker inspect --format '{{index .Config.Labels "com.docker.compose.service"}} {{.Config.Image}}' \
+    "${BEFORE[@]}")
+fi
+run_image() {
+  local name=${IMAGE_OF_SERVICE[$1]}
+  if [[ -n ${DIGEST_OF_IMAGE[$name]:-} ]]; then echo "$REGISTRY/$name@${DIGEST_OF_IMAGE[$name]}"; else echo "${REF_OF_IMAGE[$name]}"; fi
+}
+# Same compose project and settings, only new images: recreate exactly the services whose
+# image changed. Compose alone would recreate more, since the project interpolates
+# IMAGE_TAG into environment too (sirius-api's SIRIUS_VERSION).
+images_only=false
+if ((${#BEFORE[@]})) && $ENV_SAME_BUT_TAG && [[ -s $STATE_DIR/deploy.json ]] &&
+  [[ $(jq -r '.commit // ""' "$STATE_DIR/deploy.json") == "$COMMIT" ]]; then
+  images_only=true
+fi
+changed=()
+for service in $(printf '%s\n' "${!IMAGE_OF_SERVICE[@]}" | sort); do
+  if [[ ${RUNNING_IMAGE[$service]:-} != "$(run_image "$service")" ]]; then changed+=("$service"); fi
+done
 remaining=$((DEADLINE - EPOCHSECONDS))
 ((remaining > 0)) || remaining=1
-log "up: starting the stack (${remaining}s left)"
 up_ok=true
-SIRIUS_IMAGE_PULL_POLICY=missing timeout "$remaining" \
-  "${compose[@]}" -f "$STATE_DIR/compose.run.yaml" up -d --remove-orphans >"$WORK/up.log" 2>&1 || up_ok=false
+up() {
+  SIRIUS_IMAGE_PULL_POLICY=missing timeout "$remaining" \
+    "${compose[@]}" -f "$STATE_DIR/compose.run.yaml" up -d "$@" >>"$WORK/up.log" 2>&1 || up_ok=false
+}
+if $images_only; then
+  log "up: same project, new images for: ${changed[*]:-none} (${remaining}s left)"
+  up --no-recreate --remove-orphans
+  if $up_ok && ((${#changed[@]})); then up --no-deps --force-recreate "${changed[@]}"; fi
+else
+  log "up: starting the stack (${remaining}s left)"
+  up --remove-orphans
+fi
 PHASE[up]=$(seconds_since "$phase_start")
 $up_ok || log "up: docker compose up did not finish cleanly: $(grep -v '^\s*$' "$WORK/up.log" | tail -n 1 | redact)"
 
@@ -382,7 +419,7 @@ while :; do
     case $verdict in
       ok) HEALTH[$service]=healthy ;;
       failed) HEALTH[$service]="exited($code)"; broken=true ;;
-      *) HEALTH[$service]=$([[ $health == none ]] && echo "$status" || echo "$health") ;;
+      *) if [[ $health == none ]]; then HEALTH[$service]=$status; else HEALTH[$service]=$health; fi ;;
     esac
   done < <(compose_states "$PROJECT")
   for service in "${!IMAGE_OF_SERVICE[@]}"; do
@@ -394,7 +431,7 @@ while :; do
 done
 PHASE[healthy]=$(seconds_since "$phase_start")
 while read -r service container; do
-  [[ -n $service && ${BEFORE[$service]:-} != "$container" ]] && RECREATED[$service]=true
+  if [[ -n $service && ${BEFORE[$service]:-} != "$container" ]]; then RECREATED[$service]=true; fi
 done < <(docker ps -a --filter "label=com.docker.compose.project=$PROJECT" \
   --format '{{.Label "com.docker.compose.service"}} {{.ID}}')
 

@@ -20,7 +20,7 @@ while (($#)); do
 done
 
 last_deploy=null
-[[ -s $STATE_DIR/deploy.json ]] && last_deploy=$(jq -c . "$STATE_DIR/deploy.json")
+if [[ -s $STATE_DIR/deploy.json ]]; then last_deploy=$(jq -c . "$STATE_DIR/deploy.json"); fi
 project=sirius
 if [[ -f $DIR/docker-compose.yaml ]]; then
   project=$(docker compose --project-directory "$DIR" -f "$DIR/docker-compose.yaml" config --format json 2>/dev/null |
@@ -43,7 +43,7 @@ for service in $expected; do
     services=$(jq -c --arg s "$service" '.[$s] = {state: "missing", health: "none", exitCode: null, ok: false}' <<<"$services")
   fi
 done
-[[ $services == "{}" ]] && overall=unhealthy
+if [[ $services == "{}" ]]; then overall=unhealthy; fi
 
 jq -cn --arg status "$overall" --arg at "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --argjson services "$services" \
   --argjson deploy "$last_deploy" \

@@ -41,8 +41,8 @@ if ((${#packages[@]})); then
   apt_get install -y --no-install-recommends "${packages[@]}"
 fi
 
-if command -v systemctl >/dev/null 2>&1; then
-  systemctl enable --now docker >/dev/null 2>&1 || systemctl start docker
+if [[ -d /run/systemd/system ]] && ! docker info >/dev/null 2>&1; then
+  systemctl enable --now docker
 fi
 docker compose version >/dev/null || { log "install: docker compose does not work after install"; exit 1; }
 log "install: done ($(docker --version))"

@@ -37,7 +37,7 @@ compose_states() {
 judge() {
   local status=$1 health=$2 code=$3 restart=$4
   if [[ $restart == no || -z $restart ]] && [[ $status == exited ]]; then
-    [[ $code == 0 ]] && echo ok || echo failed
+    if [[ $code == 0 ]]; then echo ok; else echo failed; fi
   elif [[ $status != running ]]; then
     echo waiting
   elif [[ $health == healthy || $health == none ]]; then

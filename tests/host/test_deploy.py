@@ -1,0 +1,266 @@
+"""deploy.sh and health.sh against a real Docker Engine, registry and compose project.
+
+Each scenario asserts on the report and on the real containers. The fixtures (see
+conftest.py) give a private dockerd, a registry on 127.0.0.1 with stand-in images
+for the tags v1, v2 (UI-only change), pr-7-amd64 (api and ui only) and broken.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from infra import bootstrap, commands
+
+from .engine import SERVICE_IMAGES, TAG_BROKEN, TAG_PR, TAG_V1, TAG_V2
+
+SERVICES = sorted(SERVICE_IMAGES)
+SECRET_KEYS = ("POSTGRES_PASSWORD", "NEXTAUTH_SECRET", "INITIAL_ADMIN_PASSWORD")
+
+
+@dataclass
+class Deploy:
+    code: int
+    report: dict
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+@pytest.fixture
+def site(tmp_path, clean_project, registry, sirius_repo, standins):
+    """Where one test's deploys live: project dir, state dir, and how to run them."""
+    return Site(tmp_path, clean_project, registry, sirius_repo)
+
+
+class Site:
+    def __init__(self, root: Path, engine, registry, repo_url: str):
+        self.engine = engine
+        self.registry = registry
+        self.repo_url = repo_url
+        self.project = root / "sirius"
+        self.state = root / "state"
+
+    def spec(self, tag: str, ref: str = "main", **overrides) -> commands.DeploySpec:
+        values = dict(
+            repo_url=self.repo_url, ref=ref, git_ref=ref, image_tag=tag, public_host="127.0.0.1",
+            health_timeout=90, registry=f"{self.registry.host}/siriusscan", project_dir=str(self.project),
+            state_dir=str(self.state), pull_attempts=2, pull_delay=1, min_free_gb=1,
+        )
+        values.update(overrides)
+        return commands.DeploySpec(**values)
+
+    def deploy(self, tag: str, ref: str = "main", env: dict | None = None, **overrides) -> Deploy:
+        argv = commands.deploy_argv(self.spec(tag, ref, **overrides), bin_dir=str(bootstrap.HOST_DIR))
+        started = time.monotonic()
+        result = subprocess.run(argv, capture_output=True, text=True, env=env or self.engine.env, timeout=600)
+        seconds = time.monotonic() - started
+        report = json.loads(result.stdout.strip().splitlines()[-1])
+        return Deploy(result.returncode, report, result.stdout, result.stderr, seconds)
+
+    def health(self) -> tuple[int, dict]:
+        argv = commands.health_argv(self.spec("v1"), bin_dir=str(bootstrap.HOST_DIR))
+        result = subprocess.run(argv, capture_output=True, text=True, env=self.engine.env, timeout=120)
+        return result.returncode, json.loads(result.stdout.strip().splitlines()[-1])
+
+    def containers(self) -> dict[str, dict]:
+        """service -> {id, image, status, health} of the real containers."""
+        ids = self.engine.run("ps", "-aq", "--filter", "label=com.docker.compose.project=sirius").stdout.split()
+        if not ids:
+            return {}
+        found = json.loads(self.engine.run("inspect", *ids).stdout)
+        return {
+            c["Config"]["Labels"]["com.docker.compose.service"]: {
+                "id": c["Id"], "image": c["Config"]["Image"], "status": c["State"]["Status"],
+                "health": (c["State"].get("Health") or {}).get("Status"), "exit": c["State"]["ExitCode"],
+            }
+            for c in found
+        }
+
+    def env_file(self) -> dict[str, str]:
+        lines = (self.project / ".env").read_text().splitlines()
+        return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+
+    def secret_values(self) -> list[str]:
+        env = self.env_file()
+        return [env[k] for k in SECRET_KEYS] + [(self.project / "secrets" / "sirius_api_key.txt").read_text().strip()]
+
+
+def assert_all_running(site: Site, deploy: Deploy) -> None:
+    containers = site.containers()
+    assert set(containers) == set(SERVICES)
+    for service, c in containers.items():
+        if service == "sirius-migrate":
+            assert (c["status"], c["exit"]) == ("exited", 0)
+        else:
+            assert c["status"] == "running" and c["health"] in ("healthy", None), (service, c)
+    assert deploy.report["status"] == "healthy"
+    assert all(s["health"] == "healthy" for s in deploy.report["services"].values())
+
+
+def test_fresh_deploy_is_healthy_and_reports_everything(site, standins, no_sirius_images):
+    deploy = site.deploy(TAG_V1)
+    assert deploy.code == 0, deploy.stderr
+    assert_all_running(site, deploy)
+    report = deploy.report
+    assert report["imageTag"] == TAG_V1 and report["ref"] == "main" and len(report["commit"]) == 40
+    assert set(report["phases"]) == {"install", "fetch", "pull", "build", "up", "healthy"}
+    assert report["builtLocally"] == [] and report["unhealthy"] == [] and report["error"] is None
+    assert 0 < report["totalSeconds"] <= deploy.seconds + 1
+    for service in SERVICES:
+        image = SERVICE_IMAGES[service]
+        entry = report["services"][service]
+        assert entry["digest"] == standins.digest(image, TAG_V1)
+        assert entry["image"] == f"{site.registry.host}/siriusscan/{image}:{TAG_V1}"
+        assert not entry["builtLocally"]
+        # The container runs exactly the digest that was pulled.
+        assert site.containers()[service]["image"].endswith(f"{image}@{entry['digest']}")
+    assert json.loads((site.state / "deploy.json").read_text()) == report
+    # Secrets generated on the host, files with the modes the stack needs, never printed.
+    assert oct((site.project / ".env").stat().st_mode & 0o777) == "0o600"
+    assert oct((site.project / "secrets" / "sirius_api_key.txt").stat().st_mode & 0o777) == "0o644"
+    env = site.env_file()
+    assert env["NEXTAUTH_URL"] == "http://127.0.0.1:3000" and env["IMAGE_TAG"] == TAG_V1
+    assert env["DATABASE_URL"] == f"postgresql://postgres:{env['POSTGRES_PASSWORD']}@sirius-postgres:5432/sirius"
+    for secret in site.secret_values():
+        assert len(secret) >= 24 and secret not in deploy.stdout + deploy.stderr
+    code, health = site.health()
+    assert code == 0 and health["status"] == "healthy" and set(health["services"]) == set(SERVICES)
+    assert health["digests"]["sirius-ui"] == standins.digest("sirius-ui", TAG_V1)
+
+
+def test_missing_tags_are_built_locally_for_those_images_only(site, standins, no_sirius_images):
+    deploy = site.deploy(TAG_PR, ref="main")
+    assert deploy.code == 0, deploy.stderr
+    assert_all_running(site, deploy)
+    built = {s for s, e in deploy.report["services"].items() if e["builtLocally"]}
+    assert built == {"sirius-postgres", "sirius-rabbitmq", "sirius-valkey", "sirius-engine"}
+    assert deploy.report["builtLocally"] == sorted(built)
+    assert deploy.report["pullRounds"] == 1  # a tag that does not exist is not retried
+    assert deploy.report["services"]["sirius-ui"]["digest"] == standins.digest("sirius-ui", TAG_PR)
+    assert deploy.report["phases"]["build"] > 0
+
+
+def test_registry_down_retries_then_builds_everything(site, registry, no_sirius_images):
+    registry.stop()
+    deploy = site.deploy(TAG_V1, pull_attempts=3, pull_delay=1)
+    assert deploy.code == 0, deploy.stderr
+    assert_all_running(site, deploy)
+    assert deploy.report["pullRounds"] == 3
+    assert deploy.report["builtLocally"] == SERVICES
+    assert "retrying in 1s" in deploy.stderr and "retrying in 2s" in deploy.stderr
+
+
+def test_registry_recovering_during_retries_needs_no_build(site, registry, no_sirius_images):
+    registry.stop()
+    timer = threading.Timer(2.5, registry.start)
+    timer.start()
+    try:
+        deploy = site.deploy(TAG_V1, pull_attempts=6, pull_delay=2)
+    finally:
+        timer.join()
+    assert deploy.code == 0, deploy.stderr
+    assert_all_running(site, deploy)
+    assert deploy.report["pullRounds"] >= 2
+    assert deploy.report["builtLocally"] == []
+
+
+def test_a_service_that_never_gets_healthy_fails_within_the_deadline(site, no_sirius_images):
+    deploy = site.deploy(TAG_BROKEN, health_timeout=60)
+    assert deploy.code == 1
+    assert deploy.seconds < 60 + 20
+    assert deploy.report["status"] == "unhealthy"
+    assert deploy.report["unhealthy"] == ["sirius-ui"]
+    assert "not healthy within 60s: sirius-ui" in deploy.report["error"]
+    assert "=== diagnostics" in deploy.stderr and "--- sirius-ui:" in deploy.stderr
+    code, health = site.health()
+    assert code != 0 and health["status"] == "unhealthy" and not health["services"]["sirius-ui"]["ok"]
+
+
+def test_same_tag_again_changes_nothing_and_new_tag_recreates_only_what_changed(site, standins, no_sirius_images):
+    first = site.deploy(TAG_V1)
+    assert first.code == 0, first.stderr
+    before = site.containers()
+    secrets_before = site.secret_values()
+
+    again = site.deploy(TAG_V1)
+    assert again.code == 0, again.stderr
+    assert not any(e["recreated"] for e in again.report["services"].values())
+    assert {s: c["id"] for s, c in site.containers().items()} == {s: c["id"] for s, c in before.items()}
+
+    upgrade = site.deploy(TAG_V2)
+    assert upgrade.code == 0, upgrade.stderr
+    after = site.containers()
+    recreated = {s for s in SERVICES if after[s]["id"] != before[s]["id"]}
+    assert recreated == {"sirius-ui"}
+    assert {s for s, e in upgrade.report["services"].items() if e["recreated"]} == {"sirius-ui"}
+    assert upgrade.report["services"]["sirius-ui"]["digest"] == standins.digest("sirius-ui", TAG_V2)
+    assert site.secret_values() == secrets_before
+
+
+def test_per_image_tags_from_the_preflight(site, standins, no_sirius_images):
+    deploy = site.deploy(TAG_V1, image_tags={"sirius-ui": TAG_V2})
+    assert deploy.code == 0, deploy.stderr
+    assert deploy.report["services"]["sirius-ui"]["digest"] == standins.digest("sirius-ui", TAG_V2)
+    assert deploy.report["services"]["sirius-api"]["digest"] == standins.digest("sirius-api", TAG_V1)
+    assert deploy.report["builtLocally"] == []
+
+
+def test_unknown_ref_falls_back_to_the_default_branch(site, no_sirius_images):
+    deploy = site.deploy(TAG_V1, ref="no-such-branch")
+    assert deploy.code == 0, deploy.stderr
+    assert deploy.report["refFellBack"] is True
+    assert "does not exist" in deploy.stderr
+
+
+def test_low_disk_is_refused_before_pulling(site, no_sirius_images):
+    deploy = site.deploy(TAG_V1, min_free_gb=10_000_000)
+    assert deploy.code == 1
+    assert "GiB free under" in deploy.report["error"] and "needs 10000000 GiB" in deploy.report["error"]
+    assert deploy.report["phases"]["pull"] == 0 and site.containers() == {}
+
+
+def test_stopped_daemon_is_a_clear_error(site, docker_engine):
+    docker_engine.stop_daemon()
+    deploy = site.deploy(TAG_V1)
+    assert deploy.code == 1
+    assert "Docker daemon is not running" in deploy.report["error"]
+
+
+def test_missing_compose_plugin_is_a_clear_error(site, tmp_path):
+    env = {**site.engine.env, "DOCKER_CONFIG": str(tmp_path / "empty-docker-config")}
+    deploy = site.deploy(TAG_V1, env=env)
+    assert deploy.code == 1
+    assert "Compose v2 plugin is missing" in deploy.report["error"]
+
+
+def test_health_report_sees_a_stopped_service(site, no_sirius_images):
+    assert site.deploy(TAG_V1).code == 0
+    container = site.containers()["sirius-valkey"]["id"]
+    site.engine.run("stop", container)
+    code, health = site.health()
+    assert code != 0 and health["status"] == "unhealthy"
+    assert health["services"]["sirius-valkey"]["state"] == "exited"
+    assert health["lastDeploy"]["status"] == "healthy"
+
+
+def test_bootstrap_runs_install_then_deploy_and_records_the_outcome(site, tmp_path, no_sirius_images):
+    log = tmp_path / "bootstrap.log"
+    argv = commands.bootstrap_argv(site.spec(TAG_V1), bin_dir=str(bootstrap.HOST_DIR))
+    env = {**site.engine.env, "SIRIUS_BOOTSTRAP_LOG": str(log)}
+    result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, log.read_text()
+    record = json.loads((site.state / "bootstrap.json").read_text())
+    assert record["status"] == "healthy" and record["phases"]["install"] >= 0
+    text = log.read_text()
+    assert "install: Docker and the compose plugin are present; skipping their install" in text
+    for secret in site.secret_values():
+        assert secret not in text
+    assert os.stat(site.state / "deploy.json").st_size > 0
