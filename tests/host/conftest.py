@@ -50,8 +50,18 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def docker_engine():
-    check_ports_free()
+def host_tests_lock():
+    """One real-Docker session at a time on this machine: they share 127.0.0.1's ports."""
+    import fcntl
+
+    with open("/tmp/sirius-demo-host-tests.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@pytest.fixture(scope="session")
+def docker_engine(host_tests_lock):
+    check_ports_free(wait=30)
     engine = DockerEngine()
     engine.start()
     try:
