@@ -282,8 +282,9 @@ write_override() {
 }
 
 # --- pull: every image in parallel; transient failures retried with backoff -----
+# One `docker pull` per image (what `docker compose pull` does), so each error is read
+# on its own: a tag that does not exist is not retried, an outage is.
 phase_start=$(now)
-write_override "$STATE_DIR/compose.pull.yaml" tag
 # Release and sha- tags never move: when present locally, the registry is not asked.
 immutable_re='^(v[0-9]+\.[0-9]+\.[0-9]+.*|sha-[0-9a-f]{40})$'
 pending=()
@@ -302,8 +303,7 @@ while ((${#pending[@]})); do
   log "pull: round $PULL_ROUNDS: ${pending[*]}"
   declare -A pids=()
   for name in "${pending[@]}"; do
-    "${compose[@]}" -f "$STATE_DIR/compose.pull.yaml" pull --quiet "${SERVICE_OF_IMAGE[$name]}" \
-      >"$WORK/pull.$name.log" 2>&1 &
+    docker pull --quiet "${REF_OF_IMAGE[$name]}" >"$WORK/pull.$name.log" 2>&1 &
     pids[$name]=$!
   done
   retry=()
@@ -397,7 +397,19 @@ up() {
   SIRIUS_IMAGE_PULL_POLICY=missing timeout "$remaining" \
     "${compose[@]}" -f "$STATE_DIR/compose.run.yaml" up -d "$@" >>"$WORK/up.log" 2>&1 || up_ok=false
 }
-if $images_only; then
+# Whether every service that keeps its image is up and healthy right now.
+others_ok=true
+while read -r service status health code restart; do
+  if [[ -n ${IMAGE_OF_SERVICE[$service]:-} && " ${changed[*]} " != *" $service "* ]] &&
+    [[ $(judge "$status" "$health" "$code" "$restart") != ok ]]; then
+    others_ok=false
+  fi
+done < <(compose_states "$PROJECT")
+if $images_only && $others_ok; then
+  # Nothing else to start: touch only what changed (nothing at all for the same tag).
+  log "up: same project, running and healthy; new images for: ${changed[*]:-none}"
+  if ((${#changed[@]})); then up --no-deps --force-recreate "${changed[@]}"; fi
+elif $images_only; then
   log "up: same project, new images for: ${changed[*]:-none} (${remaining}s left)"
   up --no-recreate --remove-orphans
   if $up_ok && ((${#changed[@]})); then up --no-deps --force-recreate "${changed[@]}"; fi
@@ -427,7 +439,7 @@ while :; do
   done
   $all_ok && break
   if $broken || ((EPOCHSECONDS >= DEADLINE)); then break; fi
-  sleep 1
+  sleep 0.5
 done
 PHASE[healthy]=$(seconds_since "$phase_start")
 while read -r service container; do

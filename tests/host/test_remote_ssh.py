@@ -82,7 +82,7 @@ def test_boot_then_remote_chain_then_in_place_tag_change(ssh_host, clean_project
         assert result.returncode == 0, f"{name}: {result.stderr[-3000:]}"
         outputs[name] = result.stdout
 
-    assert last_json(outputs["wait-boot"])["status"] == "healthy"
+    assert last_json(outputs["wait-boot"])["status"] == "healthy", Path(commands.BOOTSTRAP_LOG).read_text()[-4000:]
     report = last_json(outputs["deploy"])
     assert report["status"] == "healthy" and report["imageTag"] == TAG_V1
     assert not any(s["recreated"] for s in report["services"].values())  # the boot already deployed v1
