@@ -1,0 +1,49 @@
+"""python -m infra.rehearse: the user's local loop, on the tests' Docker Engine."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from infra import rehearse
+
+from .engine import TAG_V1
+
+
+def test_rehearsal_deploys_and_prints_a_table(clean_project, registry, sirius_repo, standins, no_sirius_images, tmp_path):
+    argv = [sys.executable, "-m", "infra.rehearse", "--ref", "main", "--tag", TAG_V1,
+            "--registry", f"{registry.host}/siriusscan", "--repo", sirius_repo, "--home", str(tmp_path),
+            "--health-timeout", "120", "--min-free-gb", "1"]
+    result = subprocess.run(argv, capture_output=True, text=True, env=clean_project.env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "fetch:" in result.stderr and "pull:" in result.stderr and "deploy: healthy" in result.stderr
+    table = result.stdout
+    assert f"status: healthy  tag: {TAG_V1}  ref: main" in table
+    for phase in ("install", "fetch", "pull", "build", "up", "healthy"):
+        assert f"\n{phase} " in table
+    assert "sirius-ui" in table and "sirius-migrate" in table
+
+    down = subprocess.run([sys.executable, "-m", "infra.rehearse", "--down", "--home", str(tmp_path)],
+                          capture_output=True, text=True, env=clean_project.env, timeout=300)
+    assert down.returncode == 0, down.stderr
+    ps = clean_project.run("ps", "-aq", "--filter", "label=com.docker.compose.project=sirius").stdout.split()
+    assert ps == []
+
+
+def test_rehearsal_refuses_bad_input_with_the_config_error(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "infra.rehearse", "--ref", "main;reboot", "--home", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "sirius-demo:ref" in result.stderr and "';'" in result.stderr
+
+
+def test_format_report_reads_at_a_glance():
+    report = {"status": "unhealthy", "imageTag": "v1", "ref": "main", "commit": "a" * 40, "totalSeconds": 9.5,
+              "error": "not healthy within 60s: sirius-ui",
+              "phases": {"install": 0, "fetch": 0.2, "pull": 1.0, "build": 0, "up": 3.1, "healthy": 60.0},
+              "services": {"sirius-ui": {"image": "r/sirius-ui:v1", "digest": "sha256:" + "b" * 64,
+                                         "health": "starting", "builtLocally": False, "recreated": True}}}
+    text = rehearse.format_report(report)
+    assert "status: unhealthy" in text and "error: not healthy within 60s: sirius-ui" in text
+    assert "healthy      60.0" in text
+    assert "sirius-ui  starting   no    yes       r/sirius-ui:v1 (sha256:bbbbbbbbbbbb)" in text
