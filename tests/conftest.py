@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import http.server
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -44,3 +44,21 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture
+def edit_host_script(monkeypatch, tmp_path) -> Callable[[str], None]:
+    """Point infra.bootstrap at a copy of infra/host with one script changed."""
+    from infra import bootstrap
+
+    host = tmp_path / "host"
+    host.mkdir()
+    for path in bootstrap.HOST_DIR.iterdir():
+        (host / path.name).write_bytes(path.read_bytes())
+    monkeypatch.setattr(bootstrap, "HOST_DIR", host)
+    monkeypatch.setattr(bootstrap, "TEMPLATE", host / "user-data.sh")
+
+    def edit(name: str) -> None:
+        (host / name).write_bytes((host / name).read_bytes() + b"\n# changed\n")
+
+    return edit

@@ -88,14 +88,8 @@ def test_a_new_ref_reruns_deploy(run):
     assert triggers({"ref": "main"})["deploy"] != before
 
 
-def test_an_engine_change_reruns_engine_and_deploy_only(run, monkeypatch, tmp_path):
-    host = tmp_path / "host"
-    host.mkdir()
-    for path in bootstrap.HOST_DIR.iterdir():
-        (host / path.name).write_bytes(path.read_bytes())
-    (host / "deploy.sh").write_bytes((host / "deploy.sh").read_bytes() + b"\n# changed\n")
-    monkeypatch.setattr(bootstrap, "HOST_DIR", host)
-    monkeypatch.setattr(bootstrap, "TEMPLATE", host / "user-data.sh")
+def test_an_engine_change_reruns_engine_and_deploy_only(run, edit_host_script):
+    edit_host_script("deploy.sh")
     before = {name: c.inputs.get("triggers") for name, c in commands_of(run).items()}
     after = triggers({})
     assert {name for name in before if before[name] != after[name]} == {"engine", "deploy"}

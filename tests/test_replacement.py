@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pytest
 
-from infra import bootstrap
 from tests.pulumi_mocks import run_stack
 
 INSTANCE = "aws:ec2/instance:Instance"
@@ -49,25 +48,13 @@ def test_volume_or_ami_replaces(base, change):
     assert effect(base, instance(change))[0] == "replace"
 
 
-def test_boot_script_change_replaces(base, monkeypatch, tmp_path):
-    host = tmp_path / "host"
-    host.mkdir()
-    for path in bootstrap.HOST_DIR.iterdir():
-        (host / path.name).write_bytes(path.read_bytes())
-    (host / "install.sh").write_bytes((host / "install.sh").read_bytes() + b"\n# changed\n")
-    monkeypatch.setattr(bootstrap, "HOST_DIR", host)
-    monkeypatch.setattr(bootstrap, "TEMPLATE", host / "user-data.sh")
+def test_boot_script_change_replaces(base, edit_host_script):
+    edit_host_script("install.sh")
     assert effect(base, instance({}))[0] == "replace"
 
 
-def test_deploy_engine_change_does_not_replace(base, monkeypatch, tmp_path):
-    host = tmp_path / "host"
-    host.mkdir()
-    for path in bootstrap.HOST_DIR.iterdir():
-        (host / path.name).write_bytes(path.read_bytes())
-    (host / "deploy.sh").write_bytes((host / "deploy.sh").read_bytes() + b"\n# changed\n")
-    monkeypatch.setattr(bootstrap, "HOST_DIR", host)
-    monkeypatch.setattr(bootstrap, "TEMPLATE", host / "user-data.sh")
+def test_deploy_engine_change_does_not_replace(base, edit_host_script):
+    edit_host_script("deploy.sh")
     assert effect(base, instance({}))[0] == "same"
 
 
