@@ -29,7 +29,6 @@ MAX_VOLUME_GIB = 16384
 MIN_HEALTH_TIMEOUT = 60
 MAX_HEALTH_TIMEOUT = 3600
 
-_REF_CHARS = re.compile(r"[A-Za-z0-9._/-]+")
 _INSTANCE_TYPE = re.compile(r"([a-z]+)(\d+)([a-z-]*)\.([a-z0-9]+)")
 _AWS_ID = {
     "ami": re.compile(r"ami-[0-9a-f]{8,17}"),
@@ -151,19 +150,9 @@ def _boolean(value: Any) -> bool:
 
 def _git_ref(value: Any) -> str:
     ref = _string(value)
-    form = "expected a branch, tag, pr-N or commit: letters, digits, '.', '_', '-', '/'"
-    if not ref:
-        raise ValueError(f"is empty; {form}")
-    if len(ref) > 200:
-        raise ValueError(f"is longer than 200 characters; {form}")
-    bad = sorted({c for c in ref if not _REF_CHARS.fullmatch(c)})
-    if bad:
-        shown = ", ".join("whitespace" if c.isspace() else repr(c) for c in bad)
-        raise ValueError(f"{_show(ref)} contains {shown}; {form}")
-    if ".." in ref or "//" in ref or "/." in ref:
-        raise ValueError(f"{_show(ref)} contains '..', '//' or '/.'; {form}")
-    if ref[0] in "-/." or ref[-1] in "/." or ref.endswith(".lock"):
-        raise ValueError(f"{_show(ref)} starts with '-', '/' or '.', or ends with '/', '.' or '.lock'; {form}")
+    problem = tags.ref_problem(ref)
+    if problem:
+        raise ValueError(f"{problem}; {tags.REF_FORM}")
     return ref
 
 

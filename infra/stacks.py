@@ -63,7 +63,6 @@ _NOT_KEPT = re.compile(r"[^a-z0-9._-]+")
 _HASH_TAIL = re.compile(rf"(?:^|-)[0-9a-f]{{{HASH_LENGTH}}}\Z")
 _BRANCH_STACK = re.compile(rf"{re.escape(BRANCH_PREFIX)}[a-z0-9._-]+")
 _PR_STACK = re.compile(rf"{re.escape(PR_PREFIX)}[1-9][0-9]{{0,8}}")
-_REF_CHARS = re.compile(r"[A-Za-z0-9._/-]+")
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9_.,:/+-]*")
 
 
@@ -150,19 +149,8 @@ def is_branch_stack(name: str) -> bool:
 # --- refs, tags, expiry ---------------------------------------------------------------
 
 
-def ref_problem(ref: str) -> str | None:
-    """Why `ref` would be refused by the `ref` setting (infra/config.py), or None."""
-    if not isinstance(ref, str) or not ref:
-        return "is empty"
-    if len(ref) > 200:
-        return "is longer than 200 characters"
-    if not _REF_CHARS.fullmatch(ref):
-        return "has characters other than letters, digits, '.', '_', '-', '/'"
-    if ".." in ref or "//" in ref or "/." in ref:
-        return "contains '..', '//' or '/.'"
-    if ref[0] in "-/." or ref[-1] in "/." or ref.endswith(".lock"):
-        return "starts with '-', '/' or '.', or ends with '/', '.' or '.lock'"
-    return None
+# The `ref` setting's own rule (infra/config.py uses the same function).
+ref_problem = tags.ref_problem
 
 
 def check_image_tag(tag: str) -> str:

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 # Docker's tag grammar.
 IMAGE_TAG_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+# A safe subset of git's ref grammar: nothing a shell or git option parser reads as syntax.
+REF_FORM = "expected a branch, tag, pr-N or commit: letters, digits, '.', '_', '-', '/'"
+_REF_CHAR = re.compile(r"[A-Za-z0-9._/-]")
 
 _RELEASE = re.compile(r"v\d+\.\d+\.\d+(?:-[A-Za-z0-9.]+)?")
 _PR_SHORT = re.compile(r"pr-(\d{1,9})")
@@ -21,6 +24,23 @@ _SHA_TAG = re.compile(r"sha-([0-9a-fA-F]{40})")
 _COMMIT = re.compile(r"[0-9a-fA-F]{40}")
 _LATEST_BRANCHES = frozenset({"main", "demo"})
 _SAME_NAME_TAGS = frozenset({"beta", "dev"})
+
+
+def ref_problem(ref: object) -> str | None:
+    """What is wrong with `ref` as the `ref` setting, or None when it is accepted."""
+    if not isinstance(ref, str) or not ref:
+        return "is empty"
+    shown = repr(ref if len(ref) <= 60 else ref[:57] + "...")
+    if len(ref) > 200:
+        return "is longer than 200 characters"
+    bad = sorted({c for c in ref if not _REF_CHAR.fullmatch(c)})
+    if bad:
+        return f"{shown} contains " + ", ".join("whitespace" if c.isspace() else repr(c) for c in bad)
+    if ".." in ref or "//" in ref or "/." in ref:
+        return f"{shown} contains '..', '//' or '/.'"
+    if ref[0] in "-/." or ref[-1] in "/." or ref.endswith(".lock"):
+        return f"{shown} starts with '-', '/' or '.', or ends with '/', '.' or '.lock'"
+    return None
 
 
 @dataclass(frozen=True)

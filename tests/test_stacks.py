@@ -217,7 +217,7 @@ def test_plan_stack(kwargs, stack, ref, git_ref, image_tag, published):
         ({"branch": "café"}, "pass a Sirius ref explicitly"),
         ({"branch": "a..b"}, "'..'"),
         ({"branch": "-x"}, "starts with '-'"),
-        ({"pr": 1, "ref": "main;reboot"}, "has characters"),
+        ({"pr": 1, "ref": "main;reboot"}, "contains ';'"),
         ({"pr": 1, "image_tag": "a/b"}, "not a Docker tag"),
         ({"pr": 1, "ttl_hours": 0}, "ttlHours"),
         ({"pr": 1, "ttl_hours": 721}, "ttlHours"),
