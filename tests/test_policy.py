@@ -20,13 +20,13 @@ import pytest
 
 pulumi_policy = pytest.importorskip("pulumi_policy")
 
-from google.protobuf import json_format, struct_pb2  # noqa: E402
-from pulumi.runtime import proto  # noqa: E402
-from pulumi_policy import EnforcementLevel  # noqa: E402
-from pulumi_policy.policy import _PolicyAnalyzerServicer  # noqa: E402
+from google.protobuf import json_format, struct_pb2
+from pulumi.runtime import proto
+from pulumi_policy import EnforcementLevel
+from pulumi_policy.policy import _PolicyAnalyzerServicer
 
-from policy import rules  # noqa: E402
-from tests.pulumi_mocks import FAKE_PRIVATE_KEY, run_stack  # noqa: E402
+from policy import rules
+from tests.pulumi_mocks import FAKE_PRIVATE_KEY, run_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 PACK_DIR = ROOT / "policy"
@@ -273,9 +273,9 @@ STACK_INSTANCE = rules.StackResource(INSTANCE, "urn:pulumi:demo::sirius-demo::aw
 def test_public_ip_without_elastic_ip_is_advised(resources, flagged):
     found = rules.public_ip_has_elastic_ip(resources)
     if flagged:
-        assert found == [("associatePublicIpAddress is true but the stack has no Elastic IP for it "
-                          "(aws:ec2/eipAssociation:EipAssociation); its address changes on every stop/start",
-                          STACK_INSTANCE.urn)]
+        message = ("associatePublicIpAddress is true but the stack has no Elastic IP for it "
+                   "(aws:ec2/eipAssociation:EipAssociation); its address changes on every stop/start")
+        assert found == [(message, STACK_INSTANCE.urn)]
     else:
         assert found == []
 

@@ -15,7 +15,13 @@ import pytest
 
 from infra import config as infra_config
 from policy import rules
-from tests.pulumi_mocks import FAKE_ADMIN_PASSWORD, FAKE_PRIVATE_KEY, SECRET_SIG, SECRET_VALUE, run_stack
+from tests.pulumi_mocks import (
+    FAKE_ADMIN_PASSWORD,
+    FAKE_PRIVATE_KEY,
+    SECRET_SIG,
+    SECRET_VALUE,
+    run_stack,
+)
 
 COMMAND = "command:remote:Command"
 INSTANCE = "aws:ec2/instance:Instance"

@@ -83,11 +83,11 @@ class Host:
         self.state = root / "state"
 
     def spec(self, tag: str = TAG_V1, ref: str = "main", **overrides) -> commands.DeploySpec:
-        values = dict(
-            repo_url=self.repo_url, ref=ref, git_ref=ref, image_tag=tag, public_host="127.0.0.1", health_timeout=90,
-            registry=f"{self.registry.host}/siriusscan", project_dir=str(self.project), state_dir=str(self.state),
-            pull_attempts=1, pull_delay=1, min_free_gb=1,
-        )
+        values = {
+            "repo_url": self.repo_url, "ref": ref, "git_ref": ref, "image_tag": tag, "public_host": "127.0.0.1",
+            "health_timeout": 90, "registry": f"{self.registry.host}/siriusscan", "project_dir": str(self.project),
+            "state_dir": str(self.state), "pull_attempts": 1, "pull_delay": 1, "min_free_gb": 1,
+        }
         values.update(overrides)
         return commands.DeploySpec(**values)
 
@@ -105,7 +105,7 @@ class Host:
 
     def run(self, argv: list[str], env: dict | None = None, timeout: float = 300) -> Run:
         result = subprocess.run(argv, capture_output=True, text=True, env=env or self.engine.env, timeout=timeout,
-                                cwd=str(self.project.parent))
+                                cwd=str(self.project.parent), check=False)
         return Run(result.returncode, result.stdout, result.stderr)
 
 
@@ -256,7 +256,7 @@ REHEARSE_CASES = [
 def test_rehearse_refuses_with_the_config_error(tmp_path, canary, flag, template, key):
     value = template.format(c=canary)
     result = subprocess.run([sys.executable, "-m", "infra.rehearse", f"{flag}={value}", "--home", str(tmp_path / "h")],
-                            capture_output=True, text=True, cwd=ROOT, timeout=60)
+                            capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
     assert result.returncode == 2, result.stderr
     assert "invalid stack configuration" in result.stderr and key in result.stderr
     assert not (tmp_path / "h").exists()
