@@ -221,9 +221,11 @@ def _optional(pattern: re.Pattern[str], form: str, *, echo: bool = True) -> Call
     return parse
 
 
-def _required(pattern: re.Pattern[str], form: str) -> Callable[[Any], str]:
+def _required(pattern: re.Pattern[str], form: str, max_length: int = 200) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         text = _string(value)
+        if len(text) > max_length:
+            raise ValueError(f"is longer than {max_length} characters; expected {form}")
         if not pattern.fullmatch(text):
             raise ValueError(f"{_show(text)} is not valid; expected {form}")
         return text
@@ -231,8 +233,14 @@ def _required(pattern: re.Pattern[str], form: str) -> Callable[[Any], str]:
     return parse
 
 
+MAX_REPO_URL = 200
+MAX_REGISTRY = 100
+
+
 def _repo_url(value: Any) -> str:
     url = _string(value)
+    if len(url) > MAX_REPO_URL:
+        raise ValueError(f"is longer than {MAX_REPO_URL} characters; expected https://host/owner/repo.git or file:///path")
     if _HTTPS_REPO.fullmatch(url) or _FILE_REPO.fullmatch(url):
         if ".." not in url:
             return url
@@ -260,7 +268,7 @@ _RULES: dict[str, Callable[[Any], Any]] = {
     "vpcId": _optional(_AWS_ID["vpcId"], "a VPC id, e.g. vpc-0123456789abcdef0"),
     "subnetId": _optional(_AWS_ID["subnetId"], "a subnet id, e.g. subnet-0123456789abcdef0"),
     "healthTimeout": _integer(MIN_HEALTH_TIMEOUT, MAX_HEALTH_TIMEOUT, "seconds"),
-    "imageRegistry": _required(_REGISTRY, "a registry host and namespace, e.g. ghcr.io/siriusscan"),
+    "imageRegistry": _required(_REGISTRY, "a registry host and namespace, e.g. ghcr.io/siriusscan", MAX_REGISTRY),
     "preflight": _boolean,
     "allowBuildFallback": _boolean,
     "expiresAt": _optional(_UTC_TIME, "a UTC time like 2026-12-01T02:00:00Z"),

@@ -231,9 +231,6 @@ USER_DATA_HEADROOM = bootstrap.USER_DATA_LIMIT - len(
     bootstrap.render_user_data(_BASELINE_SPEC).encode())
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="BUG: repoUrl/imageRegistry have no length limit in infra/config.py; an "
-                   "overlong value passes config.parse and pulumi preview, then render_user_data raises ValueError "
-                   "(user_data over 16 KiB) inside an apply during pulumi up")
 @pytest.mark.parametrize("key", ["repoUrl", "imageRegistry"])
 def test_overlong_values_are_refused_by_the_config(key):
     padding = "a" * (USER_DATA_HEADROOM + 100)

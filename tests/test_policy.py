@@ -404,10 +404,15 @@ def test_analyzer_takes_policy_config(pack):
     servicer = analyzer(pack, {
         "allowed-instance-types": (proto.MANDATORY, {"allowedInstanceTypes": ["t3.small"]}),
         "volume-size": (proto.DISABLED, {}),
+        "no-public-ingress-except-ui-api": (proto.MANDATORY, {"publicPorts": [443]}),  # numbers arrive as floats
     })
     found = analyze(servicer, INSTANCE, {**GOOD_INSTANCE, "rootBlockDevice": {"volumeSize": 64, "encrypted": True}})
     assert [(name, lvl) for name, lvl, _ in found] == [("allowed-instance-types", proto.MANDATORY)]
     assert found[0][2].endswith("instance type 't3.medium' is not allowed; allowed: t3.small")
+    https = {"cidrIpv4": "0.0.0.0/0", "ipProtocol": "tcp", "fromPort": 443, "toPort": 443, "tags": GOOD_TAGS}
+    assert analyze(servicer, INGRESS, https) == []
+    ui = analyze(servicer, INGRESS, {**https, "fromPort": 3000, "toPort": 3000})
+    assert [m.split("\n")[-1] for _, _, m in ui] == ["ingress from 0.0.0.0/0: tcp 3000 is open; only ports 443 may be public"]
 
 
 def test_analyzer_does_not_trip_on_unknowns_or_secrets(pack):
@@ -489,3 +494,50 @@ def test_the_pack_catches_what_the_config_still_allows(config, rule, secret):
     run = run_stack(config, secret_keys=secret)
     flagged = {name for r in run.resources for name in rules.check_all(r.type, r.inputs)}
     assert flagged == {rule}
+
+
+# --- the pack as the CLI starts it: a process serving the analyzer over gRPC ------------------
+
+
+@pytest.fixture(scope="module")
+def pack_process():
+    """`python -m pulumi.policy <engine> policy`, what `pulumi preview --policy-pack policy` spawns
+    (the pack prints its port, then serves); stopped by its own pid."""
+    import subprocess
+    import sys
+
+    import grpc
+    from pulumi.runtime.proto import analyzer_pb2_grpc
+
+    process = subprocess.Popen([sys.executable, "-m", "pulumi.policy", "127.0.0.1:1", str(PACK_DIR)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        port = process.stdout.readline().strip()
+        assert port.isdigit(), process.stderr.read() if process.poll() is not None else port
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        yield analyzer_pb2_grpc.AnalyzerStub(channel)
+        channel.close()
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def test_the_pack_process_serves_the_policies(pack_process, program_runs):
+    from google.protobuf import empty_pb2
+
+    info = pack_process.GetAnalyzerInfo(empty_pb2.Empty())
+    assert info.name == "sirius-demo-guardrails"
+    assert [p.name for p in info.policies] == [r.name for r in rules.RESOURCE_RULES] + [rules.STACK_RULE_NAME]
+    for stack in ("demo", "preview"):
+        for resource in program_runs[stack].resources:
+            request = proto.AnalyzeRequest(type=resource.type, properties=struct(resource.raw), urn=resource.urn,
+                                           name=resource.name)
+            assert list(pack_process.Analyze(request).diagnostics) == [], (stack, resource.name)
+    bad = {"cidrIpv6": "::/0", "ipProtocol": "tcp", "fromPort": 22, "toPort": 22, "tags": GOOD_TAGS}
+    response = pack_process.Analyze(proto.AnalyzeRequest(type=INGRESS, properties=struct(bad), urn="urn:x", name="x"))
+    assert [(d.policyName, d.enforcementLevel) for d in response.diagnostics] == [
+        ("no-public-ingress-except-ui-api", proto.MANDATORY)]

@@ -238,3 +238,17 @@ def test_expiry_tag_on_branch_stacks(ip_echo):
         if resource.type in TAGGABLE:
             assert resource.tags.get("ExpiresAt") == "2026-12-01T02:00:00Z", resource.name
     assert "ExpiresAt" not in run_stack({}, ip_lookup_url=ip_echo).one(INSTANCE).tags
+
+
+def test_user_data_that_cannot_fit_stops_before_any_resource(ip_echo, monkeypatch):
+    from infra import bootstrap
+    from tests import pulumi_mocks
+
+    registered = []
+    original = pulumi_mocks.CapturingMonitor.RegisterResource
+    monkeypatch.setattr(bootstrap, "USER_DATA_LIMIT", 4000)
+    monkeypatch.setattr(pulumi_mocks.CapturingMonitor, "RegisterResource",
+                        lambda self, request: registered.append(request.type) or original(self, request))
+    with pytest.raises(pulumi.RunError, match="AWS allows 4000: shorten sirius-demo:repoUrl"):
+        run_stack({}, ip_lookup_url=ip_echo)
+    assert [t for t in registered if t != "pulumi:pulumi:Stack"] == []

@@ -147,6 +147,18 @@ for image in "${!TAG_OF_IMAGE[@]}"; do
   [[ ${TAG_OF_IMAGE[$image]} =~ $tag_re ]] || fail "--image-tag $image: not a Docker tag"
 done
 [[ $GIT_REF =~ ^[A-Za-z0-9_][A-Za-z0-9._/-]*$ && $GIT_REF != *..* ]] || fail "--git-ref '$GIT_REF' is not a git ref"
+for image in "${!TAG_OF_IMAGE[@]}"; do
+  [[ $image =~ ^[a-z0-9][a-z0-9_.-]{0,62}$ ]] || fail "--image-tag: '$image' is not an image name"
+done
+[[ $REGISTRY =~ ^[a-z0-9][a-z0-9.-]*(:[0-9]{1,5})?(/[a-z0-9][a-z0-9._-]*)*$ ]] ||
+  fail "--registry '$REGISTRY' is not a registry/namespace like ghcr.io/siriusscan"
+[[ $PUBLIC_HOST =~ ^[A-Za-z0-9]([A-Za-z0-9.:-]{0,251}[A-Za-z0-9])?$ ]] ||
+  fail "--public-host '$PUBLIC_HOST' is not a host name or IP address"
+[[ $REPO =~ ^(https://|file:///)[A-Za-z0-9._~:/-]+$ && $REPO != *..* ]] ||
+  fail "--repo '$REPO' is not an https:// or file:/// URL"
+for path in "$DIR" "$STATE_DIR"; do
+  [[ $path =~ ^/[A-Za-z0-9._/-]*$ && $path != *..* ]] || fail "'$path' is not an absolute path"
+done
 for number in "$HEALTH_TIMEOUT" "$PULL_ATTEMPTS" "$PULL_DELAY" "$MIN_FREE_GB"; do
   [[ $number =~ ^[0-9]+$ ]] || fail "numeric options must be whole numbers, got '$number'"
 done
@@ -290,7 +302,7 @@ immutable_re='^(v[0-9]+\.[0-9]+\.[0-9]+.*|sha-[0-9a-f]{40})$'
 pending=()
 for name in "${IMAGES[@]}"; do
   ref=${REF_OF_IMAGE[$name]}
-  if [[ ${ref##*:} =~ $immutable_re ]] && docker image inspect "$ref" >/dev/null 2>&1; then
+  if [[ ${ref##*:} =~ $immutable_re ]] && docker image inspect -- "$ref" >/dev/null 2>&1; then
     log "pull: $ref is immutable and present"
   else
     pending+=("$name")
@@ -303,7 +315,7 @@ while ((${#pending[@]})); do
   log "pull: round $PULL_ROUNDS: ${pending[*]}"
   declare -A pids=()
   for name in "${pending[@]}"; do
-    docker pull --quiet "${REF_OF_IMAGE[$name]}" >"$WORK/pull.$name.log" 2>&1 &
+    docker pull --quiet -- "${REF_OF_IMAGE[$name]}" >"$WORK/pull.$name.log" 2>&1 &
     pids[$name]=$!
   done
   retry=()
@@ -332,9 +344,9 @@ while ((${#pending[@]})); do
 done
 for name in "${IMAGES[@]}"; do
   ref=${REF_OF_IMAGE[$name]}
-  docker image inspect "$ref" >/dev/null 2>&1 || continue
+  docker image inspect -- "$ref" >/dev/null 2>&1 || continue
   if [[ " ${missing[*]} " == *" $name "* ]]; then continue; fi
-  DIGEST_OF_IMAGE[$name]=$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$ref" |
+  DIGEST_OF_IMAGE[$name]=$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' -- "$ref" |
     sed -n "s|^$REGISTRY/$name@||p" | head -n 1)
 done
 PHASE[pull]=$(seconds_since "$phase_start")
