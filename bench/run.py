@@ -21,7 +21,6 @@ Writes bench/results.json.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import shutil
 import statistics
@@ -39,6 +38,7 @@ from tests.host.engine import (
     Registry,
     StandIns,
     check_ports_free,
+    host_session_lock,
     make_sirius_repo,
     remove_project,
     remove_sirius_images,
@@ -132,8 +132,11 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=5, help="pairs per figure (default 5)")
     args = parser.parse_args()
 
-    lock = open("/tmp/sirius-demo-host-tests.lock", "w")  # the real-Docker tests share these ports
-    fcntl.flock(lock, fcntl.LOCK_EX)
+    with host_session_lock():  # the real-Docker tests share these ports
+        return measure(args.pairs)
+
+
+def measure(pairs: int) -> int:
     check_ports_free(wait=30)
     work = Path(tempfile.mkdtemp(prefix="sdb-", dir="/tmp"))
     engine, registry = DockerEngine(), Registry()
@@ -147,7 +150,7 @@ def main() -> int:
         ratios: dict[str, list[float]] = {key: [] for key in TARGETS}
         seconds: dict[str, list[float]] = {k: [] for k in ("fresh", "floor", "leaf", "noop", "ssh_leaf")}
         with SshHost(engine.env) as ssh:
-            for pair in range(args.pairs):
+            for pair in range(pairs):
                 # Alternate which side of a pair runs first, so drift hits both.
                 if pair % 2:
                     floor, fresh = bench.floor(TAG_V1), bench.fresh(TAG_V1)
@@ -166,11 +169,11 @@ def main() -> int:
                 for key, value in (("fresh", fresh), ("floor", floor), ("leaf", leaf), ("noop", noop),
                                    ("ssh_leaf", ssh_leaf)):
                     seconds[key].append(value)
-                print(f"pair {pair + 1}/{args.pairs}: fresh {fresh:.1f}s floor {floor:.1f}s noop {noop:.1f}s "
+                print(f"pair {pair + 1}/{pairs}: fresh {fresh:.1f}s floor {floor:.1f}s noop {noop:.1f}s "
                       f"leaf {leaf:.1f}s fresh(v2) {fresh_v2:.1f}s ssh leaf {ssh_leaf:.1f}s", flush=True)
         bench.reset()
         results = {key: round(statistics.median(values), 3) for key, values in ratios.items()}
-        results["pairs"] = args.pairs
+        results["pairs"] = pairs
         results["median_seconds"] = {key: round(statistics.median(v), 2) for key, v in seconds.items()}
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
         print(f"\n{'figure':<30} {'ratio':>6} {'target':>7}")

@@ -31,6 +31,7 @@ from .engine import (
     Registry,
     StandIns,
     check_ports_free,
+    host_session_lock,
     make_sirius_repo,
     remove_project,
     remove_sirius_images,
@@ -51,11 +52,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def host_tests_lock():
-    """One real-Docker session at a time on this machine: they share 127.0.0.1's ports."""
-    import fcntl
-
-    with open("/tmp/sirius-demo-host-tests.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with host_session_lock():
         yield
 
 

@@ -292,6 +292,16 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
+@contextlib.contextmanager
+def host_session_lock(path: str = "/tmp/sirius-demo-host-tests.lock"):
+    """One real-Docker session (tests or bench) at a time: they share 127.0.0.1's ports."""
+    import fcntl
+
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def check_ports_free(ports: Iterable[int] = SIRIUS_HOST_PORTS, wait: float = 0.0) -> None:
     """Raise HarnessError naming the busy ports (and who holds them).
 
