@@ -27,6 +27,7 @@ import pytest
 from infra import bootstrap, commands
 
 from .engine import TAG_BROKEN, TAG_V1
+from .site import Site
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_KEYS = ("POSTGRES_PASSWORD", "NEXTAUTH_SECRET", "INITIAL_ADMIN_PASSWORD")
@@ -72,24 +73,11 @@ def repo_without_builds(sirius_repo):
         shutil.rmtree(work, ignore_errors=True)
 
 
-class Host:
-    """One test's project and state dirs, and deploy.sh run with argv lists."""
-
-    def __init__(self, root: Path, engine, registry, repo_url: str):
-        self.engine = engine
-        self.registry = registry
-        self.repo_url = repo_url
-        self.project = root / "sirius"
-        self.state = root / "state"
+class Host(Site):
+    """A Site whose deploys try each pull once, and deploy.sh run with edited argv lists."""
 
     def spec(self, tag: str = TAG_V1, ref: str = "main", **overrides) -> commands.DeploySpec:
-        values = {
-            "repo_url": self.repo_url, "ref": ref, "git_ref": ref, "image_tag": tag, "public_host": "127.0.0.1",
-            "health_timeout": 90, "registry": f"{self.registry.host}/siriusscan", "project_dir": str(self.project),
-            "state_dir": str(self.state), "pull_attempts": 1, "pull_delay": 1, "min_free_gb": 1,
-        }
-        values.update(overrides)
-        return commands.DeploySpec(**values)
+        return super().spec(tag, ref, **{"pull_attempts": 1, **overrides})
 
     def argv(self, replace: dict[str, str] | None = None, drop: tuple[str, ...] = (), add: tuple[str, ...] = (),
              **spec_overrides) -> list[str]:
