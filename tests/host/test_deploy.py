@@ -199,3 +199,25 @@ def test_bootstrap_runs_install_then_deploy_and_records_the_outcome(site, tmp_pa
     for secret in site.secret_values():
         assert secret not in text
     assert os.stat(site.state / "deploy.json").st_size > 0
+
+
+@pytest.fixture
+def repo_with_broken_postgres_build(sirius_repo, tmp_path):
+    """The fixture repo with a sirius-postgres Dockerfile that cannot build."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    work = tmp_path / "broken"
+    subprocess.run([*git, "clone", "-q", sirius_repo, str(work)], check=True)
+    dockerfile = work / "sirius-postgres" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + "\nCOPY no-such-file /nowhere\n")
+    subprocess.run([*git, "-C", str(work), "commit", "-qam", "break the postgres build"], check=True)
+    return work.as_uri()
+
+
+def test_a_failed_build_fails_the_deploy_with_the_reason(site, repo_with_broken_postgres_build, no_sirius_images):
+    site.repo_url = repo_with_broken_postgres_build
+    deploy = site.deploy(TAG_PR)  # sirius-postgres has no pr-7-amd64 image: it must be built
+    assert deploy.code == 1
+    assert deploy.report["status"] == "failed"
+    assert "local build of" in deploy.report["error"] and "sirius-postgres" in deploy.report["error"]
+    assert "no-such-file" in deploy.stderr  # the build log's tail says why
+    assert deploy.report["phases"]["up"] == 0 and site.containers() == {}
