@@ -61,3 +61,15 @@ def test_accepted_values_reach_the_shell_as_single_words(ref, tag):
     assert argv[argv.index("--ref") + 1] == demo.ref
     assert argv[argv.index("--tag") + 1] == demo.image_tag
     assert not set(line) & set(";|&`$()<>\\\"\n*?!{}")
+
+
+def test_nothing_but_the_demo_on_the_boot_critical_path():
+    """No full upgrade before the stack is up, and Docker is installed only when missing."""
+    install = (bootstrap.HOST_DIR / "install.sh").read_text()
+    boot = (bootstrap.HOST_DIR / "bootstrap.sh").read_text()
+    for text in (install, boot):
+        assert "apt-get upgrade" not in text and "dist-upgrade" not in text and "full-upgrade" not in text
+    skip = install.index('docker compose version >/dev/null 2>&1; then')
+    assert skip < install.index("docker-ce docker-ce-cli")
+    # Security updates start only after the deploy, without waiting for them.
+    assert boot.index('"$HERE/deploy.sh"') < boot.index("unattended-upgrade") and "--no-block" in boot

@@ -15,7 +15,7 @@ apt_get() {
 }
 
 packages=()
-for tool in git jq curl; do
+for tool in git jq; do
   command -v "$tool" >/dev/null 2>&1 || packages+=("$tool")
 done
 
@@ -23,8 +23,10 @@ if command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; 
   log "install: Docker and the compose plugin are present; skipping their install"
 else
   log "install: adding Docker's apt repository"
-  apt_get update
-  apt_get install -y --no-install-recommends ca-certificates curl
+  if ! command -v curl >/dev/null 2>&1; then
+    apt_get update
+    apt_get install -y --no-install-recommends ca-certificates curl
+  fi
   install -d -m 0755 /etc/apt/keyrings
   curl -fsSL --retry 5 --retry-delay 2 https://download.docker.com/linux/ubuntu/gpg -o /etc/apt/keyrings/docker.asc
   chmod a+r /etc/apt/keyrings/docker.asc
