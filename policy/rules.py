@@ -310,7 +310,8 @@ _SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 _PASSWORD = re.compile(r"(?i)[A-Za-z0-9_.-]*(?:password|passwd)=([\"']?)([^\s;&|]*)")
 _URL_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]+:([^@\s/]+)@")
-_BASE64_LINE = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
+# Any length: the last line of a wrapped block is often short ("...AAAA==").
+_BASE64_LINE = re.compile(r"[A-Za-z0-9+/]{2,}={0,2}")
 _MAX_DECODED = 4 * 1024 * 1024
 
 

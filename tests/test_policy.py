@@ -541,3 +541,18 @@ def test_the_pack_process_serves_the_policies(pack_process, program_runs):
     response = pack_process.Analyze(proto.AnalyzeRequest(type=INGRESS, properties=struct(bad), urn="urn:x", name="x"))
     assert [(d.policyName, d.enforcementLevel) for d in response.diagnostics] == [
         ("no-public-ingress-except-ui-api", proto.MANDATORY)]
+
+
+@pytest.mark.parametrize("tail", range(0, 76, 5))
+def test_an_embedded_archive_is_read_whatever_the_length_of_its_last_line(tail):
+    """A wrapped base64 block ends with a short line (often with '=' padding): still scanned."""
+    import base64
+    import gzip
+    import textwrap
+
+    secret = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+    payload = gzip.compress((secret + "x" * tail).encode(), mtime=0)
+    encoded = "\n".join(textwrap.wrap(base64.b64encode(payload).decode(), 76))
+    user_data = f"#!/bin/bash\nbase64 -d <<'HOST_SCRIPTS' | tar -xzf -\n{encoded}\nHOST_SCRIPTS\n"
+    found = rules.no_secrets_in_user_data("aws:ec2/instance:Instance", {"userData": user_data})
+    assert found and "private key" in found[0].lower()
