@@ -8,6 +8,7 @@ validated before it gets here; `shlex.join` quotes it for the shell.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import shlex
 from collections.abc import Mapping
@@ -21,7 +22,8 @@ STATE_DIR = "/var/lib/sirius-demo"
 DEFAULT_REGISTRY = "ghcr.io/siriusscan"
 BOOTSTRAP_LOG = "/var/log/sirius-bootstrap.log"
 
-_REGISTRY = re.compile(r"[a-z0-9.-]+(?::\d{1,5})?(?:/[a-z0-9._-]+)*")
+# Registry host (optional port) and namespace: the `imageRegistry` setting's rule too.
+REGISTRY_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::\d{1,5})?(?:/[a-z0-9][a-z0-9._-]*)+")
 _IMAGE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 _PATH = re.compile(r"/[A-Za-z0-9._/-]*")
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
@@ -49,7 +51,7 @@ class DeploySpec:
         # A last line of defence: config.py validated these for users already.
         checks = {
             "image_tag": tags.IMAGE_TAG_PATTERN.fullmatch(self.image_tag),
-            "registry": _REGISTRY.fullmatch(self.registry),
+            "registry": REGISTRY_PATTERN.fullmatch(self.registry),
             "project_dir": _PATH.fullmatch(self.project_dir),
             "state_dir": _PATH.fullmatch(self.state_dir),
             "public_host": _is_host(self.public_host),
@@ -108,7 +110,7 @@ def health_argv(spec: DeploySpec, bin_dir: str = HOST_BIN) -> list[str]:
 
 def wait_boot_argv(spec: DeploySpec, timeout: int) -> list[str]:
     """Runs wait-boot.sh, sent on stdin: it must work before user_data unpacked anything."""
-    return ["sudo", "bash", "-s", "--", "--state-dir", spec.state_dir, "--log", BOOTSTRAP_LOG, "--timeout", str(timeout)]
+    return sudo(["bash", "-s", "--", "--state-dir", spec.state_dir, "--log", BOOTSTRAP_LOG, "--timeout", str(timeout)])
 
 
 def install_engine(bin_dir: str = HOST_BIN) -> str:
@@ -118,7 +120,7 @@ def install_engine(bin_dir: str = HOST_BIN) -> str:
 
 def read_admin_password(spec: DeploySpec) -> list[str]:
     """Prints INITIAL_ADMIN_PASSWORD from the host's .env: only ever run with logging off."""
-    return ["sudo", "sed", "-n", "s/^INITIAL_ADMIN_PASSWORD=//p", f"{spec.project_dir}/.env"]
+    return sudo(["sed", "-n", "s/^INITIAL_ADMIN_PASSWORD=//p", f"{spec.project_dir}/.env"])
 
 
 def sudo(argv: list[str]) -> list[str]:
@@ -131,3 +133,12 @@ def shell(argv: list[str]) -> str:
 
 def pipe(*argvs: list[str]) -> str:
     return " | ".join(shell(argv) for argv in argvs)
+
+
+def report_of(stdout: str) -> dict:
+    """The JSON report that deploy.sh and health.sh print as their last stdout line."""
+    for line in reversed(stdout.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            return json.loads(line)
+    raise ValueError("no JSON report in the command output")

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from infra import tags
+from infra import commands, tags
 
 PROJECT = "sirius-demo"
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
@@ -44,7 +44,6 @@ _PRIVATE_KEY = re.compile(
     r"-----BEGIN (?:OPENSSH|RSA|EC) PRIVATE KEY-----\n[A-Za-z0-9+/=\n]+-----END (?:OPENSSH|RSA|EC) PRIVATE KEY-----\n?"
 )
 _KEY_NAME = re.compile(r"[ -~]{1,255}")
-_REGISTRY = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::\d{1,5})?(?:/[a-z0-9][a-z0-9._-]*)+")
 _UTC_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 
 
@@ -268,7 +267,7 @@ _RULES: dict[str, Callable[[Any], Any]] = {
     "vpcId": _optional(_AWS_ID["vpcId"], "a VPC id, e.g. vpc-0123456789abcdef0"),
     "subnetId": _optional(_AWS_ID["subnetId"], "a subnet id, e.g. subnet-0123456789abcdef0"),
     "healthTimeout": _integer(MIN_HEALTH_TIMEOUT, MAX_HEALTH_TIMEOUT, "seconds"),
-    "imageRegistry": _required(_REGISTRY, "a registry host and namespace, e.g. ghcr.io/siriusscan", MAX_REGISTRY),
+    "imageRegistry": _required(commands.REGISTRY_PATTERN, "a registry host and namespace, e.g. ghcr.io/siriusscan", MAX_REGISTRY),
     "preflight": _boolean,
     "allowBuildFallback": _boolean,
     "expiresAt": _optional(_UTC_TIME, "a UTC time like 2026-12-01T02:00:00Z"),

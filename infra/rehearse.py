@@ -13,7 +13,6 @@ phase streams to the terminal; the report ends as a table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -77,12 +76,10 @@ def run_deploy(spec: commands.DeploySpec, bin_dir: Path = bootstrap.HOST_DIR) ->
     """Run deploy.sh; progress goes straight to our stderr, the report is parsed from stdout."""
     argv = commands.deploy_argv(spec, bin_dir=str(bin_dir))
     result = subprocess.run(argv, stdout=subprocess.PIPE, text=True)
-    report = None
-    for line in reversed(result.stdout.strip().splitlines()):
-        if line.startswith("{"):
-            report = json.loads(line)
-            break
-    return result.returncode, report
+    try:
+        return result.returncode, commands.report_of(result.stdout)
+    except ValueError:
+        return result.returncode, None
 
 
 def down(home: Path) -> int:

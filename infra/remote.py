@@ -9,7 +9,6 @@ which Ubuntu does not allow); no secret is ever on a command line.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
 import pulumi
@@ -24,15 +23,6 @@ DIAL_ATTEMPTS = 40
 DIAL_TIMEOUT = 15
 # Boot = OS setup (a few minutes at worst) + the first deploy (healthTimeout).
 BOOT_SETUP_SECONDS = 900
-
-
-def last_json_line(stdout: str) -> dict:
-    """The report that the host scripts print as their last stdout line."""
-    for line in reversed(stdout.strip().splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            return json.loads(line)
-    raise ValueError("no JSON report in the command output")
 
 
 class RemoteDeploy:
@@ -114,6 +104,6 @@ class RemoteDeploy:
             secret_stdout=True,
         )
 
-        self.report = self.health.stdout.apply(last_json_line)
-        self.deploy_seconds = self.deploy.stdout.apply(lambda out: last_json_line(out).get("totalSeconds"))
+        self.report = self.health.stdout.apply(commands.report_of)
+        self.deploy_seconds = self.deploy.stdout.apply(lambda out: commands.report_of(out).get("totalSeconds"))
         self.admin_password = pulumi.Output.secret(self.admin_password_command.stdout.apply(lambda out: out.strip()))
