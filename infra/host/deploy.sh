@@ -276,17 +276,23 @@ for line in "${service_images[@]}"; do
   REF_OF_IMAGE[$name]="$REGISTRY/$name:${TAG_OF_IMAGE[$name]:-$TAG}"
 done
 mapfile -t IMAGES < <(printf '%s\n' "${!SERVICE_OF_IMAGE[@]}" | sort)
+mapfile -t SERVICES < <(printf '%s\n' "${!IMAGE_OF_SERVICE[@]}" | sort)
+
+# run_image SERVICE: what the service runs: the pulled digest, else the tag or local build.
+run_image() {
+  local name=${IMAGE_OF_SERVICE[$1]}
+  if [[ -n ${DIGEST_OF_IMAGE[$name]:-} ]]; then echo "$REGISTRY/$name@${DIGEST_OF_IMAGE[$name]}"; else echo "${REF_OF_IMAGE[$name]}"; fi
+}
 
 # overrides FILE KIND: a compose override giving every service the image of KIND
 # (tag: the tag reference; run: the pulled digest or the local build).
 write_override() {
-  local file=$1 kind=$2 service name image
+  local file=$1 kind=$2 service image
   {
     printf 'services:\n'
-    for service in $(printf '%s\n' "${!IMAGE_OF_SERVICE[@]}" | sort); do
-      name=${IMAGE_OF_SERVICE[$service]}
-      image=${REF_OF_IMAGE[$name]}
-      if [[ $kind == run && -n ${DIGEST_OF_IMAGE[$name]:-} ]]; then image="$REGISTRY/$name@${DIGEST_OF_IMAGE[$name]}"; fi
+    for service in "${SERVICES[@]}"; do
+      image=${REF_OF_IMAGE[${IMAGE_OF_SERVICE[$service]}]}
+      if [[ $kind == run ]]; then image=$(run_image "$service"); fi
       printf '  %s:\n    image: "%s"\n' "$service" "$image"
       if [[ $kind == run ]]; then printf '    pull_policy: missing\n'; fi
     done
@@ -377,8 +383,7 @@ phase_start=$(now)
 write_override "$STATE_DIR/compose.run.yaml" run
 while read -r service container; do
   if [[ -n $service ]]; then BEFORE[$service]=$container; fi
-done < <(docker ps -a --filter "label=com.docker.compose.project=$PROJECT" \
-  --format '{{.Label "com.docker.compose.service"}} {{.ID}}')
+done < <(compose_containers "$PROJECT")
 declare -A RUNNING_IMAGE=()
 if ((${#BEFORE[@]})); then
   while read -r service image; do
@@ -386,10 +391,6 @@ if ((${#BEFORE[@]})); then
   done < <(docker inspect --format '{{index .Config.Labels "com.docker.compose.service"}} {{.Config.Image}}' \
     "${BEFORE[@]}")
 fi
-run_image() {
-  local name=${IMAGE_OF_SERVICE[$1]}
-  if [[ -n ${DIGEST_OF_IMAGE[$name]:-} ]]; then echo "$REGISTRY/$name@${DIGEST_OF_IMAGE[$name]}"; else echo "${REF_OF_IMAGE[$name]}"; fi
-}
 # Same compose project and settings, only new images: recreate exactly the services whose
 # image changed. Compose alone would recreate more, since the project interpolates
 # IMAGE_TAG into environment too (sirius-api's SIRIUS_VERSION).
@@ -399,7 +400,7 @@ if ((${#BEFORE[@]})) && $ENV_SAME_BUT_TAG && [[ -s $STATE_DIR/deploy.json ]] &&
   images_only=true
 fi
 changed=()
-for service in $(printf '%s\n' "${!IMAGE_OF_SERVICE[@]}" | sort); do
+for service in "${SERVICES[@]}"; do
   if [[ ${RUNNING_IMAGE[$service]:-} != "$(run_image "$service")" ]]; then changed+=("$service"); fi
 done
 remaining=$((DEADLINE - EPOCHSECONDS))
@@ -436,7 +437,7 @@ $up_ok || log "up: docker compose up did not finish cleanly: $(grep -v '^\s*$' "
 phase_start=$(now)
 while :; do
   all_ok=true broken=false
-  for service in "${!IMAGE_OF_SERVICE[@]}"; do HEALTH[$service]=missing; done
+  for service in "${SERVICES[@]}"; do HEALTH[$service]=missing; done
   while read -r service status health code restart; do
     [[ -n ${IMAGE_OF_SERVICE[$service]:-} ]] || continue
     verdict=$(judge "$status" "$health" "$code" "$restart")
@@ -446,7 +447,7 @@ while :; do
       *) if [[ $health == none ]]; then HEALTH[$service]=$status; else HEALTH[$service]=$health; fi ;;
     esac
   done < <(compose_states "$PROJECT")
-  for service in "${!IMAGE_OF_SERVICE[@]}"; do
+  for service in "${SERVICES[@]}"; do
     [[ ${HEALTH[$service]} == healthy ]] || all_ok=false
   done
   $all_ok && break
@@ -456,8 +457,7 @@ done
 PHASE[healthy]=$(seconds_since "$phase_start")
 while read -r service container; do
   if [[ -n $service && ${BEFORE[$service]:-} != "$container" ]]; then RECREATED[$service]=true; fi
-done < <(docker ps -a --filter "label=com.docker.compose.project=$PROJECT" \
-  --format '{{.Label "com.docker.compose.service"}} {{.ID}}')
+done < <(compose_containers "$PROJECT")
 
 if $all_ok; then
   STATUS=healthy
@@ -468,7 +468,7 @@ fi
 # --- diagnostics: which service, why, and the tail of its logs ---------------
 STATUS=unhealthy
 bad=()
-for service in $(printf '%s\n' "${!HEALTH[@]}" | sort); do
+for service in "${SERVICES[@]}"; do
   [[ ${HEALTH[$service]} == healthy ]] || bad+=("$service")
 done
 {

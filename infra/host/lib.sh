@@ -20,6 +20,11 @@ random_hex() {
   od -An -v -N"$1" -tx1 /dev/urandom | tr -d ' \n'
 }
 
+# compose_containers PROJECT: "service container_id" per container of the compose project.
+compose_containers() {
+  docker ps -a --filter "label=com.docker.compose.project=$1" --format '{{.Label "com.docker.compose.service"}} {{.ID}}'
+}
+
 # compose_states PROJECT: one line per container of the compose project:
 # "service status health exit_code restart_policy" (health is "none" without a healthcheck).
 compose_states() {
