@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from infra import commands, tags
+from infra import commands, stacks, tags
 
 PROJECT = "sirius-demo"
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
@@ -44,7 +44,6 @@ _PRIVATE_KEY = re.compile(
     r"-----BEGIN (?:OPENSSH|RSA|EC) PRIVATE KEY-----\n[A-Za-z0-9+/=\n]+-----END (?:OPENSSH|RSA|EC) PRIVATE KEY-----\n?"
 )
 _KEY_NAME = re.compile(r"[ -~]{1,255}")
-_UTC_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 
 
 @dataclass(frozen=True)
@@ -270,7 +269,7 @@ _RULES: dict[str, Callable[[Any], Any]] = {
     "imageRegistry": _required(commands.REGISTRY_PATTERN, "a registry host and namespace, e.g. ghcr.io/siriusscan", MAX_REGISTRY),
     "preflight": _boolean,
     "allowBuildFallback": _boolean,
-    "expiresAt": _optional(_UTC_TIME, "a UTC time like 2026-12-01T02:00:00Z"),
+    "expiresAt": _optional(stacks.UTC_TIME_PATTERN, "a UTC time like 2026-12-01T02:00:00Z"),
 }
 SECRET_KEYS = frozenset({"sshPrivateKey"})
 

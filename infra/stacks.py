@@ -57,7 +57,8 @@ EXPIRES_TAG = "sirius-demo:expiresAt"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 COMMENT_MARKER = "<!-- sirius-demo:branch-demo -->"
 
-_UTC_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+# The expiresAt setting's form (infra/config.py uses it too).
+UTC_TIME_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _KEPT_CHARS = re.compile(r"[a-z0-9._-]+")
 _NOT_KEPT = re.compile(r"[^a-z0-9._-]+")
 _HASH_TAIL = re.compile(rf"(?:^|-)[0-9a-f]{{{HASH_LENGTH}}}\Z")
@@ -174,7 +175,7 @@ def expires_at(now: datetime, ttl_hours: int = DEFAULT_TTL_HOURS) -> str:
 
 def parse_time(text: Any) -> datetime | None:
     """A YYYY-MM-DDTHH:MM:SSZ string as an aware UTC datetime; None when missing or garbled."""
-    if not isinstance(text, str) or not _UTC_TIME.fullmatch(text.strip()):
+    if not isinstance(text, str) or not UTC_TIME_PATTERN.fullmatch(text.strip()):
         return None
     try:
         return datetime.strptime(text.strip(), TIME_FORMAT).replace(tzinfo=timezone.utc)
