@@ -7,14 +7,13 @@ validated before it gets here; `shlex.join` quotes it for the shell.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from infra import tags
+from engine import rules
 
 HOST_BIN = "/opt/sirius-demo/bin"
 PROJECT_DIR = "/opt/sirius"
@@ -22,11 +21,8 @@ STATE_DIR = "/var/lib/sirius-demo"
 DEFAULT_REGISTRY = "ghcr.io/siriusscan"
 BOOTSTRAP_LOG = "/var/log/sirius-bootstrap.log"
 
-# Registry host (optional port) and namespace: the `imageRegistry` setting's rule too.
-REGISTRY_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::\d{1,5})?(?:/[a-z0-9][a-z0-9._-]*)+")
-_IMAGE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+REGISTRY_PATTERN = rules.REGISTRY_PATTERN
 _PATH = re.compile(r"/[A-Za-z0-9._/-]*")
-_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -50,25 +46,17 @@ class DeploySpec:
     def __post_init__(self) -> None:
         # A last line of defence: config.py validated these for users already.
         checks = {
-            "image_tag": tags.IMAGE_TAG_PATTERN.fullmatch(self.image_tag),
+            "image_tag": rules.IMAGE_TAG_PATTERN.fullmatch(self.image_tag),
             "registry": REGISTRY_PATTERN.fullmatch(self.registry),
             "project_dir": _PATH.fullmatch(self.project_dir),
             "state_dir": _PATH.fullmatch(self.state_dir),
-            "public_host": _is_host(self.public_host),
+            "public_host": rules.is_public_host(self.public_host),
         }
         for image, tag in self.image_tags.items():
-            checks[f"image_tags[{image}]"] = _IMAGE_NAME.fullmatch(image) and tags.IMAGE_TAG_PATTERN.fullmatch(tag)
+            checks[f"image_tags[{image}]"] = rules.IMAGE_NAME_PATTERN.fullmatch(image) and rules.IMAGE_TAG_PATTERN.fullmatch(tag)
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"unsafe deploy values: {', '.join(bad)}")
-
-
-def _is_host(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-        return True
-    except ValueError:
-        return bool(_HOSTNAME.fullmatch(value)) and ".." not in value
 
 
 def deploy_args(spec: DeploySpec) -> list[str]:

@@ -18,7 +18,9 @@ from typing import Any
 
 import yaml
 
-from infra import commands, stacks, tags
+from ci import stacks
+from engine import rules
+from infra import commands
 
 PROJECT = "sirius-demo"
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
@@ -148,9 +150,9 @@ def _boolean(value: Any) -> bool:
 
 def _git_ref(value: Any) -> str:
     ref = _string(value)
-    problem = tags.ref_problem(ref)
+    problem = rules.ref_problem(ref)
     if problem:
-        raise ValueError(f"{problem}; {tags.REF_FORM}")
+        raise ValueError(f"{problem}; {rules.REF_FORM}")
     return ref
 
 
@@ -158,7 +160,7 @@ def _image_tag(value: Any) -> str | None:
     tag = _string(value)
     if not tag:
         return None
-    if not tags.IMAGE_TAG_PATTERN.fullmatch(tag):
+    if not rules.IMAGE_TAG_PATTERN.fullmatch(tag):
         raise ValueError(
             f"{_show(tag)} is not a Docker tag; expected [A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}, e.g. v1.1.0 or pr-42-amd64"
         )
@@ -324,7 +326,7 @@ def parse(
     if problems:
         raise ConfigError(problems)
 
-    plan = tags.plan_ref(values["ref"], values["imageTag"])
+    plan = rules.plan_ref(values["ref"], values["imageTag"])
     return DemoConfig(
         stack=stack,
         ref=plan.ref,

@@ -1,4 +1,4 @@
-"""Stacks per branch and pull request (infra/stacks.py): names, refs, expiry, cleanup."""
+"""Stacks per branch and pull request (ci/stacks.py): names, refs, expiry, cleanup."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infra import config, stacks
-from infra.stacks import (
+from ci import stacks
+from infra import config
+from ci.stacks import (
     StackError,
     branch_stack_name,
     due_for_destruction,
@@ -483,7 +484,7 @@ def test_cli_name_json_and_github(capsys):
 )
 def test_cli_errors_exit_2(argv, capsys):
     code, out, err = run(argv, capsys)
-    assert code == 2 and out == "" and err.startswith("infra.stacks: error: ")
+    assert code == 2 and out == "" and err.startswith("ci.stacks: error: ")
 
 
 def test_cli_due_branch_stacks_and_summary(tmp_path, capsys):
@@ -523,7 +524,7 @@ def test_cli_due_branch_stacks_and_summary(tmp_path, capsys):
 
 def test_runs_as_a_module():
     result = subprocess.run(
-        [sys.executable, "-m", "infra.stacks", "name", "--pr", "42", "--format", "github"],
+        [sys.executable, "-m", "ci.stacks", "name", "--pr", "42", "--format", "github"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from infra.tags import plan_ref, resolve_image_tag
+from engine.rules import plan_ref, resolve_image_tag
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

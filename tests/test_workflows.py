@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra import stacks
+from ci import stacks
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -217,7 +217,7 @@ def test_triggers():
 
 def test_deploy_summary_reports_url_and_health():
     text = (WORKFLOWS / "deploy.yml").read_text()
-    assert "GITHUB_STEP_SUMMARY" in text and "python -m infra.stacks summary" in text
+    assert "GITHUB_STEP_SUMMARY" in text and "python -m ci.stacks summary" in text
     summary = next(s for _, _, s in steps(WORKFLOWS / "deploy.yml") if "GITHUB_STEP_SUMMARY" in s.get("run", ""))
     assert str(summary.get("if", "")).startswith("always()")  # also after a failed up
 
@@ -234,7 +234,7 @@ def test_branch_demo_uses_the_template_the_expiry_tag_and_cleans_up():
 
 def test_cleanup_reads_the_same_tag_and_never_names_demo():
     text = (WORKFLOWS / "cleanup.yml").read_text()
-    assert "python -m infra.stacks branch-stacks" in text and "python -m infra.stacks due" in text
+    assert "python -m ci.stacks branch-stacks" in text and "python -m ci.stacks due" in text
     assert "pulumi stack tag ls --json" in text
     assert not re.search(r"--stack\s+demo\b|stack rm demo\b", text)
     assert stacks.EXPIRES_TAG == "sirius-demo:expiresAt"

@@ -4,7 +4,7 @@ deploy.sh is run directly (argv lists, no shell in between: infra.commands.Deplo
 would refuse most of these values before they got here) with values that would run
 `touch /tmp/<canary>` if any layer evaluated them. The canary must never appear; the
 deploy must refuse the value (non-zero exit, a clear error in its report) or treat it
-as data. `python -m infra.rehearse` refuses them with exit 2 and the config error.
+as data. `python -m tools.rehearse` refuses them with exit 2 and the config error.
 
 Then the secrets: after a real deploy of v1, the generated secrets (.env and the API
 key file) appear in no output, report, health report, bootstrap log or command line.
@@ -240,7 +240,7 @@ REHEARSE_CASES = [
 @pytest.mark.parametrize(("flag", "template", "key"), REHEARSE_CASES)
 def test_rehearse_refuses_with_the_config_error(tmp_path, canary, flag, template, key):
     value = template.format(c=canary)
-    result = subprocess.run([sys.executable, "-m", "infra.rehearse", f"{flag}={value}", "--home", str(tmp_path / "h")],
+    result = subprocess.run([sys.executable, "-m", "tools.rehearse", f"{flag}={value}", "--home", str(tmp_path / "h")],
                             capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
     assert result.returncode == 2, result.stderr
     assert "invalid stack configuration" in result.stderr and key in result.stderr

@@ -1,17 +1,17 @@
-"""python -m infra.rehearse: the user's local loop, on the tests' Docker Engine."""
+"""python -m tools.rehearse: the user's local loop, on the tests' Docker Engine."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-from infra import rehearse
+from tools import rehearse
 
 from .engine import TAG_V1
 
 
 def test_rehearsal_deploys_and_prints_a_table(clean_project, registry, sirius_repo, standins, no_sirius_images, tmp_path):
-    argv = [sys.executable, "-m", "infra.rehearse", "--ref", "main", "--tag", TAG_V1,
+    argv = [sys.executable, "-m", "tools.rehearse", "--ref", "main", "--tag", TAG_V1,
             "--registry", f"{registry.host}/siriusscan", "--repo", sirius_repo, "--home", str(tmp_path),
             "--health-timeout", "120", "--min-free-gb", "1"]
     result = subprocess.run(argv, capture_output=True, text=True, env=clean_project.env, timeout=600)
@@ -23,7 +23,7 @@ def test_rehearsal_deploys_and_prints_a_table(clean_project, registry, sirius_re
         assert f"\n{phase} " in table
     assert "sirius-ui" in table and "sirius-migrate" in table
 
-    down = subprocess.run([sys.executable, "-m", "infra.rehearse", "--down", "--home", str(tmp_path)],
+    down = subprocess.run([sys.executable, "-m", "tools.rehearse", "--down", "--home", str(tmp_path)],
                           capture_output=True, text=True, env=clean_project.env, timeout=300)
     assert down.returncode == 0, down.stderr
     ps = clean_project.run("ps", "-aq", "--filter", "label=com.docker.compose.project=sirius").stdout.split()
@@ -31,7 +31,7 @@ def test_rehearsal_deploys_and_prints_a_table(clean_project, registry, sirius_re
 
 
 def test_rehearsal_refuses_bad_input_with_the_config_error(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "infra.rehearse", "--ref", "main;reboot", "--home", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "tools.rehearse", "--ref", "main;reboot", "--home", str(tmp_path)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "sirius-demo:ref" in result.stderr and "';'" in result.stderr

@@ -1,9 +1,9 @@
 """Rehearse a deploy on this machine's Docker Engine, without AWS.
 
-    python -m infra.rehearse --ref v1.1.0
-    python -m infra.rehearse --ref pr-42 --tag pr-42-amd64
-    python -m infra.rehearse --ref main --registry 127.0.0.1:5000/siriusscan --repo file:///srv/sirius.git
-    python -m infra.rehearse --down
+    python -m tools.rehearse --ref v1.1.0
+    python -m tools.rehearse --ref pr-42 --tag pr-42-amd64
+    python -m tools.rehearse --ref main --registry 127.0.0.1:5000/siriusscan --repo file:///srv/sirius.git
+    python -m tools.rehearse --down
 
 Runs the very deploy.sh that the instance runs, with the same flags (infra/commands.py),
 so a ref that fails here fails on EC2 too, in a minute instead of twenty. Progress per
@@ -93,7 +93,7 @@ def down(home: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.rehearse", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.rehearse", description=__doc__.split("\n\n")[0])
     parser.add_argument("--ref", default="main", help="Sirius git ref (default main)")
     parser.add_argument("--tag", help="image tag (default: derived from --ref)")
     parser.add_argument("--registry", default=commands.DEFAULT_REGISTRY, help="registry/namespace of the images")

@@ -1,6 +1,8 @@
-"""Which git ref to fetch and which image tag to run, from the `ref` setting.
+"""The rules shared by the Pulumi program and the host engine: one copy of each.
 
-Pure functions: no Pulumi, no I/O. The rules follow what Sirius CI publishes to
+Which git ref to fetch and which image tag to run for the `ref` setting, and what a
+registry, image name, tag and public host look like. Standard library only: this
+module ships to the instance inside the engine. Pure functions: no Pulumi, no I/O. The rules follow what Sirius CI publishes to
 ghcr.io (see ../shared/sirius-stack.md): `latest` from main, `pr-N-amd64` for pull
 requests (per-architecture only), `sha-<commit>` from main pushes, release tags
 re-tagged by hand, `beta` and `dev` as-is.
@@ -8,9 +10,15 @@ re-tagged by hand, `beta` and `dev` as-is.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 
+# Registry host (optional port) and namespace, e.g. ghcr.io/siriusscan or 127.0.0.1:5000/siriusscan.
+REGISTRY_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::\d{1,5})?(?:/[a-z0-9][a-z0-9._-]*)+")
+# An image's last path component, e.g. sirius-ui.
+IMAGE_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 # Docker's tag grammar.
 IMAGE_TAG_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 # A safe subset of git's ref grammar: nothing a shell or git option parser reads as syntax.
@@ -41,6 +49,15 @@ def ref_problem(ref: object) -> str | None:
     if ref[0] in "-/." or ref[-1] in "/." or ref.endswith(".lock"):
         return f"{shown} starts with '-', '/' or '.', or ends with '/', '.' or '.lock'"
     return None
+
+
+def is_public_host(value: str) -> bool:
+    """An IP address or DNS name that browsers use to reach the demo."""
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return bool(_HOSTNAME.fullmatch(value)) and ".." not in value
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,16 @@
 """Stacks per branch and pull request: names, refs, expiry and cleanup selection.
 
-Pure functions (stdlib and infra.tags only: no Pulumi, no network, no clock unless
+Pure functions (stdlib and engine.rules only: no Pulumi, no network, no clock unless
 asked), so the workflows in .github/workflows can call them before anything is
-installed and the tests can table them. Run as `python -m infra.stacks`:
+installed and the tests can table them. Run as `python -m ci.stacks`:
 
-    python -m infra.stacks name --pr 42 [--format github]      # stack, ref, imageTag, expiresAt
-    python -m infra.stacks name --branch feature/scan-ui
-    python -m infra.stacks branch-stacks --stacks-json ls.json # which listed stacks are branch stacks
-    python -m infra.stacks due --stacks-json expiry.json       # which of them to destroy now
-    python -m infra.stacks ssh-cidrs --extra "$CIDRS" --runner-ip "$IP"
-    python -m infra.stacks check-tag v1.1.0
-    python -m infra.stacks summary --outputs-json out.json --stack pr-42
+    python -m ci.stacks name --pr 42 [--format github]      # stack, ref, imageTag, expiresAt
+    python -m ci.stacks name --branch feature/scan-ui
+    python -m ci.stacks branch-stacks --stacks-json ls.json # which listed stacks are branch stacks
+    python -m ci.stacks due --stacks-json expiry.json       # which of them to destroy now
+    python -m ci.stacks ssh-cidrs --extra "$CIDRS" --runner-ip "$IP"
+    python -m ci.stacks check-tag v1.1.0
+    python -m ci.stacks summary --outputs-json out.json --stack pr-42
 
 Stack names. A pull request N gets `pr-N`; a branch gets `branch-<name>`; the shared
 `demo` stack is never produced. The branch part keeps a name only when it is already
@@ -42,7 +42,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from infra import tags
+from engine import rules
 
 SHARED_STACK = "demo"
 BRANCH_PREFIX = "branch-"
@@ -52,7 +52,7 @@ STACK_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 HASH_LENGTH = 10
 DEFAULT_TTL_HOURS = 72
 MAX_TTL_HOURS = 24 * 30
-MAX_PR = 999_999_999  # infra.tags accepts pr-N with up to 9 digits
+MAX_PR = 999_999_999  # engine.rules accepts pr-N with up to 9 digits
 EXPIRES_TAG = "sirius-demo:expiresAt"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 COMMENT_MARKER = "<!-- sirius-demo:branch-demo -->"
@@ -151,11 +151,11 @@ def is_branch_stack(name: str) -> bool:
 
 
 # The `ref` setting's own rule (infra/config.py uses the same function).
-ref_problem = tags.ref_problem
+ref_problem = rules.ref_problem
 
 
 def check_image_tag(tag: str) -> str:
-    if not isinstance(tag, str) or not tags.IMAGE_TAG_PATTERN.fullmatch(tag):
+    if not isinstance(tag, str) or not rules.IMAGE_TAG_PATTERN.fullmatch(tag):
         raise StackError(f"image tag {tag!r} is not a Docker tag ([A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})")
     return tag
 
@@ -240,7 +240,7 @@ def plan_stack(
     """Stack name, Sirius ref, image tag and expiry for a branch or pull request.
 
     The ref defaults to `pr-N` for a pull request and to the branch name for a branch
-    (infra.tags then picks the image tag: `pr-N-amd64`, `latest` for main/demo, ...);
+    (engine.rules then picks the image tag: `pr-N-amd64`, `latest` for main/demo, ...);
     `ref` overrides it (e.g. a fixed Sirius ref for pull requests of this repository),
     `image_tag` pins the image tag."""
     name = stack_name(branch=branch, pr=pr)
@@ -257,7 +257,7 @@ def plan_stack(
         hint = "" if ref else "; pass a Sirius ref explicitly (--ref)"
         raise StackError(f"ref {chosen!r} {problem}{hint}")
     override = check_image_tag(image_tag) if image_tag else None
-    plan = tags.plan_ref(chosen, override)
+    plan = rules.plan_ref(chosen, override)
     return StackPlan(
         stack=name,
         ref=chosen,
@@ -465,7 +465,7 @@ def _now_arg(text: str | None, clock: Callable[[], datetime]) -> datetime:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m infra.stacks", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ci.stacks", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     name = sub.add_parser("name", help="stack, ref, image tag and expiry of a branch or pull request")
@@ -555,7 +555,7 @@ def main(argv: Sequence[str] | None = None, *, clock: Callable[[], datetime] | N
                 end="",
             )
     except (StackError, OSError, json.JSONDecodeError) as err:
-        print(f"infra.stacks: error: {err}", file=sys.stderr)
+        print(f"ci.stacks: error: {err}", file=sys.stderr)
         return 2
     return 0
 
