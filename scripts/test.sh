@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# Docker Engine, a registry, busybox for the stand-in images, sshd for the remote
-# commands, shellcheck and jq: everything the host scripts meet on a real instance.
-DEBIAN_PACKAGES=(docker.io docker-registry busybox-static shellcheck openssh-server openssh-client jq git
+# A registry, busybox for the stand-in images, sshd for the remote commands, runc for
+# the test Engine, shellcheck: everything the host engine meets on a real instance.
+# The Docker Engine itself (26, from trixie) is installed by install-test-docker.sh.
+DEBIAN_PACKAGES=(docker-registry busybox-static runc shellcheck openssh-server openssh-client jq git
   ca-certificates iproute2 util-linux procps)
 
 missing=()
@@ -20,6 +21,8 @@ if ((${#missing[@]})); then
   "${sudo_cmd[@]}" apt-get update -q
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+./scripts/install-test-docker.sh >&2
 
 PYTHON=${PYTHON:-python3}
 if [[ ! -x venv/bin/python ]]; then

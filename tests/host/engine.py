@@ -173,8 +173,11 @@ STANDIN_NONROOT = ("sirius-api", "sirius-engine", "sirius-ui")
 #: Build targets named in the real docker-compose.build.yaml.
 BUILD_TARGETS = {"sirius-ui": "production", "sirius-api": "runner", "sirius-engine": "runtime"}
 
-DOCKER_CLIENT_CANDIDATES = ("/usr/local/bin/docker", "/usr/bin/docker")
-DOCKERD_CANDIDATES = ("/usr/sbin/dockerd", "/usr/bin/dockerd")
+# The test Engine (26, from Debian trixie) that scripts/install-test-docker.sh unpacks.
+TEST_DOCKER_PREFIX = Path(os.environ.get("SIRIUS_TEST_DOCKER_PREFIX", "/opt/sirius-test-docker"))
+TEST_DOCKER_PATH = f"{TEST_DOCKER_PREFIX}/usr/sbin:{TEST_DOCKER_PREFIX}/usr/bin"
+DOCKER_CLIENT_CANDIDATES = (f"{TEST_DOCKER_PREFIX}/usr/bin/docker",)
+DOCKERD_CANDIDATES = (f"{TEST_DOCKER_PREFIX}/usr/sbin/dockerd",)
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 REGISTRY_CANDIDATES = ("/usr/bin/docker-registry",)
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -517,7 +520,7 @@ class DockerEngine:
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.extra_args = list(extra_args)
-        self.dockerd = _first_existing(DOCKERD_CANDIDATES, "dockerd (apt-get install docker.io)")
+        self.dockerd = _first_existing(DOCKERD_CANDIDATES, "dockerd (scripts/install-test-docker.sh)")
         self.client = client  # chosen in start()
         self.client_version = ""
         self.compose_binary = ""
@@ -630,7 +633,8 @@ class DockerEngine:
             if r.returncode != 0:
                 raise HarnessError(f"cannot create bridge {self.bridge}: {r.stderr.strip()}")
         self._log_fh = open(self.log_path, "ab")
-        env = {"PATH": SYSTEM_PATH, "HOME": str(self.root), "LANG": "C.UTF-8"}
+        # containerd, its shims and docker-proxy come from the test Engine's folder.
+        env = {"PATH": f"{TEST_DOCKER_PATH}:{SYSTEM_PATH}", "HOME": str(self.root), "LANG": "C.UTF-8"}
         log.info("starting %s", " ".join(self.daemon_args()))
         self.proc = subprocess.Popen(
             self.daemon_args(), stdin=subprocess.DEVNULL, stdout=self._log_fh,
