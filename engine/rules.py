@@ -14,6 +14,16 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+DEFAULT_REGISTRY = "ghcr.io/siriusscan"
+# The ports the world reaches: the UI and the API. Every other port a Sirius service
+# publishes is bound to 127.0.0.1 on the host (RabbitMQ takes guest/guest, Valkey has no
+# password), and the security group opens only these two (and SSH).
+UI_PORT = 3000
+API_PORT = 9001
+PUBLIC_SERVICES = {"sirius-ui": UI_PORT, "sirius-api": API_PORT}
+# The first release whose compose file runs the published images with the API key file.
+FIRST_SUPPORTED_RELEASE = (1, 1, 0)
+
 # Registry host (optional port) and namespace, e.g. ghcr.io/siriusscan or 127.0.0.1:5000/siriusscan.
 REGISTRY_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::\d{1,5})?(?:/[a-z0-9][a-z0-9._-]*)+")
 # An image's last path component, e.g. sirius-ui.
@@ -30,8 +40,14 @@ _PR_SHORT = re.compile(r"pr-(\d{1,9})")
 _PR_REF = re.compile(r"refs/pull/(\d{1,9})(?:/(?:head|merge))?")
 _SHA_TAG = re.compile(r"sha-([0-9a-fA-F]{40})")
 _COMMIT = re.compile(r"[0-9a-fA-F]{40}")
-_LATEST_BRANCHES = frozenset({"main", "demo"})
-_SAME_NAME_TAGS = frozenset({"beta", "dev"})
+_LATEST_BRANCHES = frozenset({"main"})
+# `beta` images are `latest`'s digests, built from main: main's compose runs them.
+_MAIN_TAGS = frozenset({"beta"})
+# What a ref may not be, and why (shared facts: refs vs images).
+_REFUSED = {
+    "dev": "is unmaintained: its images were last pushed in 2025-10 and predate the API key file "
+    "that every compose file since v1.1.0 mounts; use main (tag latest) or v1.1.0 or later",
+}
 
 
 def ref_problem(ref: object) -> str | None:
@@ -48,6 +64,20 @@ def ref_problem(ref: object) -> str | None:
         return f"{shown} contains '..', '//' or '/.'"
     if ref[0] in "-/." or ref[-1] in "/." or ref.endswith(".lock"):
         return f"{shown} starts with '-', '/' or '.', or ends with '/', '.' or '.lock'"
+    return None
+
+
+def release_problem(ref: str) -> str | None:
+    """Why `ref` (a valid ref) cannot deploy the published images, or None."""
+    if ref in _REFUSED:
+        return f"{ref!r} {_REFUSED[ref]}"
+    match = _RELEASE.fullmatch(ref)
+    if match:
+        version = tuple(int(part) for part in ref[1:].split("-")[0].split("."))
+        if version < FIRST_SUPPORTED_RELEASE:
+            return (f"{ref!r} is older than v1.1.0, the first release whose compose file runs the "
+                    "published images (older ones build from source or need the removed SIRIUS_API_KEY); "
+                    "use v1.1.0 or later, or main")
     return None
 
 
@@ -88,8 +118,8 @@ def _derive(ref: str) -> tuple[str, str, bool, int | None]:
         return ref, ref, True, None
     if ref in _LATEST_BRANCHES:
         return ref, "latest", True, None
-    if ref in _SAME_NAME_TAGS:
-        return ref, ref, True, None
+    if ref in _MAIN_TAGS:
+        return "main", ref, True, None
     for pattern in (_PR_SHORT, _PR_REF):
         match = pattern.fullmatch(ref)
         if match:

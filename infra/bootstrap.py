@@ -1,81 +1,80 @@
-"""The user_data that boots the instance: host scripts plus the first deploy.
+"""The host engine as it travels: reproducible Python zipapps.
 
-Rendered from infra/host/user-data.sh. The host scripts travel as a deterministic
-gzipped tar (so the same scripts always give the same bytes and the same digest),
-and the bootstrap command line is built by infra/commands.py and quoted there.
+- user_data (engine/boot/user-data.sh) carries the boot part of the engine (OS
+  setup) and runs `bootstrap`. It holds no setting of the stack: it is the same for
+  every ref, tag and address, and well inside AWS's 16 KB.
+- The whole engine is uploaded over SSH before every deploy (infra/remote.py),
+  the first one included.
 """
 
 from __future__ import annotations
 
 import base64
-import gzip
 import hashlib
 import io
-import tarfile
 import textwrap
+import zipfile
 from pathlib import Path
 
 from infra import commands
 
-HOST_DIR = Path(__file__).resolve().parent / "host"
-HOST_SCRIPTS = ("lib.sh", "install.sh", "deploy.sh", "health.sh", "bootstrap.sh")
-# What only runs at boot: a change here needs a new instance. The deploy engine
-# is updated in place by the remote commands (infra/remote.py).
-BOOT_FILES = ("user-data.sh", "bootstrap.sh", "install.sh")
-ENGINE_FILES = ("lib.sh", "deploy.sh", "health.sh")
-TEMPLATE = HOST_DIR / "user-data.sh"
-# AWS refuses user_data over 16 KB (raw, before base64).
+ENGINE_DIR = Path(__file__).resolve().parent.parent / "engine"
+TEMPLATE = ENGINE_DIR / "boot" / "user-data.sh"
+WAIT_BOOT = ENGINE_DIR / "boot" / "wait-boot.sh"
+# What user_data carries and runs at boot: a change here needs a new instance. The
+# rest of the engine is updated in place by the remote commands.
+BOOT_MODULES = ("__init__.py", "__main__.py", "bootstrap.py", "docker.py", "install.py")
+BOOT_FILES = ("boot/user-data.sh", *BOOT_MODULES)
+# AWS refuses user_data over 16 KB (raw bytes).
 USER_DATA_LIMIT = 16 * 1024
+_ZIP_MAIN = b"import sys\nfrom engine.__main__ import main\nsys.exit(main(sys.argv[1:]))\n"
 
 
-def host_scripts(names: tuple[str, ...] = HOST_SCRIPTS) -> dict[str, bytes]:
-    return {name: (HOST_DIR / name).read_bytes() for name in names}
+def engine_files(modules: tuple[str, ...] | None = None) -> dict[str, bytes]:
+    """engine/*.py (or only `modules`) by path inside the zipapp."""
+    paths = sorted(ENGINE_DIR.glob("*.py")) if modules is None else [ENGINE_DIR / m for m in sorted(modules)]
+    return {f"engine/{p.name}": p.read_bytes() for p in paths}
 
 
-def files_digest(names: tuple[str, ...]) -> str:
-    """sha256 over some host files' names and contents."""
+def _digest(files: dict[str, bytes]) -> str:
     digest = hashlib.sha256()
-    for name in sorted(names):
-        digest.update(name.encode() + b"\0" + (HOST_DIR / name).read_bytes() + b"\0")
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name] + b"\0")
     return digest.hexdigest()
 
 
-def boot_files_digest() -> str:
-    return files_digest(BOOT_FILES)
-
-
 def engine_digest() -> str:
-    return files_digest(ENGINE_FILES)
+    return _digest(engine_files())
 
 
-def script_archive(names: tuple[str, ...] = HOST_SCRIPTS) -> bytes:
-    """Host scripts as a byte-for-byte reproducible .tar.gz."""
+def boot_files_digest() -> str:
+    return _digest({name: (ENGINE_DIR / name).read_bytes() for name in BOOT_FILES})
+
+
+def engine_archive(modules: tuple[str, ...] | None = None) -> bytes:
+    """The engine as a byte-for-byte reproducible zipapp: `python3 engine.pyz COMMAND`."""
     buffer = io.BytesIO()
-    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, compresslevel=9) as gz:
-        with tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-            for name, content in sorted(host_scripts(names).items()):
-                info = tarfile.TarInfo(name)
-                info.size = len(content)
-                info.mode = 0o755
-                info.mtime = 0
-                info.uname = info.gname = "root"
-                tar.addfile(info, io.BytesIO(content))
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for name, content in {"__main__.py": _ZIP_MAIN, **engine_files(modules)}.items():
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, content, compresslevel=9)
     return buffer.getvalue()
 
 
-def encoded_archive(names: tuple[str, ...] = HOST_SCRIPTS) -> str:
-    """base64 lines of script_archive(names), as user_data and the engine upload carry it."""
-    return "\n".join(textwrap.wrap(base64.b64encode(script_archive(names)).decode("ascii"), 76)) + "\n"
+def encoded_engine(modules: tuple[str, ...] | None = None) -> str:
+    """base64 lines of the zipapp, as user_data and the engine upload carry it."""
+    return "\n".join(textwrap.wrap(base64.b64encode(engine_archive(modules)).decode("ascii"), 76)) + "\n"
 
 
-def render_user_data(spec: commands.DeploySpec) -> str:
-    encoded = encoded_archive().rstrip("\n")
+def render_user_data() -> str:
+    """The user_data script: the boot zipapp, then `bootstrap`."""
     text = (
         TEMPLATE.read_text()
-        .replace("@@HOST_SCRIPTS@@", encoded)
-        .replace("@@BOOTSTRAP_COMMAND@@", commands.shell(commands.bootstrap_argv(spec)))
+        .replace("@@BOOT_ENGINE@@", encoded_engine(BOOT_MODULES).rstrip("\n"))
+        .replace("@@BOOTSTRAP_COMMAND@@", commands.shell(commands.bootstrap_argv()))
     )
-    size = len(text.encode())
-    if size > USER_DATA_LIMIT:
-        raise ValueError(f"user_data is {size} bytes; AWS allows {USER_DATA_LIMIT}")
+    if len(text.encode()) > USER_DATA_LIMIT:
+        raise ValueError(f"user_data is {len(text.encode())} bytes; AWS allows {USER_DATA_LIMIT}")
     return text

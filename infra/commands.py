@@ -1,7 +1,8 @@
 """The commands that run on a host, built as argument lists (the Kamal way).
 
 user_data, the remote commands and the local rehearsal all call the same host
-scripts through these builders, so a flag is spelled in one place. Every value is
+engine (engine/, shipped as a zipapp) through these builders, so a flag is spelled
+in one place. Every value is
 validated before it gets here; `shlex.join` quotes it for the shell.
 """
 
@@ -13,16 +14,16 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from engine import rules
+from engine import rules, settings
 
-HOST_BIN = "/opt/sirius-demo/bin"
-PROJECT_DIR = "/opt/sirius"
-STATE_DIR = "/var/lib/sirius-demo"
-DEFAULT_REGISTRY = "ghcr.io/siriusscan"
+ENGINE = "/opt/sirius-demo/engine.pyz"
+BOOT_ENGINE = "/opt/sirius-demo/boot.pyz"  # what user_data writes: the boot part of the engine
+PROJECT_DIR = settings.PROJECT_DIR
+STATE_DIR = settings.STATE_DIR
+DEFAULT_REGISTRY = rules.DEFAULT_REGISTRY
 BOOTSTRAP_LOG = "/var/log/sirius-bootstrap.log"
 
 REGISTRY_PATTERN = rules.REGISTRY_PATTERN
-_PATH = re.compile(r"/[A-Za-z0-9._/-]*")
 
 
 @dataclass(frozen=True)
@@ -39,28 +40,22 @@ class DeploySpec:
     registry: str = DEFAULT_REGISTRY
     project_dir: str = PROJECT_DIR
     state_dir: str = STATE_DIR
+    build_timeout: int | None = None
+    bind_address: str = ""  # where the UI and API listen; "" = every address
     pull_attempts: int | None = None
     pull_delay: int | None = None
     min_free_gb: int | None = None
 
     def __post_init__(self) -> None:
-        # A last line of defence: config.py validated these for users already.
-        checks = {
-            "image_tag": rules.IMAGE_TAG_PATTERN.fullmatch(self.image_tag),
-            "registry": REGISTRY_PATTERN.fullmatch(self.registry),
-            "project_dir": _PATH.fullmatch(self.project_dir),
-            "state_dir": _PATH.fullmatch(self.state_dir),
-            "public_host": rules.is_public_host(self.public_host),
-        }
-        for image, tag in self.image_tags.items():
-            checks[f"image_tags[{image}]"] = rules.IMAGE_NAME_PATTERN.fullmatch(image) and rules.IMAGE_TAG_PATTERN.fullmatch(tag)
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(f"unsafe deploy values: {', '.join(bad)}")
+        # A last line of defence, with the engine's own rules: it parses these very flags.
+        try:
+            settings.from_args(deploy_args(self))
+        except settings.SettingsError as err:
+            raise ValueError(f"unsafe deploy values: {err}") from None
 
 
 def deploy_args(spec: DeploySpec) -> list[str]:
-    """Flags of deploy.sh (and bootstrap.sh, which passes them on)."""
+    """Flags of the engine's deploy (and bootstrap, which takes the same)."""
     args = [
         "--repo", spec.repo_url,
         "--ref", spec.ref,
@@ -74,7 +69,10 @@ def deploy_args(spec: DeploySpec) -> list[str]:
     ]  # fmt: skip
     for image, tag in sorted(spec.image_tags.items()):
         args += ["--image-tag", f"{image}={tag}"]
+    if spec.bind_address:
+        args += ["--bind-address", spec.bind_address]
     for flag, value in (
+        ("--build-timeout", spec.build_timeout),
         ("--pull-attempts", spec.pull_attempts),
         ("--pull-delay", spec.pull_delay),
         ("--min-free-gb", spec.min_free_gb),
@@ -84,16 +82,20 @@ def deploy_args(spec: DeploySpec) -> list[str]:
     return args
 
 
-def deploy_argv(spec: DeploySpec, bin_dir: str = HOST_BIN) -> list[str]:
-    return [f"{bin_dir}/deploy.sh", *deploy_args(spec)]
+def engine_argv(command: str, engine: str = ENGINE) -> list[str]:
+    return ["python3", engine, command]
 
 
-def bootstrap_argv(spec: DeploySpec, bin_dir: str = HOST_BIN) -> list[str]:
-    return [f"{bin_dir}/bootstrap.sh", *deploy_args(spec)]
+def deploy_argv(spec: DeploySpec, engine: str = ENGINE) -> list[str]:
+    return [*engine_argv("deploy", engine), *deploy_args(spec)]
 
 
-def health_argv(spec: DeploySpec, bin_dir: str = HOST_BIN) -> list[str]:
-    return [f"{bin_dir}/health.sh", "--dir", spec.project_dir, "--state-dir", spec.state_dir]
+def bootstrap_argv(state_dir: str = STATE_DIR, engine: str = BOOT_ENGINE) -> list[str]:
+    return [*engine_argv("bootstrap", engine), "--state-dir", state_dir]
+
+
+def health_argv(spec: DeploySpec, engine: str = ENGINE) -> list[str]:
+    return [*engine_argv("health", engine), "--state-dir", spec.state_dir]
 
 
 def wait_boot_argv(spec: DeploySpec, timeout: int) -> list[str]:
@@ -101,9 +103,11 @@ def wait_boot_argv(spec: DeploySpec, timeout: int) -> list[str]:
     return sudo(["bash", "-s", "--", "--state-dir", spec.state_dir, "--log", BOOTSTRAP_LOG, "--timeout", str(timeout)])
 
 
-def install_engine(bin_dir: str = HOST_BIN) -> str:
-    """Unpack the deploy engine (base64 .tar.gz on stdin) over the host's copy."""
-    return pipe(["base64", "-d"], ["sudo", "tar", "-xzf", "-", "-C", bin_dir])
+def install_engine(engine: str = ENGINE) -> str:
+    """Replace the host's engine with the zipapp on stdin (base64), atomically."""
+    staged = f"{engine}.new"
+    return pipe(["base64", "-d"], ["sudo", "dd", f"of={staged}", "status=none"]) + " && " + shell(
+        ["sudo", "mv", "-f", staged, engine])
 
 
 def read_admin_password(spec: DeploySpec) -> list[str]:
@@ -124,7 +128,7 @@ def pipe(*argvs: list[str]) -> str:
 
 
 def report_of(stdout: str) -> dict:
-    """The JSON report that deploy.sh and health.sh print as their last stdout line."""
+    """The JSON report that the engine's deploy and health print as their last stdout line."""
     for line in reversed(stdout.strip().splitlines()):
         line = line.strip()
         if line.startswith("{"):

@@ -6,9 +6,9 @@ import pulumi
 
 from collections.abc import Mapping
 
-from infra import bootstrap, network
+from infra import network
 from infra.config import DemoConfig
-from infra.instance import SSH_USER, DemoHost, deploy_spec
+from infra.instance import SSH_USER, DemoHost
 from infra.keys import ssh_key
 from infra.remote import RemoteDeploy
 
@@ -22,21 +22,9 @@ def base_tags(config: DemoConfig) -> dict[str, str]:
     return tags
 
 
-def user_data_fits(config: DemoConfig, image_tags: Mapping[str, str]) -> None:
-    """Render the user_data with the longest possible address now, before any resource
-    exists: the real one is rendered only once the Elastic IP is allocated."""
-    try:
-        bootstrap.render_user_data(deploy_spec(config, "255.255.255.255", image_tags))
-    except ValueError as err:
-        raise pulumi.RunError(
-            f"{err}: shorten sirius-demo:repoUrl, sirius-demo:imageRegistry, sirius-demo:ref or sirius-demo:imageTag"
-        ) from None
-
-
 class SiriusDemo(pulumi.ComponentResource):
     def __init__(self, name: str, config: DemoConfig, image_tags: Mapping[str, str],
                  opts: pulumi.ResourceOptions | None = None):
-        user_data_fits(config, image_tags)
         super().__init__("sirius-demo:index:Demo", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOptions(parent=self)

@@ -80,9 +80,7 @@ class DemoHost:
             vpc_security_group_ids=[security_group_id],
             key_name=key_name,
             associate_public_ip_address=True,
-            user_data=self.eip.public_ip.apply(
-                lambda ip: bootstrap.render_user_data(deploy_spec(config, ip, image_tags))
-            ),
+            user_data=bootstrap.render_user_data(),
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
                 volume_size=config.volume_size,
                 volume_type=VOLUME_TYPE,

@@ -67,7 +67,7 @@ class RemoteDeploy:
             create=spec.apply(
                 lambda s: commands.shell(commands.wait_boot_argv(s, BOOT_SETUP_SECONDS + config.health_timeout))
             ),
-            stdin=(bootstrap.HOST_DIR / "wait-boot.sh").read_text(),
+            stdin=bootstrap.WAIT_BOOT.read_text(),
             triggers=[instance_id],
             logging=remote.Logging.STDERR,
         )
@@ -76,7 +76,7 @@ class RemoteDeploy:
             "engine",
             [self.wait],
             create=commands.install_engine(),
-            stdin=bootstrap.encoded_archive(bootstrap.ENGINE_FILES),
+            stdin=bootstrap.encoded_engine(),
             triggers=[instance_id, engine_digest],
             logging=remote.Logging.STDERR,
         )

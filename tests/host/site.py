@@ -1,5 +1,6 @@
-"""A deploy site for the real-Docker tests: one test's project and state dirs, deploy.sh
-and health.sh run as the host runs them, and what the containers really are."""
+"""A deploy site for the real-Docker tests: one test's project and state dirs, the
+engine's deploy and health run as the host runs them (the same zipapp, the same
+command lines), and what the containers really are."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ class Deploy:
 class Site:
     def __init__(self, root: Path, engine, registry, repo_url: str):
         self.engine = engine
+        self.zipapp = root / "engine.pyz"
+        self.zipapp.write_bytes(bootstrap.engine_archive())
         self.registry = registry
         self.repo_url = repo_url
         self.project = root / "sirius"
@@ -35,13 +38,13 @@ class Site:
         values = dict(
             repo_url=self.repo_url, ref=ref, git_ref=ref, image_tag=tag, public_host="127.0.0.1",
             health_timeout=90, registry=f"{self.registry.host}/siriusscan", project_dir=str(self.project),
-            state_dir=str(self.state), pull_attempts=2, pull_delay=1, min_free_gb=1,
+            state_dir=str(self.state), pull_attempts=2, pull_delay=1, min_free_gb=1, bind_address="127.0.0.1",
         )
         values.update(overrides)
         return commands.DeploySpec(**values)
 
     def deploy(self, tag: str, ref: str = "main", env: dict | None = None, **overrides) -> Deploy:
-        argv = commands.deploy_argv(self.spec(tag, ref, **overrides), bin_dir=str(bootstrap.HOST_DIR))
+        argv = commands.deploy_argv(self.spec(tag, ref, **overrides), engine=str(self.zipapp))
         started = time.monotonic()
         result = subprocess.run(argv, capture_output=True, text=True, env=env or self.engine.env, timeout=600)
         seconds = time.monotonic() - started
@@ -49,7 +52,7 @@ class Site:
         return Deploy(result.returncode, report, result.stdout, result.stderr, seconds)
 
     def health(self) -> tuple[int, dict]:
-        argv = commands.health_argv(self.spec("v1"), bin_dir=str(bootstrap.HOST_DIR))
+        argv = commands.health_argv(self.spec("v1"), engine=str(self.zipapp))
         result = subprocess.run(argv, capture_output=True, text=True, env=self.engine.env, timeout=120)
         return result.returncode, json.loads(result.stdout.strip().splitlines()[-1])
 

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Wait until a new instance has booted and bootstrap.sh recorded its outcome, then
+# Wait until a new instance has booted and the engine's bootstrap recorded its outcome, then
 # print that record (bootstrap.json). Run over SSH (`bash -s`), before the deploy.
 # cloud-init exit 2 (recoverable errors) counts as booted; 1 fails with the log tail.
 set -euo pipefail

@@ -1,0 +1,70 @@
+"""Can this compose project run the published images? Checked before any pull.
+
+Input is what `docker compose config` says: the rendered project (or compose's own
+error) and the raw one (`--no-interpolate`). A ref that cannot work fails here in
+seconds, naming the service and what to do, instead of after the health timeout.
+"""
+
+from __future__ import annotations
+
+import re
+
+_REQUIRED = re.compile(r"required variable (\w+) is missing a value")
+# ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?err}, ${NAME?err}, $NAME
+_VARIABLE = re.compile(r"\$(?:\{(\w+)(?:(:?[-?+])([^}]*))?\}|([A-Za-z_]\w*))")
+# Where an empty variable makes a service start wrong or never pass its check.
+_FIELDS = ("healthcheck", "command", "entrypoint")
+
+
+def render_problems(error: str) -> list[str]:
+    """Why `docker compose config` refused the project, in the engine's words."""
+    missing = _REQUIRED.findall(error)
+    if missing:
+        return [f"the compose file requires {name}, which the engine does not set: this ref expects "
+                "another configuration (refs before v1.1.0 used SIRIUS_API_KEY); deploy main or v1.1.0 or later"
+                for name in dict.fromkeys(missing)]
+    return [f"docker compose config failed: {error.strip().splitlines()[-1] if error.strip() else 'no output'}"]
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _strings(item)]
+    return []
+
+
+def empty_variables(text: str, env: dict[str, str]) -> list[str]:
+    """Variables in `text` that compose renders as an empty string with `env`."""
+    empty = []
+    for name, op, default, bare in _VARIABLE.findall(text.replace("$$", "")):
+        name = name or bare
+        value = env.get(name)
+        if op in ("-", ":-"):
+            unset = value is None or (op == ":-" and value == "")
+            rendered = default if unset else value
+        elif op == "+" or op == ":+":
+            rendered = default if value else ""
+        else:
+            rendered = value or ""
+        if rendered == "":
+            empty.append(name)
+    return empty
+
+
+def problems(rendered: dict, raw: dict, env: dict[str, str]) -> list[str]:
+    """What stops the published images from running on this project, one line each."""
+    found = []
+    for name, service in sorted((rendered.get("services") or {}).items()):
+        if not service.get("image"):
+            found.append(f"{name} has no image: it builds from source, so no published image can run it; "
+                         "this ref predates prebuilt images (use main or v1.1.0 or later)")
+        raw_service = (raw.get("services") or {}).get(name) or {}
+        for field in _FIELDS:
+            for text in _strings(raw_service.get(field)):
+                for variable in dict.fromkeys(empty_variables(text, env)):
+                    found.append(f"{name}'s {field} uses ${{{variable}}}, which renders empty, so it can never "
+                                 f"pass: set {variable} in .env (the engine writes the variables upstream's installer does)")
+    return found

@@ -1,0 +1,427 @@
+"""One deploy: fetch the project at a ref, check it, pull, build what cannot be pulled,
+start, prove healthy, report.
+
+    pre-checks -> fetch -> compatibility check -> pull (retried; a missing tag is not)
+    -> local build of what is missing -> up -> health gate (deadline) -> report
+
+Progress goes to stderr; the report (JSON, README "Deploy report") is written to
+<state-dir>/deploy.json and printed as the last stdout line. Exit 0 only when healthy.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import fcntl
+import json
+import os
+import shutil
+import time
+from datetime import datetime, timezone
+
+from engine import compat, envfile, override, plan, rules
+from engine.docker import Compose, Result, log, project_containers, run
+from engine.settings import Settings
+
+SCHEMA = 2
+POLL_SECONDS = 0.5
+FETCH_ATTEMPTS = 3
+LOCK_FILE = "deploy.lock"
+REPORT_FILE = "deploy.json"
+RUN_OVERRIDE = "compose.run.yaml"
+SWAP_FILE = "build.swap"
+SWAP_SIZE = "4G"
+
+
+class DeployError(Exception):
+    """A deploy stopped with a reason a person can act on."""
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def docker_time(text: str) -> float | None:
+    """Epoch seconds of a Docker timestamp (nanoseconds, Z)."""
+    if not text or text.startswith("0001-"):
+        return None
+    head, _, frac = text.rstrip("Z").partition(".")
+    return datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp() + float(f"0.{frac or 0}"[:8])
+
+
+class Deploy:
+    def __init__(self, settings: Settings):
+        self.s = settings
+        self.started = time.time()
+        self.deadline = self.started + settings.health_timeout
+        self.secrets: list[str] = []
+        self.report: dict = {
+            "schema": SCHEMA, "status": "failed", "error": None, "ref": settings.ref, "gitRef": settings.git_ref,
+            "commit": None, "refFellBack": False, "imageTag": settings.image_tag, "registry": settings.registry,
+            "startedAt": utc_now(), "finishedAt": None, "totalSeconds": None, "pullRounds": 0,
+            "phases": {"install": settings.install_seconds, "fetch": 0, "check": 0, "pull": 0, "build": 0, "up": 0, "healthy": 0},
+            "startInterval": False, "startIntervalNote": None, "imageFallbacks": plan_fallbacks(settings),
+            "builtLocally": [], "buildSeconds": {}, "unhealthy": [], "problems": [], "criticalPath": [], "services": {},
+        }
+        self.phase_started = time.monotonic()
+        self.report["phases"]["install"] = settings.install_seconds or first_boot_install_seconds(settings.state_dir)
+        self.up_error = ""
+        self.same_settings = False
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def phase(self, name: str) -> None:
+        self.report["phases"][name] = round(time.monotonic() - self.phase_started, 1)
+        self.phase_started = time.monotonic()
+
+    def remaining(self) -> float:
+        return max(self.deadline - time.time(), 1.0)
+
+    def fail(self, message: str) -> None:
+        raise DeployError(message)
+
+    # --- the deploy ----------------------------------------------------------------------
+
+    def run(self) -> int:
+        os.makedirs(self.s.state_dir, mode=0o755, exist_ok=True)
+        try:
+            with open(os.path.join(self.s.state_dir, LOCK_FILE), "w") as lock:
+                self.lock(lock)
+                self.precheck()
+                self.fetch()
+                compose, services = self.check()
+                self.phase("check")
+                digests = self.pull(services)
+                built = self.build(compose, services, digests)
+                self.up(compose, services, digests, built)
+                healthy = self.gate(compose, services)
+                self.report["status"] = "healthy" if healthy else "unhealthy"
+                if not healthy:
+                    bad = self.report["unhealthy"]
+                    self.report["error"] = f"not healthy within {self.s.health_timeout}s: {', '.join(bad)}"
+                    self.diagnose(compose, bad)
+        except DeployError as err:
+            self.report["status"], self.report["error"] = "failed", envfile.redact(str(err), self.secrets)
+            log(f"deploy: ERROR: {self.report['error']}")
+        self.report["finishedAt"] = utc_now()
+        self.report["totalSeconds"] = round(time.time() - self.started, 1)
+        self.write_report()
+        if self.report["status"] == "healthy":
+            log(f"deploy: healthy in {self.report['totalSeconds']}s (tag {self.s.image_tag}, commit {(self.report['commit'] or '')[:12]})")
+            return 0
+        return 1
+
+    def lock(self, handle) -> None:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.time() >= self.deadline:
+                    self.fail(f"another deploy held {self.s.state_dir}/{LOCK_FILE} for {self.s.health_timeout}s")
+                log("deploy: another deploy is running; waiting for it")
+                time.sleep(2)
+
+    def precheck(self) -> None:
+        """Fail before anything is fetched or pulled, saying what to do."""
+        if not shutil.which("docker"):
+            self.fail("docker is not installed; run the engine's install step first")
+        info = run(["docker", "version", "--format", "{{.Server.APIVersion}}"], timeout=30)
+        if not info.ok:
+            self.fail("the Docker daemon is not running or not reachable at "
+                      f"{os.environ.get('DOCKER_HOST', 'unix:///var/run/docker.sock')}; start it (systemctl start docker)")
+        compose = run(["docker", "compose", "version", "--short"], timeout=30)
+        if not compose.ok:
+            self.fail("the Docker Compose v2 plugin is missing ('docker compose version' fails); install docker-compose-plugin")
+        if not shutil.which("git"):
+            self.fail("git is not installed; run the engine's install step first")
+        why_not = override.start_interval_support(info.out.strip(), compose.out.strip())
+        self.report["startInterval"], self.report["startIntervalNote"] = why_not is None, why_not
+        if why_not:
+            log(f"deploy: health checks keep upstream's intervals: {why_not}")
+        root = run(["docker", "info", "--format", "{{.DockerRootDir}}"], timeout=30).out.strip()
+        free_gb = shutil.disk_usage(root if os.path.isdir(root) else "/").free / 1024**3
+        if free_gb < self.s.min_free_gb:
+            self.fail(f"only {free_gb:.1f} GiB free under {root or '/'}; a deploy needs {self.s.min_free_gb} GiB: "
+                      "remove unused images (docker image prune -a) or raise the stack's volumeSize")
+
+    def fetch(self) -> None:
+        d, s = self.s.project_dir, self.s
+        log(f"fetch: {s.repo_url} at {s.git_ref}")
+        os.makedirs(d, mode=0o755, exist_ok=True)
+        git = ["git", "-C", d]
+        if not os.path.isdir(os.path.join(d, ".git")):
+            run([*git, "init", "-q"])
+            run([*git, "remote", "add", "origin", s.repo_url])
+        else:
+            run([*git, "remote", "set-url", "origin", s.repo_url])
+        result = Result(1, "", "")
+        for attempt in range(1, FETCH_ATTEMPTS + 1):
+            result = run([*git, "fetch", "-q", "--depth", "1", "origin", s.git_ref], timeout=300)
+            if result.ok:
+                break
+            if any(m in result.err for m in ("couldn't find remote ref", "not our ref", "no such remote ref")):
+                log(f"fetch: WARNING: {s.git_ref} does not exist in {s.repo_url}; deploying its default branch instead")
+                self.report["refFellBack"] = True
+                result = run([*git, "fetch", "-q", "--depth", "1", "origin", "HEAD"], timeout=300)
+                break
+            log(f"fetch: attempt {attempt} failed: {result.last_line()}")
+            time.sleep(attempt * 2)
+        if not result.ok:
+            self.fail(f"cannot fetch {s.repo_url}: {result.last_line()}")
+        checkout = run([*git, "-c", "advice.detachedHead=false", "checkout", "-q", "--force", "FETCH_HEAD"])
+        if not checkout.ok:
+            self.fail(f"cannot check out {s.git_ref}: {checkout.last_line()}")
+        self.report["commit"] = run([*git, "rev-parse", "HEAD"]).out.strip()
+        if not os.path.isfile(os.path.join(d, "docker-compose.yaml")):
+            self.fail(f"{s.repo_url} at {s.git_ref} has no docker-compose.yaml")
+        # rabbitmq reads its bind-mounted config as another user (upstream issue #128).
+        conf = os.path.join(d, "rabbitmq", "rabbitmq.conf")
+        if os.path.isfile(conf):
+            os.chmod(conf, 0o644)
+        self.phase("fetch")
+
+    def check(self) -> tuple[Compose, dict]:
+        """Write .env, render the project, refuse what cannot work: before any pull."""
+        d, s = self.s.project_dir, self.s
+        env_path = os.path.join(d, ".env")
+        old_env = open(env_path).read() if os.path.exists(env_path) else ""
+        secrets = envfile.with_secrets(envfile.parse(old_env))
+        api_key = envfile.ensure_api_key(d)
+        self.secrets = [*secrets.values(), api_key]
+        new_env = envfile.render(secrets, s.public_host, s.image_tag, rules.UI_PORT, rules.API_PORT)
+        self.same_settings = envfile.same_but_tag(old_env, new_env)
+        envfile.write_private(env_path, new_env)
+
+        compose = Compose(d)
+        rendered, error = compose.config()
+        if rendered is None:
+            self.report["problems"] = compat.render_problems(error)
+            self.fail("compatibility check: " + "; ".join(self.report["problems"]))
+        raw, _ = compose.config(interpolate=False)
+        problems = compat.problems(rendered, raw or {}, {**os.environ, **envfile.parse(new_env)})
+        if problems:
+            self.report["problems"] = problems
+            self.fail("compatibility check: " + "; ".join(problems))
+        self.project = rendered.get("name") or "sirius"
+        return compose, rendered["services"]
+
+    def pull(self, services: dict) -> dict[str, str]:
+        """image -> pulled digest, for every image that could be pulled."""
+        s = self.s
+        images = sorted(set(plan.images_of(services).values()))
+        digests: dict[str, str] = {}
+        pending = []
+        for image in images:
+            local = self.digest(image)
+            if plan.is_immutable(s.tag_of(image)) and local:
+                log(f"pull: {s.ref_of(image)} never moves and is present")
+                digests[image] = local
+            else:
+                pending.append(image)
+        self.missing: list[str] = []
+        delays = plan.retry_delays(s.pull_attempts, s.pull_delay)
+        while pending:
+            self.report["pullRounds"] += 1
+            log(f"pull: round {self.report['pullRounds']}: {' '.join(pending)}")
+            with concurrent.futures.ThreadPoolExecutor(max_workers=len(pending)) as pool:
+                results = dict(zip(pending, pool.map(
+                    lambda i: run(["docker", "pull", "--quiet", s.ref_of(i)], timeout=self.remaining()), pending)))
+            retry = []
+            for image, result in results.items():
+                if result.ok:
+                    digests[image] = self.digest(image) or ""
+                elif plan.pull_is_hopeless(result.err + result.out):
+                    log(f"pull: {s.ref_of(image)} is not published")
+                    self.missing.append(image)
+                else:
+                    log(f"pull: {s.ref_of(image)} failed: {result.last_line()}")
+                    retry.append(image)
+            pending = retry
+            rounds = self.report["pullRounds"]
+            if pending and (rounds > len(delays) or time.time() + delays[rounds - 1] >= self.deadline):
+                log(f"pull: giving up on {' '.join(pending)} after {rounds} attempts")
+                self.missing += pending
+                break
+            if pending:
+                log(f"pull: retrying in {delays[rounds - 1]:.0f}s")
+                time.sleep(delays[rounds - 1])
+        self.phase("pull")
+        return digests
+
+    def digest(self, image: str) -> str | None:
+        ref = self.s.ref_of(image)
+        r = run(["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", ref], timeout=60)
+        repo = ref.rsplit(":", 1)[0]
+        for entry in json.loads(r.out) if r.ok else []:
+            if entry.startswith(repo + "@"):
+                return entry.split("@", 1)[1]
+        return None
+
+    def build(self, compose: Compose, services: dict, digests: dict[str, str]) -> set[str]:
+        """Build locally what could not be pulled; the time is added to the deadline."""
+        missing = sorted(set(self.missing))
+        if not missing:
+            return set()
+        build_file = os.path.join(self.s.project_dir, "docker-compose.build.yaml")
+        if not os.path.isfile(build_file):
+            self.fail(f"cannot pull {', '.join(missing)} and {self.s.git_ref} has no docker-compose.build.yaml to build them")
+        names = plan.images_of(services)
+        tags_path = os.path.join(self.s.state_dir, "compose.build-tags.yaml")
+        with open(tags_path, "w") as f:  # built images get the tag the deploy runs
+            f.write("services:\n" + "".join(f"  {svc}:\n    image: {json.dumps(self.s.ref_of(names[svc]))}\n" for svc in sorted(services)))
+        builder = compose.with_files(build_file, tags_path)
+        swap = self.add_swap()
+        budget_end = time.monotonic() + self.s.build_timeout
+        try:
+            for image in missing:
+                service = image if image in services else next(s for s, i in names.items() if i == image)
+                log(f"build: {image} (service {service}); upstream builds take minutes to tens of minutes")
+                started = time.monotonic()
+                result = builder("build", service, timeout=max(budget_end - time.monotonic(), 1))
+                self.report["buildSeconds"][image] = round(time.monotonic() - started, 1)
+                if not result.ok:
+                    self.fail(f"local build of {image} failed: {envfile.redact(result.last_line(), self.secrets)}")
+                self.report["builtLocally"] += sorted(svc for svc, i in names.items() if i == image)
+        finally:
+            self.remove_swap(swap)
+        self.report["builtLocally"].sort()
+        spent = sum(self.report["buildSeconds"].values())
+        self.deadline += spent
+        self.phase("build")
+        return set(missing)
+
+    def add_swap(self) -> str | None:
+        mem = next((int(line.split()[1]) * 1024 for line in open("/proc/meminfo") if line.startswith("MemTotal:")), 0)
+        if not plan.needs_swap(mem):
+            return None
+        path = os.path.join(self.s.state_dir, SWAP_FILE)
+        steps = [["fallocate", "-l", SWAP_SIZE, path], ["chmod", "600", path], ["mkswap", path], ["swapon", path]]
+        for argv in steps:
+            if not run(argv, timeout=120).ok:
+                log(f"build: no swap file ({argv[0]} failed); building without")
+                self.remove_swap(path)
+                return None
+        log(f"build: {SWAP_SIZE} swap file while building ({mem / 1024**3:.1f} GiB of memory)")
+        return path
+
+    def remove_swap(self, path: str | None) -> None:
+        if path:
+            run(["swapoff", path], timeout=300)
+            if os.path.exists(path):
+                os.remove(path)
+
+    def up(self, compose: Compose, services: dict, digests: dict[str, str], built: set[str]) -> None:
+        s, names = self.s, plan.images_of(services)
+        wanted = {svc: plan.run_image(s.registry, names[svc], s.ref_of(names[svc]), digests.get(names[svc]))
+                  for svc in services}
+        self.wanted = wanted
+        for svc in services:
+            image = names[svc]
+            self.report["services"][svc] = {"image": s.ref_of(image), "digest": digests.get(image),
+                                            "builtLocally": image in built, "recreated": False, "health": "unknown"}
+        path = os.path.join(s.state_dir, RUN_OVERRIDE)
+        text = override.render(services, wanted, bind_address=s.bind_address,
+                               fast_health=self.report["startInterval"], start_period=s.health_timeout)
+        with open(path, "w") as f:
+            f.write(text)
+        self.compose = compose.with_files(path)
+        before = {c["Config"]["Labels"].get("com.docker.compose.service"): c for c in project_containers(self.project)}
+        self.before_ids = {svc: c["Id"] for svc, c in before.items()}
+        running = {svc: c["Config"]["Image"] for svc, c in before.items()}
+        verdicts = {svc: plan.verdict_of(c) for svc, c in before.items()}
+        # What compose would see change apart from images: the commit, the override's shape.
+        shape = json.dumps([self.report["commit"], override.render(
+            services, dict.fromkeys(services, ""), bind_address=s.bind_address,
+            fast_health=self.report["startInterval"], start_period=s.health_timeout)])
+        shape_file = os.path.join(s.state_dir, "deployed-shape.json")
+        same_shape = os.path.exists(shape_file) and open(shape_file).read() == shape
+        step = plan.plan_up(wanted, running, verdicts, same_project=same_shape and self.same_settings)
+        log(f"up: {step.kind}" + (f" ({' '.join(step.services)})" if step.services else ""))
+        if step.kind == "recreate":
+            result = self.compose("up", "-d", "--no-deps", "--force-recreate", *step.services, timeout=self.remaining())
+        elif step.kind == "full":
+            result = self.compose("up", "-d", "--remove-orphans", timeout=self.remaining())
+        else:
+            result = Result(0, "", "")
+        if not result.ok:
+            log(f"up: docker compose up did not finish cleanly: {envfile.redact(result.last_line(), self.secrets)}")
+            self.up_error = envfile.redact(result.err[-3000:], self.secrets)
+        else:
+            self.up_error = ""
+        with open(shape_file, "w") as f:
+            f.write(shape)
+        self.phase("up")
+
+    def gate(self, compose: Compose, services: dict) -> bool:
+        """Poll every service until all are ok, one has failed for good, or the deadline."""
+        ready_at: dict[str, float] = {}
+        while True:
+            now = time.time()
+            containers = {c["Config"]["Labels"].get("com.docker.compose.service"): c for c in project_containers(self.project)}
+            verdicts = {svc: plan.verdict_of(containers[svc]) if svc in containers else plan.WAITING for svc in services}
+            for svc, verdict in verdicts.items():
+                if verdict == plan.OK and svc not in ready_at:
+                    ready_at[svc] = now
+            done = all(v == plan.OK for v in verdicts.values())
+            if done or plan.FAILED in verdicts.values() or now >= self.deadline:
+                break
+            time.sleep(POLL_SECONDS)
+        self.phase("healthy")
+        for svc in services:
+            c = containers.get(svc)
+            entry = self.report["services"][svc]
+            entry["health"] = plan.health_word(c)
+            entry["recreated"] = c is not None and self.before_ids.get(svc) != c["Id"]
+            created = docker_time(c["Created"]) if c else None
+            started = docker_time((c["State"] or {}).get("StartedAt", "")) if c else None
+            fresh = entry["recreated"]
+            entry["createdSeconds"] = round(created - self.started, 1) if fresh and created else None
+            entry["startedSeconds"] = round(started - self.started, 1) if fresh and started else None
+            entry["healthySeconds"] = round(ready_at[svc] - self.started, 1) if fresh and svc in ready_at else None
+        depends = {svc: sorted((spec.get("depends_on") or {}).keys()) for svc, spec in services.items()}
+        fresh_ready = {svc: t for svc, t in ready_at.items() if self.report["services"][svc]["recreated"]}
+        self.report["criticalPath"] = plan.critical_path(depends, fresh_ready)
+        self.report["unhealthy"] = sorted(svc for svc in services if self.report["services"][svc]["health"] != "healthy")
+        return not self.report["unhealthy"]
+
+    def diagnose(self, compose: Compose, bad: list[str]) -> None:
+        """Which service, why, and the tail of its logs, with every secret blanked."""
+        parts = [f"=== diagnostics: not healthy after {time.time() - self.started:.0f}s: {' '.join(bad)}"]
+        if self.up_error:
+            parts += ["--- docker compose up", self.up_error]
+        parts += ["--- docker compose ps", self.compose("ps", "-a", timeout=60).out]
+        containers = {c["Config"]["Labels"].get("com.docker.compose.service"): c for c in project_containers(self.project)}
+        for svc in bad:
+            parts.append(f"--- {svc}: {self.report['services'][svc]['health']}")
+            c = containers.get(svc)
+            if c:
+                for entry in ((c["State"].get("Health") or {}).get("Log") or [])[-3:]:
+                    parts.append(f"health check (exit {entry.get('ExitCode')}): {entry.get('Output', '').strip()}")
+                logs = run(["docker", "logs", "--tail", "30", c["Id"]], timeout=60)
+                parts.append((logs.out + logs.err).rstrip())
+        parts += ["--- disk and memory", run(["df", "-h", "/"]).out, run(["free", "-m"]).out]
+        log(envfile.redact("\n".join(parts), self.secrets))
+
+    def write_report(self) -> None:
+        text = json.dumps(self.report, separators=(",", ":"))
+        path = os.path.join(self.s.state_dir, REPORT_FILE)
+        with open(path + ".tmp", "w") as f:
+            f.write(text + "\n")
+        os.replace(path + ".tmp", path)
+        print(text, flush=True)
+
+
+def first_boot_install_seconds(state_dir: str) -> float:
+    """The OS setup's time, for the first deploy's report (engine/bootstrap.py records it)."""
+    if os.path.exists(os.path.join(state_dir, REPORT_FILE)):
+        return 0.0
+    try:
+        return float(json.load(open(os.path.join(state_dir, "bootstrap.json")))["phases"]["install"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
+def plan_fallbacks(s: Settings) -> dict[str, dict[str, str]]:
+    """Images that run another tag than the deploy's: loud for a sha- ref, whose compose
+    file then runs with other commits' images."""
+    return {image: {"wanted": s.image_tag, "running": tag} for image, tag in sorted(s.image_tags.items()) if tag != s.image_tag}

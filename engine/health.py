@@ -1,0 +1,46 @@
+"""The demo's health now: every compose service's state, plus the last deploy's report.
+
+One JSON line on stdout (README "Health report"); exit 0 when every service is ok.
+It prints no secret: the deploy report holds none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from engine import deploy, plan
+from engine.docker import project_containers
+
+SCHEMA = 2
+
+
+def report(state_dir: str) -> dict:
+    path = os.path.join(state_dir, deploy.REPORT_FILE)
+    last = json.load(open(path)) if os.path.exists(path) else None
+    containers = {c["Config"]["Labels"].get("com.docker.compose.service"): c for c in project_containers("sirius")}
+    expected = sorted(set((last or {}).get("services") or {}) | set(containers))
+    services = {}
+    for name in expected:
+        c = containers.get(name)
+        state = (c or {}).get("State") or {}
+        services[name] = {
+            "state": state.get("Status", "missing"),
+            "health": (state.get("Health") or {}).get("Status", "none"),
+            "exitCode": state.get("ExitCode"),
+            "ok": c is not None and plan.verdict_of(c) == plan.OK,
+        }
+    healthy = bool(services) and all(s["ok"] for s in services.values())
+    last = last or {}
+    return {
+        "schema": SCHEMA, "status": "healthy" if healthy else "unhealthy", "checkedAt": deploy.utc_now(),
+        "services": services, "imageTag": last.get("imageTag"), "builtLocally": last.get("builtLocally", []),
+        "digests": {name: s.get("digest") for name, s in (last.get("services") or {}).items()},
+        "deploySeconds": last.get("totalSeconds"), "phases": last.get("phases"), "lastDeploy": last or None,
+    }
+
+
+def main(state_dir: str) -> int:
+    result = report(state_dir)
+    print(json.dumps(result, separators=(",", ":")), flush=True)
+    return 0 if result["status"] == "healthy" else 1

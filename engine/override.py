@@ -1,0 +1,64 @@
+"""The compose override the engine generates on top of upstream's files.
+
+- every service runs the exact image it pulled (by digest), and compose never pulls;
+- every published port but the UI's and the API's is bound to 127.0.0.1;
+- when the Engine supports it, health checks run every second until first healthy
+  (`start_period` + `start_interval`): upstream's 10-30 s intervals and no start period
+  otherwise cost ~90 s of pure waiting along rabbitmq -> api -> ui on every start.
+  Upstream's interval, timeout and retries stay for steady state.
+"""
+
+from __future__ import annotations
+
+import json
+
+from engine import rules
+
+START_INTERVAL = "1s"
+# Docker Engine 25 (API 1.44) and Compose 2.20.2 know start_interval.
+MIN_API = (1, 44)
+MIN_COMPOSE = (2, 20, 2)
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    digits = text.strip().lstrip("v").split("-")[0].split("+")[0]
+    try:
+        return tuple(int(part) for part in digits.split("."))
+    except ValueError:
+        return ()
+
+
+def start_interval_support(api_version: str, compose_version: str) -> str | None:
+    """None when the Engine and Compose support start_interval, else why not."""
+    api, compose = version_tuple(api_version), version_tuple(compose_version)
+    if not api or api < MIN_API:
+        return f"Docker Engine API {api_version or '?'} is older than 1.44 (Engine 25)"
+    if not compose or compose < MIN_COMPOSE:
+        return f"Docker Compose {compose_version or '?'} is older than 2.20.2"
+    return None
+
+
+def _port(entry: dict, host_ip: str) -> str:
+    published = entry.get("published") or ""
+    spec = f"{published}:{entry['target']}" if published else str(entry["target"])
+    if host_ip:
+        spec = f"{host_ip}:{spec}"
+    return f"{spec}/{entry.get('protocol') or 'tcp'}"
+
+
+def render(services: dict, images: dict[str, str], *, bind_address: str, fast_health: bool,
+           start_period: int) -> str:
+    """YAML text (JSON scalars; `!override` needs YAML) of the override."""
+    lines = ["services:"]
+    for name in sorted(services):
+        spec = services[name]
+        lines += [f"  {name}:", f"    image: {json.dumps(images[name])}", "    pull_policy: missing"]
+        ports = spec.get("ports") or []
+        if ports:
+            host_ip = bind_address if name in rules.PUBLIC_SERVICES else "127.0.0.1"
+            lines.append(f"    ports: !override {json.dumps([_port(p, host_ip) for p in ports])}")
+        check = spec.get("healthcheck") or {}
+        if fast_health and check and not check.get("disable"):
+            lines += ["    healthcheck:", f"      start_period: {start_period}s",
+                      f"      start_interval: {START_INTERVAL}"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,123 @@
+"""Pure planning: which image each service runs, what to pull again, what to build,
+what to recreate, how to judge a container, and how long to wait. No I/O here: the
+fast tests table these rules, and deploy.py only carries them out.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Errors after which pulling again cannot help: the tag is not published (or not for us).
+_NOT_PUBLISHED = re.compile(r"manifest unknown|not found|denied|unauthorized|does not exist|no matching manifest", re.I)
+# Tags that never move: when present locally, the registry is not asked again.
+_IMMUTABLE = re.compile(r"v\d+\.\d+\.\d+.*|sha-[0-9a-f]{40}")
+MAX_PULL_DELAY = 60.0
+
+OK, WAITING, FAILED = "ok", "waiting", "failed"
+# A container that crashed this often since it was created is not coming up.
+CRASH_LOOP_RESTARTS = 3
+
+
+def images_of(services: dict) -> dict[str, str]:
+    """service -> image name (the last path part, without tag): the key for tags and pulls."""
+    names = {}
+    for service, spec in services.items():
+        image = spec.get("image") or ""
+        names[service] = re.split(r"[:@]", image.rsplit("/", 1)[-1], maxsplit=1)[0]
+    return names
+
+
+def pull_is_hopeless(error: str) -> bool:
+    return bool(_NOT_PUBLISHED.search(error))
+
+
+def is_immutable(tag: str) -> bool:
+    return bool(_IMMUTABLE.fullmatch(tag))
+
+
+def retry_delays(attempts: int, first: float) -> list[float]:
+    """Seconds to wait before each retry: doubling from `first`, at most MAX_PULL_DELAY."""
+    return [min(first * 2**i, MAX_PULL_DELAY) for i in range(max(attempts - 1, 0))]
+
+
+def run_image(registry: str, image: str, ref: str, digest: str | None) -> str:
+    """What a service runs: the exact pulled digest, else the tag (a local build)."""
+    return f"{registry}/{image}@{digest}" if digest else ref
+
+
+@dataclass(frozen=True)
+class UpPlan:
+    kind: str  # "none": nothing to do; "recreate": only `services`, --no-deps; "full": compose up
+    services: tuple[str, ...] = ()
+
+
+def plan_up(wanted: dict[str, str], running: dict[str, str], verdicts: dict[str, str], same_project: bool) -> UpPlan:
+    """How to bring the stack to `wanted` (service -> image it must run).
+
+    `running` is what each existing container runs, `verdicts` how each is judged now,
+    `same_project` whether the compose project and settings are unchanged apart from
+    image tags. When they are and every other service is fine, only the services whose
+    image changed are recreated, on their own: their dependencies keep running.
+    """
+    changed = tuple(sorted(s for s in wanted if running.get(s) != wanted[s]))
+    others_fine = all(verdicts.get(s) == OK for s in wanted if s not in changed)
+    if same_project and others_fine:
+        return UpPlan("recreate", changed) if changed else UpPlan("none")
+    return UpPlan("full", changed)
+
+
+def judge(state: dict, oneshot: bool) -> str:
+    """ok, waiting or failed, from a container's `docker inspect` State.
+
+    A one-shot (restart "no", like sirius-migrate) is ok once it exited 0, and waiting
+    while it runs. A service with a health check is ok only when healthy.
+    """
+    status = state.get("Status")
+    health = (state.get("Health") or {}).get("Status")
+    if oneshot:
+        if status == "exited":
+            return OK if state.get("ExitCode") == 0 else FAILED
+        return FAILED if status == "dead" else WAITING
+    if status in ("exited", "dead") and state.get("restart_count", 0) >= CRASH_LOOP_RESTARTS:
+        return FAILED
+    if status != "running":
+        return WAITING
+    return OK if health in (None, "healthy") else WAITING
+
+
+def verdict_of(container: dict) -> str:
+    state = dict(container.get("State") or {})
+    state["restart_count"] = container.get("RestartCount", 0)
+    policy = ((container.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no"
+    return judge(state, oneshot=policy == "no")
+
+
+def health_word(container: dict | None) -> str:
+    """One word for the report: healthy, starting, unhealthy, exited(N), created, missing..."""
+    if container is None:
+        return "missing"
+    verdict = verdict_of(container)
+    state = container.get("State") or {}
+    if verdict == OK:
+        return "healthy"
+    if state.get("Status") in ("exited", "dead"):
+        return f"exited({state.get('ExitCode')})"
+    return (state.get("Health") or {}).get("Status") or state.get("Status") or "unknown"
+
+
+def needs_swap(mem_total_bytes: int) -> bool:
+    """Local builds of the UI peak at 2-3 GB: hosts under 8 GiB get a swap file meanwhile."""
+    return mem_total_bytes < 8 * 1024**3
+
+
+def critical_path(depends_on: dict[str, list[str]], ready_at: dict[str, float]) -> list[str]:
+    """The chain of dependencies that decided when the stack was ready, first to last."""
+    if not ready_at:
+        return []
+    chain = [max(ready_at, key=lambda s: ready_at[s])]
+    while True:
+        deps = [d for d in depends_on.get(chain[-1], []) if d in ready_at and d not in chain]
+        if not deps:
+            return list(reversed(chain))
+        chain.append(max(deps, key=lambda d: ready_at[d]))

@@ -1,0 +1,114 @@
+"""What one deploy is asked to do: the engine's flags, validated before anything runs.
+
+The Pulumi program builds these flags (infra/commands.py) from a validated stack
+config; the engine checks them again with the same rules (engine/rules.py), because
+it is also run by hand and by the rehearsal. A bad value stops it before anything
+is pulled or stopped, with the flag and the form it expects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass, field
+
+from engine import PROJECT_DIR, STATE_DIR, rules
+
+REPO_URL = "https://github.com/SiriusScan/Sirius.git"
+_REPO = re.compile(r"(?:https://[A-Za-z0-9.-]+(?::\d{1,5})?|file://)(?:/[A-Za-z0-9._~-]+)+/?")
+_PATH = re.compile(r"/[A-Za-z0-9._/-]*")
+_BIND = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}")
+
+
+class SettingsError(ValueError):
+    """A flag whose value is not of the form the engine expects."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    repo_url: str
+    ref: str
+    git_ref: str
+    image_tag: str
+    image_tags: dict[str, str] = field(default_factory=dict)  # per image, e.g. sirius-ui -> pr-7-amd64
+    registry: str = rules.DEFAULT_REGISTRY
+    public_host: str = "localhost"
+    bind_address: str = ""  # where the UI and API listen; "" = every address
+    health_timeout: int = 600
+    build_timeout: int = 3600
+    project_dir: str = PROJECT_DIR
+    state_dir: str = STATE_DIR
+    pull_attempts: int = 6
+    pull_delay: float = 5.0
+    min_free_gb: int = 8
+    install_seconds: float = 0.0
+
+    def tag_of(self, image: str) -> str:
+        return self.image_tags.get(image, self.image_tag)
+
+    def ref_of(self, image: str) -> str:
+        return f"{self.registry}/{image}:{self.tag_of(image)}"
+
+
+def _check(flag: str, ok: bool, form: str, value: object) -> None:
+    if not ok:
+        raise SettingsError(f"{flag} {str(value)[:80]!r}: expected {form}")
+
+
+def validate(s: Settings) -> Settings:
+    problem = rules.ref_problem(s.ref) or rules.release_problem(s.ref)
+    _check("--ref", problem is None, f"a Sirius ref ({problem})", s.ref)
+    _check("--git-ref", rules.ref_problem(s.git_ref) is None, rules.REF_FORM, s.git_ref)
+    _check("--tag", bool(rules.IMAGE_TAG_PATTERN.fullmatch(s.image_tag)), "a Docker tag, e.g. v1.1.0", s.image_tag)
+    for image, tag in s.image_tags.items():
+        ok = rules.IMAGE_NAME_PATTERN.fullmatch(image) and rules.IMAGE_TAG_PATTERN.fullmatch(tag)
+        _check("--image-tag", bool(ok), "IMAGE=TAG, e.g. sirius-ui=pr-7-amd64", f"{image}={tag}")
+    _check("--registry", bool(rules.REGISTRY_PATTERN.fullmatch(s.registry)), "host/namespace, e.g. ghcr.io/siriusscan", s.registry)
+    _check("--public-host", rules.is_public_host(s.public_host), "a host name or IP address", s.public_host)
+    _check("--bind-address", s.bind_address == "" or bool(_BIND.fullmatch(s.bind_address)), "an IPv4 address", s.bind_address)
+    _check("--repo", bool(_REPO.fullmatch(s.repo_url)) and ".." not in s.repo_url, "an https:// or file:/// URL", s.repo_url)
+    for flag, path in (("--dir", s.project_dir), ("--state-dir", s.state_dir)):
+        _check(flag, bool(_PATH.fullmatch(path)) and ".." not in path, "an absolute path", path)
+    for flag, number, low in (("--health-timeout", s.health_timeout, 1), ("--build-timeout", s.build_timeout, 1),
+                              ("--pull-attempts", s.pull_attempts, 1), ("--min-free-gb", s.min_free_gb, 0)):
+        _check(flag, low <= number <= 10**8, f"a whole number from {low} to 10^8", number)
+    _check("--pull-delay", 0 <= s.pull_delay <= 600, "seconds from 0 to 600", s.pull_delay)
+    return s
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="engine", allow_abbrev=False)
+    p.add_argument("--repo", dest="repo_url", default=REPO_URL)
+    p.add_argument("--ref", default="main")
+    p.add_argument("--git-ref", help="what to fetch (default: --ref)")
+    p.add_argument("--tag", dest="image_tag", default="latest")
+    p.add_argument("--image-tag", dest="image_tags", action="append", default=[], metavar="IMAGE=TAG")
+    p.add_argument("--registry", default=rules.DEFAULT_REGISTRY)
+    p.add_argument("--public-host", default="localhost")
+    p.add_argument("--bind-address", default="")
+    p.add_argument("--health-timeout", type=int, default=600)
+    p.add_argument("--build-timeout", type=int, default=3600)
+    p.add_argument("--dir", dest="project_dir", default=PROJECT_DIR)
+    p.add_argument("--state-dir", default=STATE_DIR)
+    p.add_argument("--pull-attempts", type=int, default=6)
+    p.add_argument("--pull-delay", type=float, default=5.0)
+    p.add_argument("--min-free-gb", type=int, default=8)
+    p.add_argument("--install-seconds", type=float, default=0.0)
+    return p
+
+
+def from_args(argv: list[str]) -> Settings:
+    """Parse and validate; argparse exits 2 on unknown flags, SettingsError on bad values."""
+    a = parser().parse_args(argv)
+    pairs = {}
+    for item in a.image_tags:
+        image, sep, tag = item.partition("=")
+        _check("--image-tag", bool(sep), "IMAGE=TAG, e.g. sirius-ui=pr-7-amd64", item)
+        pairs[image] = tag
+    return validate(Settings(
+        repo_url=a.repo_url, ref=a.ref, git_ref=a.git_ref or a.ref, image_tag=a.image_tag, image_tags=pairs,
+        registry=a.registry, public_host=a.public_host, bind_address=a.bind_address,
+        health_timeout=a.health_timeout, build_timeout=a.build_timeout, project_dir=a.project_dir,
+        state_dir=a.state_dir, pull_attempts=a.pull_attempts, pull_delay=a.pull_delay,
+        min_free_gb=a.min_free_gb, install_seconds=a.install_seconds,
+    ))
