@@ -153,6 +153,9 @@ def _git_ref(value: Any) -> str:
     problem = rules.ref_problem(ref)
     if problem:
         raise ValueError(f"{problem}; {rules.REF_FORM}")
+    problem = rules.release_problem(ref)
+    if problem:
+        raise ValueError(problem)
     return ref
 
 

@@ -22,6 +22,7 @@ import io
 import ipaddress
 import re
 import tarfile
+import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -351,12 +352,19 @@ def _inflate(data: bytes) -> bytes | None:
 
 
 def _texts(data: bytes, where: str, depth: int = 0) -> list[tuple[str, str]]:
-    """(where, text) of data, of a gzip/tar inside it, and of base64 blocks embedded in it."""
+    """(where, text) of data, of a gzip/tar/zip inside it, and of base64 blocks embedded in it."""
     inflated = _inflate(data)
     if inflated is None:
         return []
     members: list[tuple[str, bytes]] = []
-    if len(inflated) >= 512:
+    if inflated[:4] == b"PK\x03\x04":  # a zip (the engine's zipapp)
+        try:
+            with zipfile.ZipFile(io.BytesIO(inflated)) as archive:
+                members = [(f"{where}, archive member {info.filename}", archive.read(info))
+                           for info in archive.infolist() if info.file_size <= _MAX_DECODED]
+        except (zipfile.BadZipFile, OSError, EOFError):
+            members = []
+    elif len(inflated) >= 512:
         try:
             with tarfile.open(fileobj=io.BytesIO(inflated), mode="r:") as tar:
                 for member in tar.getmembers():
@@ -379,7 +387,7 @@ def _texts(data: bytes, where: str, depth: int = 0) -> list[tuple[str, str]]:
                 decoded = base64.b64decode(block, validate=True)
             except (binascii.Error, ValueError):
                 continue
-            if decoded[:2] == b"\x1f\x8b" or _printable(decoded):
+            if decoded[:2] == b"\x1f\x8b" or decoded[:4] == b"PK\x03\x04" or _printable(decoded):
                 out += _texts(decoded, f"{where}, embedded base64", depth + 1)
     return out
 

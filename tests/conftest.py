@@ -48,15 +48,17 @@ def closed_port_url() -> str:
 
 @pytest.fixture
 def edit_host_script(monkeypatch, tmp_path) -> Callable[[str], None]:
-    """Point infra.bootstrap at a copy of infra/host with one script changed."""
+    """Point infra.bootstrap at a copy of engine/ with one file (e.g. "deploy.py" or
+    "boot/user-data.sh") changed."""
+    import shutil
+
     from infra import bootstrap
 
-    host = tmp_path / "host"
-    host.mkdir()
-    for path in bootstrap.HOST_DIR.iterdir():
-        (host / path.name).write_bytes(path.read_bytes())
-    monkeypatch.setattr(bootstrap, "HOST_DIR", host)
-    monkeypatch.setattr(bootstrap, "TEMPLATE", host / "user-data.sh")
+    host = tmp_path / "engine"
+    shutil.copytree(bootstrap.ENGINE_DIR, host, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(bootstrap, "ENGINE_DIR", host)
+    monkeypatch.setattr(bootstrap, "TEMPLATE", host / "boot" / "user-data.sh")
+    monkeypatch.setattr(bootstrap, "WAIT_BOOT", host / "boot" / "wait-boot.sh")
 
     def edit(name: str) -> None:
         (host / name).write_bytes((host / name).read_bytes() + b"\n# changed\n")

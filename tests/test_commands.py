@@ -16,23 +16,28 @@ def spec(**overrides):
 
 def test_deploy_argv_round_trips_through_the_shell():
     s = spec(image_tags={"sirius-ui": "pr-7-amd64", "sirius-api": "latest"}, pull_attempts=3, pull_delay=1)
-    argv = commands.deploy_argv(s, bin_dir="/opt/x")
+    argv = commands.deploy_argv(s, engine="/opt/x/engine.pyz")
     assert shlex.split(commands.shell(argv)) == argv
-    assert argv[0] == "/opt/x/deploy.sh"
+    assert argv[:3] == ["python3", "/opt/x/engine.pyz", "deploy"]
     assert argv[argv.index("--git-ref") + 1] == "refs/pull/7/head"
     assert [argv[i + 1] for i, a in enumerate(argv) if a == "--image-tag"] == ["sirius-api=latest", "sirius-ui=pr-7-amd64"]
     assert argv[argv.index("--pull-attempts") + 1] == "3"
 
 
-def test_bootstrap_takes_the_same_flags():
-    s = spec()
-    assert commands.bootstrap_argv(s)[1:] == commands.deploy_argv(s)[1:]
+def test_the_engine_parses_exactly_what_the_builder_writes():
+    """One copy of the rules: the engine's own parser reads the builder's flags back."""
+    from engine import settings
+
+    s = spec(image_tags={"sirius-ui": "latest"}, build_timeout=900, bind_address="127.0.0.1")
+    parsed = settings.from_args(commands.deploy_args(s))
+    assert (parsed.git_ref, parsed.image_tag, parsed.image_tags) == ("refs/pull/7/head", "pr-7-amd64", {"sirius-ui": "latest"})
+    assert (parsed.build_timeout, parsed.bind_address, parsed.public_host) == (900, "127.0.0.1", "127.0.0.1")
 
 
 @pytest.mark.parametrize(
     "overrides",
     [{"image_tag": "x;id"}, {"registry": "evil.io/$(id)"}, {"public_host": "1.2.3.4; reboot"},
-     {"image_tags": {"sirius-ui": "a b"}}, {"project_dir": "relative"}],
+     {"image_tags": {"sirius-ui": "a b"}}, {"project_dir": "relative"}, {"ref": "v1.0.0"}, {"bind_address": "0.0.0.0; x"}],
 )
 def test_unsafe_values_are_refused(overrides):
     with pytest.raises(ValueError, match="unsafe deploy values"):

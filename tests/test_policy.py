@@ -472,7 +472,7 @@ def test_the_rules_really_look_at_the_program(program_runs):
     run = program_runs["demo"]
     instance = run.one(INSTANCE)
     where = [w for w, _ in rules.user_data_findings(INSTANCE, rules.plain(instance.inputs))]
-    assert "userData" in where and any("archive member deploy.sh" in w for w in where)
+    assert "userData" in where and any("archive member engine/install.py" in w for w in where)
     checked = [r for r in run.resources if r.type in rules.TAGGABLE_TYPES]
     assert {r.type for r in checked} >= {INSTANCE, rules.EIP, SG, INGRESS, EGRESS, "aws:ec2/keyPair:KeyPair"}
     # What the program would look like with the guardrails broken, per rule:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
+import base64
 import io
 import re
 import shlex
-import tarfile
-import base64
+import zipfile
 
 import pulumi
 import pytest
@@ -30,17 +29,19 @@ TAGGABLE = {
 }
 
 STACKS = {
-    "demo": {"ref": "demo"},
+    "demo": {},
     "release": {"ref": "v1.1.0"},
     "pull-request": {"ref": "pr-42"},
     "explicit-tag": {"ref": "feature/scan-ui", "imageTag": "pr-9-amd64"},
 }
 
 
-def boot_command(user_data: str) -> list[str]:
-    last = user_data.rstrip().splitlines()[-1]
-    assert last.startswith("exec ")
-    return shlex.split(last[len("exec "):])
+def deploy_command(run) -> list[str]:
+    """The engine's deploy as the remote command runs it (sudo python3 engine.pyz deploy ...)."""
+    [deploy] = [r for r in run.of_type("command:remote:Command") if r.name.endswith("-deploy")]
+    argv = shlex.split(deploy.inputs["create"])
+    assert argv[:4] == ["sudo", "python3", "/opt/sirius-demo/engine.pyz", "deploy"]
+    return argv
 
 
 def flag(argv: list[str], name: str) -> str:
@@ -65,7 +66,7 @@ def test_instance_shape(runs, stack):
 
 @pytest.mark.parametrize(
     ("stack", "ref", "tag"),
-    [("demo", "demo", "latest"), ("release", "v1.1.0", "v1.1.0"), ("pull-request", "pr-42", "pr-42-amd64"),
+    [("demo", "main", "latest"), ("release", "v1.1.0", "v1.1.0"), ("pull-request", "pr-42", "pr-42-amd64"),
      ("explicit-tag", "feature/scan-ui", "pr-9-amd64")],
 )
 def test_tags_and_outputs_carry_ref_and_image_tag(runs, stack, ref, tag):
@@ -75,13 +76,13 @@ def test_tags_and_outputs_carry_ref_and_image_tag(runs, stack, ref, tag):
     assert instance.tags["Name"] == f"sirius-demo-{stack}"
     assert {instance.tags[k] for k in ("Project", "Stack", "ManagedBy")} == {"sirius-demo", stack, "pulumi"}
     assert run.outputs["imageTag"] == tag and run.outputs["ref"] == ref
-    argv = boot_command(instance.inputs["userData"])
+    argv = deploy_command(run)
     assert flag(argv, "--tag") == tag and flag(argv, "--ref") == ref
     assert flag(argv, "--public-host") == FAKE_IP
 
 
 def test_pull_request_fetches_the_pull_ref(runs):
-    argv = boot_command(runs["pull-request"].one(INSTANCE).inputs["userData"])
+    argv = deploy_command(runs["pull-request"])
     assert flag(argv, "--git-ref") == "refs/pull/42/head"
 
 
@@ -159,20 +160,23 @@ def test_user_data_is_small_and_secret_free(runs):
         assert not re.search(r"PRIVATE KEY|PASSWORD=|NEXTAUTH_SECRET=|AKIA[0-9A-Z]{16}", user_data)
 
 
-def test_user_data_unpacks_the_host_scripts(runs):
-    user_data = runs["demo"].one(INSTANCE).inputs["userData"]
-    encoded = user_data.split("<<'HOST_SCRIPTS' | tar -xzf - -C /opt/sirius-demo/bin\n", 1)[1].split("\nHOST_SCRIPTS\n")[0]
-    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(base64.b64decode(encoded)))) as tar:
-        names = set(tar.getnames())
-        deploy = tar.extractfile("deploy.sh").read()
-    assert names == {"bootstrap.sh", "install.sh", "deploy.sh", "health.sh", "lib.sh"}
-    assert deploy == open("infra/host/deploy.sh", "rb").read()
+def test_user_data_is_the_boot_engine_and_the_same_for_every_stack(runs):
+    """No setting reaches user_data: a new ref, tag or address never touches it."""
+    user_data = {run.one(INSTANCE).inputs["userData"] for run in runs.values()}
+    assert len(user_data) == 1
+    [text] = user_data
+    encoded = text.split("<<'BOOT_ENGINE'\n", 1)[1].split("\nBOOT_ENGINE\n")[0]
+    with zipfile.ZipFile(io.BytesIO(base64.b64decode(encoded))) as zf:
+        assert zf.read("engine/install.py") == open("engine/install.py", "rb").read()
+        assert "engine/deploy.py" not in zf.namelist()
+    assert text.rstrip().endswith("exec python3 /opt/sirius-demo/boot.pyz bootstrap --state-dir /var/lib/sirius-demo")
 
 
 def test_preview_with_unknown_address(ip_echo):
     run = run_stack({"ref": "v1.1.0"}, preview=True, ip_lookup_url=ip_echo)
     instance = run.one(INSTANCE).inputs
-    assert isinstance(instance["userData"], pulumi.output.Unknown)
+    [deploy] = [r for r in run.of_type("command:remote:Command") if r.name.endswith("-deploy")]
+    assert isinstance(deploy.inputs["create"], pulumi.output.Unknown)  # it needs the Elastic IP
     assert instance["rootBlockDevice"]["volumeSize"] == 30 and instance["instanceType"] == "t3.medium"
     assert {"publicIp", "uiUrl", "apiUrl", "instanceId", "sshCommand"} <= run.unknown_outputs
     assert run.outputs["imageTag"] == "v1.1.0"
@@ -183,7 +187,7 @@ def test_unpublished_branch_warns(ip_echo):
     run = run_stack({"ref": "feature/scan-ui"}, ip_lookup_url=ip_echo)
     assert any("no images are published for ref 'feature/scan-ui'" in w for w in run.warnings)
     assert run.outputs["imageTag"] == "latest"
-    assert not any("no images are published" in w for w in run_stack({"ref": "demo"}, ip_lookup_url=ip_echo).warnings)
+    assert not any("no images are published" in w for w in run_stack({"ref": "main"}, ip_lookup_url=ip_echo).warnings)
 
 
 @pytest.mark.parametrize(
@@ -238,17 +242,3 @@ def test_expiry_tag_on_branch_stacks(ip_echo):
         if resource.type in TAGGABLE:
             assert resource.tags.get("ExpiresAt") == "2026-12-01T02:00:00Z", resource.name
     assert "ExpiresAt" not in run_stack({}, ip_lookup_url=ip_echo).one(INSTANCE).tags
-
-
-def test_user_data_that_cannot_fit_stops_before_any_resource(ip_echo, monkeypatch):
-    from infra import bootstrap
-    from tests import pulumi_mocks
-
-    registered = []
-    original = pulumi_mocks.CapturingMonitor.RegisterResource
-    monkeypatch.setattr(bootstrap, "USER_DATA_LIMIT", 4000)
-    monkeypatch.setattr(pulumi_mocks.CapturingMonitor, "RegisterResource",
-                        lambda self, request: registered.append(request.type) or original(self, request))
-    with pytest.raises(pulumi.RunError, match="AWS allows 4000: shorten sirius-demo:repoUrl"):
-        run_stack({}, ip_lookup_url=ip_echo)
-    assert [t for t in registered if t != "pulumi:pulumi:Stack"] == []

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from infra import bootstrap
 from tests.pulumi_mocks import FAKE_ADMIN_PASSWORD, FAKE_PRIVATE_KEY, run_stack
 
 COMMAND = "command:remote:Command"
-BASE = {"sshCidrs": "198.51.100.7/32", "ref": "v1.0.0"}
+BASE = {"sshCidrs": "198.51.100.7/32", "ref": "v1.2.0"}
 
 
 def commands_of(run) -> dict[str, object]:
@@ -55,14 +57,19 @@ def test_no_secret_on_any_command_line_and_password_never_logged(run):
 
 def test_deploy_command_carries_tag_and_ref(run):
     create = commands_of(run)["deploy"].inputs["create"]
-    assert create.startswith("sudo /opt/sirius-demo/bin/deploy.sh ")
-    assert "--tag v1.0.0" in create and "--ref v1.0.0" in create and "--public-host 52.12.34.56" in create
+    assert create.startswith("sudo python3 /opt/sirius-demo/engine.pyz deploy ")
+    assert "--tag v1.2.0" in create and "--ref v1.2.0" in create and "--public-host 52.12.34.56" in create
 
 
-def test_engine_upload_is_the_engine_archive(run):
+def test_engine_upload_installs_an_engine_that_runs(run, tmp_path):
+    """The upload command, run for real (without sudo, into a scratch dir) on its stdin."""
     engine = commands_of(run)["engine"]
-    assert engine.inputs["create"] == "base64 -d | sudo tar -xzf - -C /opt/sirius-demo/bin"
-    assert engine.inputs["stdin"] == bootstrap.encoded_archive(bootstrap.ENGINE_FILES)
+    target = tmp_path / "engine.pyz"
+    create = engine.inputs["create"].replace("sudo ", "").replace("/opt/sirius-demo/engine.pyz", str(target))
+    subprocess.run(["bash", "-c", create], input=engine.inputs["stdin"], text=True, check=True)
+    assert not (tmp_path / "engine.pyz.new").exists()
+    bad = subprocess.run(["python3", str(target), "deploy", "--tag", "bad tag!"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "expected a Docker tag" in bad.stderr
 
 
 def test_outputs(run):
@@ -89,7 +96,7 @@ def test_a_new_ref_reruns_deploy(run):
 
 
 def test_an_engine_change_reruns_engine_and_deploy_only(run, edit_host_script):
-    edit_host_script("deploy.sh")
+    edit_host_script("deploy.py")
     before = {name: c.inputs.get("triggers") for name, c in commands_of(run).items()}
     after = triggers({})
     assert {name for name in before if before[name] != after[name]} == {"engine", "deploy"}

@@ -15,7 +15,7 @@ from tests.pulumi_mocks import run_stack
 INSTANCE = "aws:ec2/instance:Instance"
 # Properties of aws:ec2/instance that force a new instance in the provider.
 REPLACE_ONLY = {"ami", "subnetId", "keyName", "availabilityZone", "privateIp", "tenancy"}
-BASE = {"sshCidrs": "198.51.100.7/32", "ref": "v1.0.0"}
+BASE = {"sshCidrs": "198.51.100.7/32", "ref": "v1.2.0"}
 
 
 def effect(old, new) -> tuple[str, set[str]]:
@@ -49,12 +49,12 @@ def test_volume_or_ami_replaces(base, change):
 
 
 def test_boot_script_change_replaces(base, edit_host_script):
-    edit_host_script("install.sh")
+    edit_host_script("install.py")
     assert effect(base, instance({}))[0] == "replace"
 
 
 def test_deploy_engine_change_does_not_replace(base, edit_host_script):
-    edit_host_script("deploy.sh")
+    edit_host_script("deploy.py")
     assert effect(base, instance({}))[0] == "same"
 
 

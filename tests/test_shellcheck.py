@@ -12,7 +12,7 @@ SHELL_FILES = sorted(
 
 
 def test_there_are_shell_files():
-    assert any(p.name == "deploy.sh" for p in SHELL_FILES)
+    assert any(p.name == "wait-boot.sh" for p in SHELL_FILES)
 
 
 @pytest.mark.parametrize("path", SHELL_FILES, ids=lambda p: str(p.relative_to(ROOT)))

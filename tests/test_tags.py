@@ -2,7 +2,7 @@
 
 import pytest
 
-from engine.rules import plan_ref, resolve_image_tag
+from engine.rules import plan_ref, release_problem, resolve_image_tag
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -11,7 +11,7 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
     ("ref", "image_tag", "expected_tag", "git_ref", "published"),
     [
         ("main", None, "latest", "main", True),
-        ("demo", None, "latest", "demo", True),
+        ("demo", None, "latest", "demo", False),  # stale since 2025-11: no longer mapped to latest
         ("v1.1.0", None, "v1.1.0", "v1.1.0", True),
         ("v0.4.1", None, "v0.4.1", "v0.4.1", True),
         ("v1.0.0-rc.1", None, "v1.0.0-rc.1", "v1.0.0-rc.1", True),
@@ -21,8 +21,7 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
         (f"sha-{COMMIT}", None, f"sha-{COMMIT}", COMMIT, True),
         (COMMIT, None, f"sha-{COMMIT}", COMMIT, True),
         (COMMIT.upper(), None, f"sha-{COMMIT}", COMMIT, True),
-        ("beta", None, "beta", "beta", True),
-        ("dev", None, "dev", "dev", True),
+        ("beta", None, "beta", "main", True),  # beta images are latest's digests, built from main
         ("feature/scan-ui", None, "latest", "feature/scan-ui", False),
         ("sirius-demo", None, "latest", "sirius-demo", False),
         ("v1.1", None, "latest", "v1.1", False),
@@ -40,3 +39,18 @@ def test_plan_ref(ref, image_tag, expected_tag, git_ref, published):
 def test_pull_request_number_is_kept():
     assert plan_ref("pr-42").pull_request == 42
     assert plan_ref("main").pull_request is None
+
+
+@pytest.mark.parametrize("ref", ["v1.0.0", "v0.4.1", "v1.0.9-rc.1"])
+def test_releases_before_the_key_file_contract_are_refused_naming_v1_1_0(ref):
+    problem = release_problem(ref)
+    assert problem is not None and "v1.1.0" in problem
+
+
+@pytest.mark.parametrize("ref", ["v1.1.0", "v1.2.0", "v2.0.0", "main", "beta", "pr-7", "feature/x"])
+def test_supported_refs_pass(ref):
+    assert release_problem(ref) is None
+
+
+def test_dev_is_refused_as_unmaintained():
+    assert "unmaintained" in release_problem("dev")
