@@ -93,9 +93,8 @@ class Deploy:
                 digests = self.pull(services)
                 built = self.build(compose, services, digests)
                 self.up(compose, services, digests, built)
-                healthy = self.gate(compose, services)
-                self.report["status"] = "healthy" if healthy else "unhealthy"
-                if not healthy:
+                self.report["status"] = self.gate(compose, services)
+                if self.report["status"] != "healthy":
                     bad = self.report["unhealthy"]
                     self.report["error"] = f"not healthy within {self.s.health_timeout}s: {', '.join(bad)}"
                     self.diagnose(compose, bad)
@@ -107,8 +106,7 @@ class Deploy:
         self.write_report()
         if self.report["status"] == "healthy":
             log(f"deploy: healthy in {self.report['totalSeconds']}s (tag {self.s.image_tag}, commit {(self.report['commit'] or '')[:12]})")
-            return 0
-        return 1
+        return plan.exit_code(self.report["status"])
 
     def lock(self, handle) -> None:
         while True:
@@ -237,14 +235,16 @@ class Deploy:
                     log(f"pull: {s.ref_of(image)} failed: {result.last_line()}")
                     retry.append(image)
             pending = retry
+            if not pending:
+                break
             rounds = self.report["pullRounds"]
-            if pending and (rounds > len(delays) or time.time() + delays[rounds - 1] >= self.deadline):
+            wait = plan.next_retry(rounds, delays, time.time(), self.deadline)
+            if wait is None:
                 log(f"pull: giving up on {' '.join(pending)} after {rounds} attempts")
                 self.missing += pending
                 break
-            if pending:
-                log(f"pull: retrying in {delays[rounds - 1]:.0f}s")
-                time.sleep(delays[rounds - 1])
+            log(f"pull: retrying in {wait:.0f}s")
+            time.sleep(wait)
         self.phase("pull")
         return digests
 
@@ -337,12 +337,8 @@ class Deploy:
         same_shape = os.path.exists(shape_file) and open(shape_file).read() == shape
         step = plan.plan_up(wanted, running, verdicts, same_project=same_shape and self.same_settings)
         log(f"up: {step.kind}" + (f" ({' '.join(step.services)})" if step.services else ""))
-        if step.kind == "recreate":
-            result = self.compose("up", "-d", "--no-deps", "--force-recreate", *step.services, timeout=self.remaining())
-        elif step.kind == "full":
-            result = self.compose("up", "-d", "--remove-orphans", timeout=self.remaining())
-        else:
-            result = Result(0, "", "")
+        args = step.compose_args()
+        result = self.compose(*args, timeout=self.remaining()) if args else Result(0, "", "")
         if not result.ok:
             log(f"up: docker compose up did not finish cleanly: {envfile.redact(result.last_line(), self.secrets)}")
             self.up_error = envfile.redact(result.err[-3000:], self.secrets)
@@ -352,7 +348,7 @@ class Deploy:
             f.write(shape)
         self.phase("up")
 
-    def gate(self, compose: Compose, services: dict) -> bool:
+    def gate(self, compose: Compose, services: dict) -> str:
         """Poll every service until all are ok, one has failed for good, or the deadline."""
         ready_at: dict[str, float] = {}
         while True:
@@ -362,8 +358,7 @@ class Deploy:
             for svc, verdict in verdicts.items():
                 if verdict == plan.OK and svc not in ready_at:
                     ready_at[svc] = now
-            done = all(v == plan.OK for v in verdicts.values())
-            if done or plan.FAILED in verdicts.values() or now >= self.deadline:
+            if plan.gate(verdicts, now, self.deadline):
                 break
             time.sleep(POLL_SECONDS)
         self.phase("healthy")
@@ -382,7 +377,7 @@ class Deploy:
         fresh_ready = {svc: t for svc, t in ready_at.items() if self.report["services"][svc]["recreated"]}
         self.report["criticalPath"] = plan.critical_path(depends, fresh_ready)
         self.report["unhealthy"] = sorted(svc for svc in services if self.report["services"][svc]["health"] != "healthy")
-        return not self.report["unhealthy"]
+        return plan.gate(verdicts, time.time(), self.deadline) or "unhealthy"
 
     def diagnose(self, compose: Compose, bad: list[str]) -> None:
         """Which service, why, and the tail of its logs, with every secret blanked."""

@@ -51,6 +51,14 @@ class UpPlan:
     kind: str  # "none": nothing to do; "recreate": only `services`, --no-deps; "full": compose up
     services: tuple[str, ...] = ()
 
+    def compose_args(self) -> list[str] | None:
+        """The `docker compose` arguments that carry the plan out (None: nothing to run)."""
+        if self.kind == "recreate":
+            return ["up", "-d", "--no-deps", "--force-recreate", *self.services]
+        if self.kind == "full":
+            return ["up", "-d", "--remove-orphans"]
+        return None
+
 
 def plan_up(wanted: dict[str, str], running: dict[str, str], verdicts: dict[str, str], same_project: bool) -> UpPlan:
     """How to bring the stack to `wanted` (service -> image it must run).
@@ -104,6 +112,29 @@ def health_word(container: dict | None) -> str:
     if state.get("Status") in ("exited", "dead"):
         return f"exited({state.get('ExitCode')})"
     return (state.get("Health") or {}).get("Status") or state.get("Status") or "unknown"
+
+
+def next_retry(attempt: int, delays: list[float], now: float, deadline: float) -> float | None:
+    """Seconds to wait before pulling again after failed round `attempt` (1-based), or
+    None when the attempts are used up or the wait would pass the deadline."""
+    if attempt > len(delays) or now + delays[attempt - 1] >= deadline:
+        return None
+    return delays[attempt - 1]
+
+
+def gate(verdicts: dict[str, str], now: float, deadline: float) -> str | None:
+    """The health gate's decision: "healthy", "unhealthy" (a service failed for good, or
+    the deadline passed), or None to keep waiting."""
+    if verdicts and all(v == OK for v in verdicts.values()):
+        return "healthy"
+    if FAILED in verdicts.values() or now >= deadline:
+        return "unhealthy"
+    return None
+
+
+def exit_code(status: str) -> int:
+    """The deploy's exit code: 0 only for a healthy stack."""
+    return 0 if status == "healthy" else 1
 
 
 def needs_swap(mem_total_bytes: int) -> bool:

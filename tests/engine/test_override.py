@@ -1,0 +1,46 @@
+"""The generated compose override."""
+
+from __future__ import annotations
+
+from engine import override
+
+SERVICES = {
+    "sirius-postgres": {"ports": [{"target": 5432, "published": "5432", "protocol": "tcp", "mode": "ingress"}],
+                        "healthcheck": {"test": ["CMD", "/usr/local/bin/pg-healthcheck.sh"], "interval": "10s"}},
+    "sirius-ui": {"ports": [{"target": 3000, "published": "3000", "protocol": "tcp"}],
+                  "healthcheck": {"test": ["CMD", "wget", "--spider", "http://127.0.0.1:3000/"]}},
+    "sirius-migrate": {},
+}
+IMAGES = {name: f"r/{name}@sha256:1" for name in SERVICES}
+
+
+def render(**kw) -> str:
+    return override.render(SERVICES, IMAGES, **{"bind_address": "", "fast_health": True, "start_period": 600, **kw})
+
+
+def test_digests_pinned_and_never_pulled_by_compose():
+    text = render()
+    for name in SERVICES:
+        assert f'  {name}:\n    image: "r/{name}@sha256:1"\n    pull_policy: missing\n' in text
+
+
+def test_only_the_ui_and_api_listen_beyond_loopback():
+    text = render()
+    assert 'ports: !override ["127.0.0.1:5432:5432/tcp"]' in text
+    assert 'ports: !override ["3000:3000/tcp"]' in text
+    assert 'ports: !override ["127.0.0.1:3000:3000/tcp"]' in render(bind_address="127.0.0.1")
+
+
+def test_fast_health_only_when_supported_and_only_on_checked_services():
+    fast = render()
+    assert fast.count("start_interval: 1s") == 2 and "start_period: 600s" in fast
+    assert "sirius-migrate:\n    image" in fast and "start_interval" not in fast.split("sirius-migrate:")[1].split("sirius-postgres:")[0]
+    assert "start_interval" not in render(fast_health=False)
+
+
+def test_start_interval_needs_engine_25_and_compose_2_20_2():
+    assert override.start_interval_support("1.45", "2.30.1") is None
+    assert override.start_interval_support("1.44", "v2.20.2") is None
+    assert "1.41" in override.start_interval_support("1.41", "2.30.1")
+    assert "2.20.1" in override.start_interval_support("1.45", "2.20.1")
+    assert override.start_interval_support("", "5.6.1") is not None
