@@ -5,9 +5,10 @@
     python -m tools.rehearse --ref main --registry 127.0.0.1:5000/siriusscan --repo file:///srv/sirius.git
     python -m tools.rehearse --down
 
-Runs the very deploy.sh that the instance runs, with the same flags (infra/commands.py),
-so a ref that fails here fails on EC2 too, in a minute instead of twenty. Progress per
-phase streams to the terminal; the report ends as a table.
+Runs the very engine zipapp that the instance runs, with the same flags
+(infra/commands.py), so a ref that fails here fails on EC2 too, in a minute instead of
+twenty. The UI and API listen on 127.0.0.1 only. Progress per phase streams to the
+terminal; the report ends as a table with each service's timings and the critical path.
 """
 
 from __future__ import annotations
@@ -40,42 +41,61 @@ def build_spec(args: argparse.Namespace) -> commands.DeploySpec:
         registry=config.image_registry,
         project_dir=str(home / "sirius"),
         state_dir=str(home / "state"),
+        bind_address="127.0.0.1",
+        build_timeout=args.build_timeout,
         pull_attempts=args.pull_attempts,
         pull_delay=args.pull_delay,
         min_free_gb=args.min_free_gb,
     )
 
 
+def _seconds(value) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
 def format_report(report: dict) -> str:
-    """The deploy report as a table a person reads at a glance."""
+    """The deploy report as a table a person reads at a glance (Kamal's deploy output is the model)."""
     lines = [
         f"status: {report.get('status')}  tag: {report.get('imageTag')}  ref: {report.get('ref')}"
         f"  commit: {(report.get('commit') or '')[:12]}  total: {report.get('totalSeconds')}s",
     ]
     if report.get("error"):
         lines.append(f"error: {report['error']}")
+    for image, fallback in (report.get("imageFallbacks") or {}).items():
+        lines.append(f"WARNING: {image} runs {fallback['running']}, not {fallback['wanted']}: other commits' images")
+    if report.get("startIntervalNote"):
+        lines.append(f"note: health checks at upstream's intervals: {report['startIntervalNote']}")
     phases = report.get("phases") or {}
     lines.append("phase     seconds")
-    lines += [f"{name:<9} {phases[name]:>7}" for name in ("install", "fetch", "pull", "build", "up", "healthy") if name in phases]
+    lines += [f"{name:<9} {phases[name]:>7}" for name in ("install", "fetch", "check", "pull", "build", "up", "healthy")
+              if name in phases]
     services = report.get("services") or {}
     if services:
         width = max(len(name) for name in services)
-        lines.append(f"{'service':<{width}}  {'health':<10} {'built':<5} {'recreated':<9} image")
-        for name in sorted(services):
+        lines.append(f"{'service':<{width}}  {'health':<10} {'created':>7} {'started':>7} {'healthy':>7}  "
+                     f"{'built':<5} {'recreated':<9} image")
+        for name in sorted(services, key=lambda n: (services[n].get("healthySeconds") is None, services[n].get("healthySeconds") or 0, n)):
             s = services[name]
             digest = (s.get("digest") or "")[:19]
             image = s.get("image", "") + (f" ({digest})" if digest else "")
             lines.append(
-                f"{name:<{width}}  {s.get('health', ''):<10} {'yes' if s.get('builtLocally') else 'no':<5} "
-                f"{'yes' if s.get('recreated') else 'no':<9} {image}"
+                f"{name:<{width}}  {s.get('health', ''):<10} {_seconds(s.get('createdSeconds')):>7} "
+                f"{_seconds(s.get('startedSeconds')):>7} {_seconds(s.get('healthySeconds')):>7}  "
+                f"{'yes' if s.get('builtLocally') else 'no':<5} {'yes' if s.get('recreated') else 'no':<9} {image}"
             )
+    path = report.get("criticalPath") or []
+    if path:
+        lines.append("critical path: " + " -> ".join(
+            f"{name} ({_seconds((services.get(name) or {}).get('healthySeconds'))}s)" for name in path))
     return "\n".join(lines)
 
 
-def run_deploy(spec: commands.DeploySpec, bin_dir: Path = bootstrap.HOST_DIR) -> tuple[int, dict | None]:
-    """Run deploy.sh; progress goes straight to our stderr, the report is parsed from stdout."""
-    argv = commands.deploy_argv(spec, bin_dir=str(bin_dir))
-    result = subprocess.run(argv, stdout=subprocess.PIPE, text=True)
+def run_deploy(spec: commands.DeploySpec, home: Path) -> tuple[int, dict | None]:
+    """Run the engine zipapp; progress goes straight to our stderr, the report is parsed from stdout."""
+    home.mkdir(parents=True, exist_ok=True)
+    engine = home / "engine.pyz"
+    engine.write_bytes(bootstrap.engine_archive())
+    result = subprocess.run(commands.deploy_argv(spec, engine=str(engine)), stdout=subprocess.PIPE, text=True)
     try:
         return result.returncode, commands.report_of(result.stdout)
     except ValueError:
@@ -100,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo", default="https://github.com/SiriusScan/Sirius.git", help="git URL of the project")
     parser.add_argument("--home", default=str(DEFAULT_HOME), help=f"working directory (default {DEFAULT_HOME})")
     parser.add_argument("--health-timeout", type=int, default=600)
+    parser.add_argument("--build-timeout", type=int)
     parser.add_argument("--pull-attempts", type=int)
     parser.add_argument("--pull-delay", type=int)
     parser.add_argument("--min-free-gb", type=int)
@@ -113,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         parser.exit(2, f"{err}\n")
     print(f"rehearsing {spec.ref} (tag {spec.image_tag}) from {spec.repo_url} on the local Docker Engine", file=sys.stderr)
-    code, report = run_deploy(spec)
-    print(format_report(report) if report else "deploy.sh printed no report")
+    code, report = run_deploy(spec, Path(args.home).resolve())
+    print(format_report(report) if report else "the engine printed no report")
     return code
 
 

@@ -19,9 +19,10 @@ def test_rehearsal_deploys_and_prints_a_table(clean_project, registry, sirius_re
     assert "fetch:" in result.stderr and "pull:" in result.stderr and "deploy: healthy" in result.stderr
     table = result.stdout
     assert f"status: healthy  tag: {TAG_V1}  ref: main" in table
-    for phase in ("install", "fetch", "pull", "build", "up", "healthy"):
+    for phase in ("install", "fetch", "check", "pull", "build", "up", "healthy"):
         assert f"\n{phase} " in table
     assert "sirius-ui" in table and "sirius-migrate" in table
+    assert "critical path: sirius-postgres (" in table and table.rstrip().endswith("s)")
 
     down = subprocess.run([sys.executable, "-m", "tools.rehearse", "--down", "--home", str(tmp_path)],
                           capture_output=True, text=True, env=clean_project.env, timeout=300)
@@ -41,9 +42,20 @@ def test_format_report_reads_at_a_glance():
     report = {"status": "unhealthy", "imageTag": "v1", "ref": "main", "commit": "a" * 40, "totalSeconds": 9.5,
               "error": "not healthy within 60s: sirius-ui",
               "phases": {"install": 0, "fetch": 0.2, "pull": 1.0, "build": 0, "up": 3.1, "healthy": 60.0},
+              "imageFallbacks": {"sirius-ui": {"wanted": "sha-" + "c" * 40, "running": "latest"}},
               "services": {"sirius-ui": {"image": "r/sirius-ui:v1", "digest": "sha256:" + "b" * 64,
-                                         "health": "starting", "builtLocally": False, "recreated": True}}}
+                                         "health": "starting", "builtLocally": False, "recreated": True,
+                                         "createdSeconds": 1.0, "startedSeconds": 1.5, "healthySeconds": None},
+                           "sirius-api": {"image": "r/sirius-api:v1", "digest": None, "health": "healthy",
+                                          "builtLocally": True, "recreated": True,
+                                          "createdSeconds": 0.9, "startedSeconds": 1.2, "healthySeconds": 7.25}},
+              "criticalPath": ["sirius-api"]}
     text = rehearse.format_report(report)
     assert "status: unhealthy" in text and "error: not healthy within 60s: sirius-ui" in text
+    assert "WARNING: sirius-ui runs latest, not sha-cccc" in text
     assert "healthy      60.0" in text
-    assert "sirius-ui  starting   no    yes       r/sirius-ui:v1 (sha256:bbbbbbbbbbbb)" in text
+    lines = text.splitlines()
+    assert lines.index([l for l in lines if l.startswith("sirius-api")][0]) < lines.index([l for l in lines if l.startswith("sirius-ui")][0])
+    assert "sirius-ui   starting       1.0     1.5       -  no    yes       r/sirius-ui:v1 (sha256:bbbbbbbbbbbb)" in text
+    assert "sirius-api  healthy        0.9     1.2     7.2  yes" in text
+    assert text.endswith("critical path: sirius-api (7.2s)")
