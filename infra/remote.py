@@ -21,7 +21,7 @@ from infra.instance import SSH_USER, deploy_spec
 # A new instance takes a minute or two before sshd answers: ~40 dials of up to 15 s.
 DIAL_ATTEMPTS = 40
 DIAL_TIMEOUT = 15
-# Boot = OS setup (a few minutes at worst) + the first deploy (healthTimeout).
+# Boot = the OS setup: Docker from its apt repository, a few minutes at worst.
 BOOT_SETUP_SECONDS = 900
 
 
@@ -65,7 +65,7 @@ class RemoteDeploy:
             "wait-boot",
             [instance, *boot_ready],
             create=spec.apply(
-                lambda s: commands.shell(commands.wait_boot_argv(s, BOOT_SETUP_SECONDS + config.health_timeout))
+                lambda s: commands.shell(commands.wait_boot_argv(s, BOOT_SETUP_SECONDS))
             ),
             stdin=bootstrap.WAIT_BOOT.read_text(),
             triggers=[instance_id],
