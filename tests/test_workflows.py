@@ -240,15 +240,23 @@ def test_cleanup_reads_the_same_tag_and_never_names_demo():
     assert stacks.EXPIRES_TAG == "sirius-demo:expiresAt"
 
 
-@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
-def test_python_is_3_11_and_pulumi_cli_new_enough(path):
-    for _, _, step in steps(path):
-        uses = step.get("uses", "")
-        if uses.startswith("actions/setup-python@"):
-            assert step["with"]["python-version"] == "3.11"
-        if uses.startswith("pulumi/actions@"):
-            # 3.211: stack tags on self-managed backends (the expiry tag).
-            assert step["with"]["pulumi-version"] == "^3.211.0"
+def test_python_is_3_11_and_one_exact_pulumi_cli_everywhere():
+    """An exact CLI (a range would take whatever is newest that day), the same in every job,
+    and at least what Pulumi.yaml requires."""
+    from tests.test_dependencies import CLI_FLOOR, version
+
+    pins = set()
+    for path in FILES:
+        for _, _, step in steps(path):
+            uses = step.get("uses", "")
+            if uses.startswith("actions/setup-python@"):
+                assert step["with"]["python-version"] == "3.11"
+            if uses.startswith("pulumi/actions@"):
+                pins.add(str(step["with"]["pulumi-version"]))
+    assert len(pins) == 1, pins
+    (pin,) = pins
+    assert re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", pin), f"{pin!r} is not an exact version"
+    assert version(pin) >= CLI_FLOOR
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
