@@ -145,13 +145,48 @@ def test_error_message_lists_keys_with_namespace():
     assert "sirius-demo:volumeSize" in str(caught.value)
 
 
-def test_every_declared_key_has_a_rule_and_the_readme_documents_it():
+def readme_table() -> dict[str, tuple[str, str, str]]:
+    readme = (ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| (\w+) \| `([^`]*)` \| (.*) \|$", readme, re.M)
+    return {key: (type_, default, meaning) for key, type_, default, meaning in rows}
+
+
+def test_every_declared_key_has_a_rule_and_the_readme_table_matches_pulumi_yaml():
     schema = config.load_schema()
     assert set(schema) == set(config._RULES)
-    readme = (ROOT / "README.md").read_text()
+    table = readme_table()
     for key, setting in schema.items():
-        assert re.search(rf"^\| `{key}` \|", readme, re.M), f"README config table lacks {key}"
-        assert setting.description in readme, f"README description of {key} differs from Pulumi.yaml"
+        assert key in table, f"README config table lacks {key}"
+        default = "(empty)" if setting.default == "" else str(setting.default).lower() if isinstance(
+            setting.default, bool) else str(setting.default)
+        assert table[key] == (setting.type, default, setting.description), f"README row of {key} differs"
+
+
+def cli_accepts(type_: str, text: str) -> bool:
+    """What the Pulumi CLI lets through for `pulumi config set KEY TEXT` (no --path, no --json)
+    when Pulumi.yaml declares KEY with `type_`: a plain value is never an array or object."""
+    if type_ == "string":
+        return True
+    if type_ == "integer":
+        return re.fullmatch(r"-?[0-9]+", text) is not None
+    if type_ == "boolean":
+        return text in ("true", "false")
+    return False
+
+
+def test_every_documented_config_value_gets_past_the_cli_type_check():
+    """`pulumi config set` examples, and the values quoted in the example error, are of the
+    declared type: otherwise the CLI refuses them before the program says anything."""
+    schema = config.load_schema()
+    texts = [(ROOT / "README.md").read_text(), (ROOT / "infra" / "config.py").read_text()]
+    examples = [m for text in texts for m in re.findall(r"pulumi config set (?:--secret )?(?:sirius-demo:)?(\w+) ([^\s`]+)", text)]
+    examples += re.findall(r"^  sirius-demo:(\w+): '?([^' ]+)'? ", texts[0], re.M)
+    checked = [(key, value) for key, value in examples if key in schema and not value.startswith(("\"$", "<", "..."))]
+    assert {"publicCidrs", "sshCidrs", "volumeSize"} <= {key for key, _ in checked}
+    for key, value in checked:
+        assert cli_accepts(schema[key].type, value), f"`pulumi config set {key} {value}` fails the CLI's type check"
+        if schema[key].type == "string" and key.endswith("Cidrs"):
+            valid(**{key: value})  # and then the program takes it
 
 
 # Accepted refs and tags are made of characters that a shell never interprets.
