@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,28 @@ def test_plain_text_private_key_is_refused_and_never_echoed():
     with pytest.raises(ConfigError) as caught:
         valid(keyName="mine", sshPrivateKey="AAAAfakekey-not-a-block")
     assert "AAAAfakekey" not in str(caught.value)
+
+
+def keygen(tmp_path, name: str, *args: str) -> str:
+    path = tmp_path / name
+    subprocess.run(["ssh-keygen", "-q", "-C", "", "-f", str(path), *args], check=True, timeout=30)
+    return path.read_text()
+
+
+def test_private_keys_ssh_accepts_are_accepted(tmp_path):
+    for name, args in (("openssh", ["-t", "ed25519", "-N", ""]), ("pkcs8", ["-t", "ecdsa", "-m", "PKCS8", "-N", ""]),
+                       ("sec1", ["-t", "ecdsa", "-m", "PEM", "-N", ""])):
+        key = keygen(tmp_path, name, *args)
+        assert valid(keyName="mine", sshPrivateKey=key).ssh_private_key == key, name
+
+
+def test_passphrase_protected_keys_are_refused_up_front(tmp_path):
+    for name, args in (("openssh", ["-t", "ed25519"]), ("pkcs8", ["-t", "ecdsa", "-m", "PKCS8"]),
+                       ("sec1", ["-t", "ecdsa", "-m", "PEM"])):
+        key = keygen(tmp_path, name, *args, "-N", "correct horse")
+        found = problems(keyName="mine", sshPrivateKey=key)
+        assert list(found) == ["sshPrivateKey"] and "passphrase" in found["sshPrivateKey"], name
+        assert "ssh-keygen -p" in found["sshPrivateKey"] and key.splitlines()[1] not in found["sshPrivateKey"]
 
 
 def test_private_key_is_not_in_repr():
