@@ -255,7 +255,7 @@ def _private_key(value: Any) -> str | None:
         )
     if headers:
         raise ValueError(f"has PEM headers; expected {form}")
-    return text
+    return text.strip()
 
 
 def _openssh_cipher(body: str) -> bytes | None:

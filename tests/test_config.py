@@ -145,7 +145,7 @@ def test_private_keys_ssh_accepts_are_accepted(tmp_path):
     for name, args in (("openssh", ["-t", "ed25519", "-N", ""]), ("pkcs8", ["-t", "ecdsa", "-m", "PKCS8", "-N", ""]),
                        ("sec1", ["-t", "ecdsa", "-m", "PEM", "-N", ""])):
         key = keygen(tmp_path, name, *args)
-        assert valid(keyName="mine", sshPrivateKey=key).ssh_private_key == key, name
+        assert valid(keyName="mine", sshPrivateKey=key).ssh_private_key == key.strip(), name
 
 
 def test_passphrase_protected_keys_are_refused_up_front(tmp_path):
