@@ -27,7 +27,7 @@ def run():
 def test_command_graph(run):
     cmds = commands_of(run)
     assert set(cmds) == {"wait-boot", "engine", "deploy", "health", "admin-password"}
-    assert {"host", "eip-assoc", "in-ssh-198-51-100-7-32", "out-ipv4"} <= deps(cmds["wait-boot"])
+    assert {"host", "eip", "in-ssh-198-51-100-7-32", "out-ipv4"} <= deps(cmds["wait-boot"])
     assert "wait-boot" in deps(cmds["engine"])
     assert "engine" in deps(cmds["deploy"])
     assert "deploy" in deps(cmds["health"]) and "deploy" in deps(cmds["admin-password"])
