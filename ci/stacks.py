@@ -61,6 +61,8 @@ EXPIRES_TAG = "sirius-demo:expiresAt"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 COMMENT_MARKER = "<!-- sirius-demo:branch-demo -->"
 PREVIEW_MARKER = "<!-- sirius-demo:preview -->"
+# The `health` output is the report taken right after the last deploy, not a live reading.
+HEALTH_LABEL = "health at the last deploy"
 MAX_COMMENT_OUTPUT = 50_000  # characters of `pulumi preview` output in a comment (GitHub allows 65536)
 
 # The expiresAt setting's form (infra/config.py uses it too).
@@ -451,7 +453,7 @@ def render_summary(
         for key, label in _SHOWN_OUTPUTS:
             if key in outputs and outputs[key] not in (None, "", "[secret]"):
                 lines.append(f"| {label} | {_cell(outputs[key])} |")
-        lines.append(f"| health | {_health_line(_health(outputs.get('health')))} |")
+        lines.append(f"| {HEALTH_LABEL} | {_health_line(_health(outputs.get('health')))} |")
     if expires_at:
         lines += [
             "",
@@ -461,7 +463,7 @@ def render_summary(
     health = _health(outputs.get("health")) if outputs else None
     if isinstance(health, (Mapping, list)):
         report = json.dumps(health, indent=2, sort_keys=True, ensure_ascii=True).replace("`", "\\u0060")
-        lines += ["", "<details><summary>health report</summary>", "", "```json", report, "```", "", "</details>"]
+        lines += ["", f"<details><summary>{HEALTH_LABEL}</summary>", "", "```json", report, "```", "", "</details>"]
     return "\n".join(lines) + "\n"
 
 

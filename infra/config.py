@@ -436,8 +436,15 @@ def load(stack: str, lookup_public_ip: Callable[[], str]) -> DemoConfig:
     """Read and validate this stack's config; stop the program with one RunError if invalid."""
     import pulumi
 
+    from infra import publicip
+
     raw, secret = read_stack_config()
     try:
-        return parse(raw, stack=stack, secret_keys=secret, lookup_public_ip=lookup_public_ip)
+        parsed = parse(raw, stack=stack, secret_keys=secret, lookup_public_ip=lookup_public_ip)
     except ConfigError as err:
         raise pulumi.RunError(str(err)) from None
+    if str(raw.get("sshCidrs", AUTO)).strip() == AUTO:
+        note = publicip.proxy_note()
+        if note:
+            pulumi.log.warn(note)
+    return parsed

@@ -432,6 +432,16 @@ OUTPUTS = {
 }
 
 
+def test_health_is_labelled_as_the_health_at_the_last_deploy():
+    """The `health` output is taken right after a deploy; the summary and the README must
+    not pass it off as the state now."""
+    text = render_summary(OUTPUTS, stack="pr-42")
+    assert "| health at the last deploy | **healthy**" in text and "| health |" not in text
+    assert "<summary>health at the last deploy</summary>" in text
+    outputs_row = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `health` |"))
+    assert "not a live reading" in outputs_row
+
+
 def test_summary_shows_url_and_health_and_never_secrets():
     text = render_summary(OUTPUTS, stack="pr-42", expires_at="2026-12-04T02:00:00Z", marker=True)
     assert text.startswith(stacks.COMMENT_MARKER + "\n")
