@@ -170,10 +170,6 @@ def is_branch_stack(name: str) -> bool:
 # --- refs, tags, expiry ---------------------------------------------------------------
 
 
-# The `ref` setting's own rule (infra/config.py uses the same function).
-ref_problem = rules.ref_problem
-
-
 def check_image_tag(tag: str) -> str:
     if not isinstance(tag, str) or not rules.IMAGE_TAG_PATTERN.fullmatch(tag):
         raise StackError(f"image tag {tag!r} is not a Docker tag ([A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})")
@@ -272,7 +268,7 @@ def plan_stack(
         chosen = f"{PR_PREFIX}{number}"
     else:
         chosen = short_branch or ""
-    problem = ref_problem(chosen)
+    problem = rules.ref_problem(chosen)
     if problem:
         hint = "" if ref else "; pass a Sirius ref explicitly (--ref)"
         raise StackError(f"ref {chosen!r} {problem}{hint}")

@@ -26,7 +26,6 @@ from ci.stacks import (
     parse_time,
     plan_stack,
     pr_stack_name,
-    ref_problem,
     render_summary,
     review,
     ssh_cidrs,
@@ -626,16 +625,6 @@ def test_distinct_branches_never_collide(branches):
 def test_pull_request_and_branch_names_never_meet(number, branch):
     assert pr_stack_name(number) != branch_stack_name(branch)
     assert is_branch_stack(pr_stack_name(number))
-
-
-@given(st.one_of(st.text(max_size=40), st.from_regex(r"[A-Za-z0-9._/-]{0,12}(\.lock)?", fullmatch=True)))
-def test_ref_rule_matches_the_programs(ref):
-    try:
-        config._git_ref(ref)
-        accepted = True
-    except ValueError:
-        accepted = False
-    assert (ref_problem(ref) is None) == accepted
 
 
 @given(
