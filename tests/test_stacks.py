@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -265,7 +266,8 @@ def test_github_output_lines_are_key_value_and_shell_safe():
         "pullRequest",
     }
     assert values["imagesPublished"] == "true" and values["pullRequest"] == ""
-    assert all(re.fullmatch(r"[A-Za-z0-9_.,:/+-]*", value) for value in values.values())
+    # `eval "$(... --format=github)"` (README) reads each value as one word that needs no quoting.
+    assert all(shlex.quote(value) == value for value in values.values() if value)
 
 
 # --- expiry -------------------------------------------------------------------------------
