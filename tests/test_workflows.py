@@ -528,7 +528,8 @@ def test_cleanup_selects_expired_branch_stacks_only(actions_env):
     tags = {name: {stacks.EXPIRES_TAG: old} for name in
             ("demo", "branch", "pr-7", "branch-busy", "other-org/pr-11", "my-org/sirius-demo/pr-12")}
     (tmp_path / "tags.json").write_text(json.dumps({**tags, "pr-9": {stacks.EXPIRES_TAG: future}}))
-    result, outputs, calls = run_step("cleanup.yml", "select", actions_env, step_id="due", FAKE_ORG="my-org")
+    result, outputs, calls = run_step("cleanup.yml", "select", actions_env, step_id="due", FAKE_ORG="my-org",
+                                      PULUMI_BACKEND_URL="")  # Pulumi Cloud
     assert result.returncode == 0, result.stderr
     assert json.loads(outputs["stacks"]) == ["my-org/sirius-demo/pr-12", "pr-7"]
     assert "pulumi stack ls --json --organization my-org" in calls
@@ -536,8 +537,10 @@ def test_cleanup_selects_expired_branch_stacks_only(actions_env):
     summary = (tmp_path / "summary").read_text()
     assert "- branch-untagged: keep (expiry missing" in summary and "- branch-busy: keep (an update" in summary
     # A self-managed backend has no organisation: qualified names are never ours.
-    result, outputs, _ = run_step("cleanup.yml", "select", actions_env, step_id="due")
+    result, outputs, calls = run_step("cleanup.yml", "select", actions_env, step_id="due",
+                                      PULUMI_BACKEND_URL="s3://state?region=us-west-2")
     assert result.returncode == 0 and json.loads(outputs["stacks"]) == ["pr-7"]
+    assert "org get-default" not in calls.split("pulumi stack ls --json --organization my-org")[-1]
 
 
 @pytest.mark.parametrize(
@@ -552,6 +555,16 @@ def test_cleanup_destroy_checks_again(actions_env, expiry, destroyed):
     assert result.returncode == 0, result.stderr
     assert ("pulumi destroy --stack pr-7" in calls) is destroyed
     assert ("pulumi stack rm pr-7 --yes" in calls) is destroyed
+
+
+def test_branch_demo_up_comment_after_destroying_instead(actions_env):
+    tmp_path, work, _ = actions_env
+    for destroyed, says in (("true", "Destroyed and removed"), ("false", "No demo: the pull request is closed")):
+        result, _, calls = run_step("branch-demo.yml", "up", actions_env, name=UP_COMMENT,
+                                    **{**UP_COMMENT_ENV, "WANTED": "down", "DESTROYED": destroyed})
+        assert result.returncode == 0, result.stderr
+        comment = (work / "comment.md").read_text()
+        assert says in comment and "http://52.10.20.30" not in comment and "Expires at" not in comment
 
 
 UP_COMMENT_ENV = {
