@@ -4,13 +4,17 @@ Pure functions (stdlib and engine.rules only: no Pulumi, no network, no clock un
 asked), so the workflows in .github/workflows can call them before anything is
 installed and the tests can table them. Run as `python -m ci.stacks`:
 
-    python -m ci.stacks name --pr 42 [--format github]      # stack, ref, imageTag, expiresAt
-    python -m ci.stacks name --branch feature/scan-ui
-    python -m ci.stacks branch-stacks --stacks-json ls.json # which listed stacks are branch stacks
-    python -m ci.stacks due --stacks-json expiry.json       # which of them to destroy now
-    python -m ci.stacks ssh-cidrs --extra "$CIDRS" --runner-ip "$IP"
-    python -m ci.stacks check-tag v1.1.0
-    python -m ci.stacks summary --outputs-json out.json --stack pr-42
+    python -m ci.stacks name --pr=42 [--format=github]      # stack, ref, imageTag, expiresAt
+    python -m ci.stacks name --branch=feature/scan-ui
+    python -m ci.stacks branch-stacks --stacks-json=ls.json --organization=ORG  # branch stacks of ORG
+    python -m ci.stacks due --stacks-json=expiry.json       # which of them to destroy now
+    python -m ci.stacks ssh-cidrs --extra="$CIDRS" --runner-ip="$IP"
+    python -m ci.stacks check-tag -- v1.1.0
+    python -m ci.stacks summary --outputs-json=out.json --stack=pr-42
+    python -m ci.stacks preview-comment --output=preview.txt --outcome=failure
+
+Workflows pass every value as `--option=value` (or after `--`): a value that starts with `-`
+(a branch `-x`, a dispatch payload `--help`) is then a value, never an option.
 
 Stack names. A pull request N gets `pr-N`; a branch gets `branch-<name>`; the shared
 `demo` stack is never produced. The branch part keeps a name only when it is already
@@ -56,6 +60,10 @@ MAX_PR = 999_999_999  # engine.rules accepts pr-N with up to 9 digits
 EXPIRES_TAG = "sirius-demo:expiresAt"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 COMMENT_MARKER = "<!-- sirius-demo:branch-demo -->"
+PREVIEW_MARKER = "<!-- sirius-demo:preview -->"
+# The `health` output is the report taken right after the last deploy, not a live reading.
+HEALTH_LABEL = "health at the last deploy"
+MAX_COMMENT_OUTPUT = 50_000  # characters of `pulumi preview` output in a comment (GitHub allows 65536)
 
 # The expiresAt setting's form (infra/config.py uses it too).
 UTC_TIME_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
@@ -75,12 +83,13 @@ class StackError(ValueError):
 
 
 def _short_branch(branch: str) -> str:
+    """The branch name as GitHub gives it (`github.ref_name`, a delete event's `ref`): already
+    short, so taken as it is; `refs/heads/foo` is a branch of that name, not `foo`."""
     if not isinstance(branch, str):
         raise StackError(f"branch must be a string, got {type(branch).__name__}")
-    short = branch.removeprefix("refs/heads/")
-    if not short.strip():
+    if not branch.strip():
         raise StackError("branch name is empty")
-    return short
+    return branch
 
 
 def branch_stack_name(branch: str) -> str:
@@ -137,6 +146,17 @@ def short_stack_name(name: str) -> str:
     return name.rsplit("/", 1)[-1]
 
 
+def in_organization(name: str, organization: str | None) -> bool:
+    """Whether a listed stack belongs to `organization`: unqualified names (`pr-7`, as a
+    self-managed backend or the default organisation lists them) do; `org/...` names do
+    only when `org` is that organisation. Pulumi Cloud lists the stacks of every
+    organisation the token can see, so `other-org/pr-7` is someone else's stack."""
+    parts = name.split("/")
+    if len(parts) == 1:
+        return True
+    return bool(organization) and len(parts) in (2, 3) and parts[0] == organization
+
+
 def is_branch_stack(name: str) -> bool:
     """True for the stacks this module creates (`branch-...`, `pr-N`); never for `demo`."""
     if not isinstance(name, str):
@@ -148,10 +168,6 @@ def is_branch_stack(name: str) -> bool:
 
 
 # --- refs, tags, expiry ---------------------------------------------------------------
-
-
-# The `ref` setting's own rule (infra/config.py uses the same function).
-ref_problem = rules.ref_problem
 
 
 def check_image_tag(tag: str) -> str:
@@ -252,7 +268,7 @@ def plan_stack(
         chosen = f"{PR_PREFIX}{number}"
     else:
         chosen = short_branch or ""
-    problem = ref_problem(chosen)
+    problem = rules.ref_problem(chosen)
     if problem:
         hint = "" if ref else "; pass a Sirius ref explicitly (--ref)"
         raise StackError(f"ref {chosen!r} {problem}{hint}")
@@ -433,7 +449,7 @@ def render_summary(
         for key, label in _SHOWN_OUTPUTS:
             if key in outputs and outputs[key] not in (None, "", "[secret]"):
                 lines.append(f"| {label} | {_cell(outputs[key])} |")
-        lines.append(f"| health | {_health_line(_health(outputs.get('health')))} |")
+        lines.append(f"| {HEALTH_LABEL} | {_health_line(_health(outputs.get('health')))} |")
     if expires_at:
         lines += [
             "",
@@ -443,7 +459,26 @@ def render_summary(
     health = _health(outputs.get("health")) if outputs else None
     if isinstance(health, (Mapping, list)):
         report = json.dumps(health, indent=2, sort_keys=True, ensure_ascii=True).replace("`", "\\u0060")
-        lines += ["", "<details><summary>health report</summary>", "", "```json", report, "```", "", "</details>"]
+        lines += ["", f"<details><summary>{HEALTH_LABEL}</summary>", "", "```json", report, "```", "", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def render_preview_comment(output: str, *, outcome: str, stack: str = SHARED_STACK, commit: str = "",
+                           run_url: str = "") -> str:
+    """The preview's PR comment, edited in place on every push. A failed preview says so at
+    the top and shows its own output, so the diff of an earlier, successful run never stands
+    for the current code."""
+    ok = outcome == "success"
+    head = f"### `pulumi preview` of `{_cell(stack)}`: " + ("succeeded" if ok else f"**FAILED** ({_cell(outcome)})")
+    lines = [PREVIEW_MARKER, head, ""]
+    where = " ".join(part for part in (f"commit {_cell(commit)}" if commit else "", _cell(run_url)) if part)
+    if where:
+        lines += [where, ""]
+    if not ok:
+        lines += ["This preview did not finish; the output below is this run's, and any earlier diff is void.", ""]
+    text = output if len(output) <= MAX_COMMENT_OUTPUT else "[...]\n" + output[-MAX_COMMENT_OUTPUT:]
+    text = text.replace("```", "` ` `").rstrip("\n") or "(no output)"
+    lines += ["<details open><summary>output</summary>", "", "```text", text, "```", "", "</details>"]
     return "\n".join(lines) + "\n"
 
 
@@ -469,7 +504,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     name = sub.add_parser("name", help="stack, ref, image tag and expiry of a branch or pull request")
-    name.add_argument("--branch", default="", help="branch name (or refs/heads/...)")
+    name.add_argument("--branch", default="", help="short branch name, as github.ref_name gives it")
     name.add_argument("--pr", default="", help="pull request number")
     name.add_argument("--ref", default="", help="Sirius ref to deploy instead of the derived one")
     name.add_argument("--image-tag", default="", help="image tag to pin (empty: derived from the ref)")
@@ -482,6 +517,9 @@ def _parser() -> argparse.ArgumentParser:
 
     branch_stacks = sub.add_parser("branch-stacks", help="names of branch stacks in `pulumi stack ls --json`")
     branch_stacks.add_argument("--stacks-json", required=True, help="file, or - for stdin")
+    branch_stacks.add_argument(
+        "--organization", default="", help="keep only stacks of this organisation (empty: unqualified names only)"
+    )
 
     due = sub.add_parser("due", help="branch stacks whose expiry has passed, one per line")
     due.add_argument("--stacks-json", required=True, help="[{name, expiresAt | tags}], file or -")
@@ -502,6 +540,13 @@ def _parser() -> argparse.ArgumentParser:
     summary.add_argument("--expires-at", default="")
     summary.add_argument("--marker", action="store_true", help="start with the PR comment marker")
     summary.add_argument("--note", default="")
+
+    preview = sub.add_parser("preview-comment", help="PR comment of a `pulumi preview` run, failed or not")
+    preview.add_argument("--output", required=True, help="file with the preview's output (missing: none)")
+    preview.add_argument("--outcome", required=True, help="the preview step's outcome (success, failure, ...)")
+    preview.add_argument("--stack", default=SHARED_STACK)
+    preview.add_argument("--commit", default="")
+    preview.add_argument("--run-url", default="")
     return parser
 
 
@@ -526,7 +571,7 @@ def main(argv: Sequence[str] | None = None, *, clock: Callable[[], datetime] | N
             print("\n".join(plan.output_lines()) if args.format == "github" else json.dumps(plan.as_dict(), indent=2))
         elif args.command == "branch-stacks":
             for entry in stack_entries(_read_json(args.stacks_json)):
-                if is_branch_stack(entry["name"]):
+                if is_branch_stack(entry["name"]) and in_organization(entry["name"], args.organization):
                     print(entry["name"])
         elif args.command == "due":
             verdicts = review(stack_entries(_read_json(args.stacks_json)), _now_arg(args.now, clock))
@@ -542,6 +587,11 @@ def main(argv: Sequence[str] | None = None, *, clock: Callable[[], datetime] | N
             print(ssh_cidrs(args.extra, args.runner_ip))
         elif args.command == "check-tag":
             print(check_image_tag(args.tag))
+        elif args.command == "preview-comment":
+            path = Path(args.output)
+            output = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+            print(render_preview_comment(output, outcome=args.outcome, stack=args.stack, commit=args.commit,
+                                         run_url=args.run_url), end="")
         elif args.command == "summary":
             outputs = _read_json(args.outputs_json)
             print(

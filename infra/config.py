@@ -8,6 +8,7 @@ the program stops with one `pulumi.RunError` before any resource is registered.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import re
@@ -42,9 +43,12 @@ _FILE_REPO = re.compile(r"file:///[A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*/?")
 _PUBLIC_KEY = re.compile(
     r"(?:ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(?:256|384|521)) [A-Za-z0-9+/]+={0,3}(?: [ -~]{0,200})?"
 )
+# OpenSSH, PKCS#1 (RSA), SEC1 (EC) and PKCS#8 blocks, with or without PEM headers.
 _PRIVATE_KEY = re.compile(
-    r"-----BEGIN (?:OPENSSH|RSA|EC) PRIVATE KEY-----\n[A-Za-z0-9+/=\n]+-----END (?:OPENSSH|RSA|EC) PRIVATE KEY-----\n?"
+    r"-----BEGIN ((?:OPENSSH |RSA |EC |ENCRYPTED )?)PRIVATE KEY-----\n((?:[A-Za-z-]+: [ -~]+\n)*)\n?"
+    r"([A-Za-z0-9+/=\n]+)-----END \1PRIVATE KEY-----\n?"
 )
+_OPENSSH_MAGIC = b"openssh-key-v1\x00"
 _KEY_NAME = re.compile(r"[ -~]{1,255}")
 
 
@@ -211,14 +215,13 @@ def _cidr_list(value: Any, *, allow_auto: bool) -> tuple[str, ...]:
     return tuple(dict.fromkeys(_cidr(item) for item in value))
 
 
-def _optional(pattern: re.Pattern[str], form: str, *, echo: bool = True) -> Callable[[Any], str | None]:
+def _optional(pattern: re.Pattern[str], form: str) -> Callable[[Any], str | None]:
     def parse(value: Any) -> str | None:
         text = _string(value).strip() if isinstance(value, str) else _string(value)
         if not text:
             return None
         if not pattern.fullmatch(text):
-            shown = f"{_show(text)} is not valid" if echo else "is not valid"
-            raise ValueError(f"{shown}; expected {form}")
+            raise ValueError(f"{_show(text)} is not valid; expected {form}")
         return text
 
     return parse
@@ -234,6 +237,41 @@ def _required(pattern: re.Pattern[str], form: str, max_length: int = 200) -> Cal
         return text
 
     return parse
+
+
+def _private_key(value: Any) -> str | None:
+    """A private key that SSH (pulumi-command) can use as it is: never echoed, never encrypted."""
+    text = _string(value)
+    if not text.strip():
+        return None
+    form = ("an OpenSSH, PEM or PKCS#8 private key block without a passphrase, "
+            "set with `pulumi config set --secret sshPrivateKey < key`")
+    match = _PRIVATE_KEY.fullmatch(text.strip() + "\n")
+    if not match:
+        raise ValueError(f"is not valid; expected {form}")
+    kind, headers, body = match.groups()
+    # An OpenSSH blob that cannot be read at all is left for SSH to judge; one that names a cipher is encrypted.
+    if kind == "ENCRYPTED " or "ENCRYPTED" in headers or (kind == "OPENSSH " and _openssh_cipher(body) not in (None, b"none")):
+        raise ValueError(
+            "is protected by a passphrase, which the remote commands cannot enter; expected a key without one: "
+            "`ssh-keygen -p -N '' -f COPY_OF_KEY`, then set that copy"
+        )
+    if headers:
+        raise ValueError(f"has PEM headers; expected {form}")
+    return text.strip()
+
+
+def _openssh_cipher(body: str) -> bytes | None:
+    """The cipher name of an openssh-key-v1 blob (b"none" when unencrypted), None if unreadable."""
+    try:
+        blob = base64.b64decode("".join(body.split()), validate=True)
+    except ValueError:
+        return None
+    if not blob.startswith(_OPENSSH_MAGIC) or len(blob) < len(_OPENSSH_MAGIC) + 4:
+        return None
+    start = len(_OPENSSH_MAGIC) + 4
+    length = int.from_bytes(blob[len(_OPENSSH_MAGIC):start], "big")
+    return blob[start:start + length]
 
 
 MAX_REPO_URL = 200
@@ -263,9 +301,7 @@ _RULES: dict[str, Callable[[Any], Any]] = {
     "allowOpenSsh": _boolean,
     "sshPublicKey": _optional(_PUBLIC_KEY, "an OpenSSH public key line, e.g. 'ssh-ed25519 AAAA... me@laptop'"),
     "keyName": _optional(_KEY_NAME, "the name of an existing EC2 key pair (printable ASCII, up to 255)"),
-    "sshPrivateKey": _optional(
-        _PRIVATE_KEY, "an OpenSSH or PEM private key block, set with `pulumi config set --secret`", echo=False
-    ),
+    "sshPrivateKey": _private_key,
     "repoUrl": _repo_url,
     "ami": _optional(_AWS_ID["ami"], "an AMI id, e.g. ami-0123456789abcdef0"),
     "vpcId": _optional(_AWS_ID["vpcId"], "a VPC id, e.g. vpc-0123456789abcdef0"),
@@ -403,8 +439,15 @@ def load(stack: str, lookup_public_ip: Callable[[], str]) -> DemoConfig:
     """Read and validate this stack's config; stop the program with one RunError if invalid."""
     import pulumi
 
+    from infra import publicip
+
     raw, secret = read_stack_config()
     try:
-        return parse(raw, stack=stack, secret_keys=secret, lookup_public_ip=lookup_public_ip)
+        parsed = parse(raw, stack=stack, secret_keys=secret, lookup_public_ip=lookup_public_ip)
     except ConfigError as err:
         raise pulumi.RunError(str(err)) from None
+    if str(raw.get("sshCidrs", AUTO)).strip() == AUTO:
+        note = publicip.proxy_note()
+        if note:
+            pulumi.log.warn(note)
+    return parsed

@@ -56,7 +56,7 @@ class SiriusDemo(pulumi.ComponentResource):
             public_ip=self.host.eip.public_ip,
             private_key=self.key.private_key,
             instance=self.host.instance,
-            boot_ready=[self.host.association, *self.firewall.ingress, *self.firewall.egress],
+            boot_ready=[self.host.eip, *self.firewall.ingress, *self.firewall.egress],
             image_tags=image_tags,
             opts=child,
         )

@@ -1,9 +1,16 @@
-"""The EC2 instance, its AMI and its Elastic IP.
+"""The EC2 instance, its AMI, its network interface and its Elastic IP.
+
+The Elastic IP is associated with a network interface created before the instance, and
+the instance boots with that interface as its primary one: it has its public address
+from the first packet, so the bootstrap's downloads never see the address change (an
+EipAssociation made after launch swaps a temporary public IP mid-boot).
 
 Replacement rules: the instance is replaced when what it boots changes (host
 scripts, a pinned AMI, the root volume) and never for a new ref or image tag, which
 the remote deploy applies in place. `userData` is ignored after creation (it holds
 the first ref and tag) and a digest of the boot inputs is the replacement trigger.
+A replacement deletes the old instance first: the interface (and so the address) can
+be attached to one instance at a time.
 """
 
 from __future__ import annotations
@@ -64,22 +71,37 @@ def deploy_spec(config: DemoConfig, public_ip: str, image_tags: Mapping[str, str
 
 
 class DemoHost:
-    """Elastic IP first (its address goes into the UI's public URLs), then the instance."""
+    """Network interface and its Elastic IP first (the address goes into the UI's public
+    URLs and is the host's from boot), then the instance on that interface."""
 
     def __init__(self, name: str, config: DemoConfig, *, subnet_id: pulumi.Input[str],
                  security_group_id: pulumi.Input[str], key_name: pulumi.Input[str],
                  image_tags: Mapping[str, str], tags: dict[str, str], opts: pulumi.ResourceOptions):
-        self.eip = aws.ec2.Eip(f"{name}-eip", domain="vpc", tags={**tags, "Name": f"{name}-eip"}, opts=opts)
+        self.interface = aws.ec2.NetworkInterface(
+            f"{name}-eni",
+            subnet_id=subnet_id,
+            security_groups=[security_group_id],
+            description=f"Sirius demo ({config.stack}): the host's primary interface, with the Elastic IP",
+            tags={**tags, "Name": f"{name}-eni"},
+            opts=opts,
+        )
+        self.eip = aws.ec2.Eip(
+            f"{name}-eip",
+            domain="vpc",
+            network_interface=self.interface.id,
+            tags={**tags, "Name": f"{name}-eip"},
+            opts=opts,
+        )
         digest = boot_digest(config)
         ignore = ["userData"] if config.ami else ["userData", "ami"]
         self.instance = aws.ec2.Instance(
             f"{name}-host",
             ami=ami_id(config, pulumi.InvokeOptions(parent=opts.parent, provider=opts.provider)),
             instance_type=config.instance_type,
-            subnet_id=subnet_id,
-            vpc_security_group_ids=[security_group_id],
+            primary_network_interface=aws.ec2.InstancePrimaryNetworkInterfaceArgs(
+                network_interface_id=self.interface.id,
+            ),
             key_name=key_name,
-            associate_public_ip_address=True,
             user_data=bootstrap.render_user_data(),
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
                 volume_size=config.volume_size,
@@ -107,12 +129,9 @@ class DemoHost:
                     # Without a pinned AMI, a newer Ubuntu image must not replace a running demo.
                     ignore_changes=ignore,
                     replacement_trigger=digest,
+                    # The primary interface cannot be on the old and the new instance at once.
+                    delete_before_replace=True,
+                    depends_on=[self.eip],  # associated before the instance boots
                 ),
             ),
-        )
-        self.association = aws.ec2.EipAssociation(
-            f"{name}-eip-assoc",
-            instance_id=self.instance.id,
-            allocation_id=self.eip.allocation_id,
-            opts=opts,
         )

@@ -29,7 +29,13 @@ class IngressRule:
 
     @property
     def resource_suffix(self) -> str:
-        return f"{self.purpose}-{re.sub(r'[^0-9a-f]+', '-', self.cidr.lower()).strip('-')}"
+        """`ui-198-51-100-7-32`: every '.', ':' and '/' of the canonical CIDR becomes one '-'.
+
+        Character by character, never a run to one dash: `1::2:3/128` and `1:2::3/128` stay
+        `1--2-3-128` and `1-2--3-128`. The canonical form is unique per network, and only the
+        separators change, so distinct CIDRs get distinct names and the same CIDR the same one."""
+        canonical = str(ipaddress.ip_network(self.cidr, strict=False))
+        return f"{self.purpose}-{re.sub(r'[.:/]', '-', canonical)}"
 
 
 def ingress_rules(config: DemoConfig) -> list[IngressRule]:

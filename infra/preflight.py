@@ -10,6 +10,7 @@ the anonymous bearer-token flow that ghcr.io uses; `requests` does the HTTP.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -19,7 +20,8 @@ import requests
 SIRIUS_IMAGES = ("sirius-api", "sirius-engine", "sirius-postgres", "sirius-rabbitmq", "sirius-ui", "sirius-valkey")
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 10.0
-ATTEMPTS = 2
+ATTEMPTS = 2  # per request; the 401 -> token round trip is not one of them
+DEADLINE = 90.0  # seconds for the whole preflight, however many images, tags and retries
 _ACCEPT = ", ".join(
     (
         "application/vnd.oci.image.index.v1+json",
@@ -57,9 +59,13 @@ def fallback_chain(tag: str) -> tuple[str, ...]:
 
 
 class RegistryClient:
-    """Just enough of the registry API to ask 'does name:tag exist for linux/amd64?'."""
+    """Just enough of the registry API to ask 'does name:tag exist for linux/amd64?'.
 
-    def __init__(self, registry: str, session: requests.Session | None = None):
+    Every request shares one deadline (`deadline` seconds from the client's creation), so a
+    slow registry ends the preflight with a clear error instead of 6 images x 3 tags x
+    timeouts."""
+
+    def __init__(self, registry: str, session: requests.Session | None = None, deadline: float = DEADLINE):
         host, _, namespace = registry.partition("/")
         self.host = host
         self.namespace = namespace
@@ -67,30 +73,57 @@ class RegistryClient:
         self.base = f"{'http' if loopback else 'https'}://{host}"
         self.session = session or requests.Session()
         self._tokens: dict[str, str] = {}
+        self._deadline_seconds = deadline
+        self._deadline = time.monotonic() + deadline
 
     def _repository(self, image: str) -> str:
         return f"{self.namespace}/{image}" if self.namespace else image
 
+    def _timeout(self) -> tuple[float, float]:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise RegistryUnreachable(
+                f"registry {self.host} did not answer every tag question within {self._deadline_seconds:g} s"
+            )
+        return (min(CONNECT_TIMEOUT, left), min(READ_TIMEOUT, left))
+
+    def _json(self, response: requests.Response, what: str) -> dict:
+        """The JSON body, or the same clear error as an unreachable registry (a captive
+        portal, a proxy's login page or a web server at that address answer 200 with HTML)."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            kind = response.headers.get("Content-Type", "no content type")
+            raise RegistryUnreachable(
+                f"registry {self.host} answered {what} with HTTP {response.status_code} ({kind}) that is not "
+                "registry JSON; is it a container registry, or is a proxy or captive portal in the way?"
+            )
+        return body
+
     def _get(self, url: str, repository: str, accept: str | None = None) -> requests.Response:
         headers = {"Accept": accept} if accept else {}
         last_error: Exception | None = None
-        for _ in range(ATTEMPTS):
+        failures = 0
+        while failures < ATTEMPTS:
+            if repository in self._tokens:
+                headers["Authorization"] = f"Bearer {self._tokens[repository]}"
             try:
-                if repository in self._tokens:
-                    headers["Authorization"] = f"Bearer {self._tokens[repository]}"
-                response = self.session.get(url, headers=headers, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
-                if response.status_code == 401 and repository not in self._tokens:
-                    token = self._token(response.headers.get("WWW-Authenticate", ""), repository)
-                    if token is None:
-                        return response
-                    self._tokens[repository] = token
-                    continue
-                if response.status_code >= 500:
-                    last_error = RuntimeError(f"HTTP {response.status_code}")
-                    continue
-                return response
+                response = self.session.get(url, headers=headers, timeout=self._timeout())
             except requests.RequestException as err:
-                last_error = err
+                last_error, failures = err, failures + 1
+                continue
+            if response.status_code == 401 and repository not in self._tokens:
+                token = self._token(response.headers.get("WWW-Authenticate", ""), repository)
+                if token is None:
+                    return response
+                self._tokens[repository] = token  # at most once per repository: no loop
+                continue
+            if response.status_code >= 500:
+                last_error, failures = RuntimeError(f"HTTP {response.status_code}"), failures + 1
+                continue
+            return response
         raise RegistryUnreachable(f"cannot reach registry {self.host}: {last_error}")
 
     def _token(self, challenge: str, repository: str) -> str | None:
@@ -102,12 +135,12 @@ class RegistryClient:
             return None
         params["scope"] = f"repository:{repository}:pull"
         try:
-            response = self.session.get(realm, params=params, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
+            response = self.session.get(realm, params=params, timeout=self._timeout())
         except requests.RequestException as err:
             raise RegistryUnreachable(f"cannot reach the token service of {self.host}: {err}") from None
         if response.status_code != 200:
             return None  # no anonymous access: treated as "not published"
-        body = response.json()
+        body = self._json(response, "the token request")
         return body.get("token") or body.get("access_token")
 
     def has_amd64(self, image: str, tag: str) -> bool:
@@ -117,7 +150,7 @@ class RegistryClient:
             return False
         if response.status_code != 200:
             raise RegistryUnreachable(f"registry {self.host} answered HTTP {response.status_code} for {image}:{tag}")
-        manifest = response.json()
+        manifest = self._json(response, f"{image}:{tag}")
         if "manifests" in manifest:  # an index: one entry per platform
             return any(
                 (m.get("platform") or {}).get("os") == "linux" and (m.get("platform") or {}).get("architecture") == "amd64"
@@ -129,7 +162,7 @@ class RegistryClient:
         blob = self._get(f"{self.base}/v2/{repository}/blobs/{digest}", repository)
         if blob.status_code != 200:
             return False
-        config = blob.json()
+        config = self._json(blob, f"the config of {image}:{tag}")
         return config.get("os", "linux") == "linux" and config.get("architecture") == "amd64"
 
 

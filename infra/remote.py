@@ -1,8 +1,12 @@
 """Deploy and health over SSH (pulumi-command), after the instance has booted.
 
 wait for boot -> install the deploy engine -> deploy the tag -> health report, plus
-the admin password read back as a secret. A new tag, ref or deploy engine re-runs the
-deploy in place; the instance itself is never touched. Values reach the commands on
+the admin password read back as a secret. pulumi-command runs a command again whenever
+any of its inputs changes: for the deploy that is its triggers (a new instance, ref,
+image tag, per-image tag or deploy engine) and its command line itself, which carries
+healthTimeout, repoUrl, imageRegistry and the public address. Each re-run deploys in
+place; the instance itself is never touched. The `health` output is the report taken
+right after the last deploy, not a live reading. Values reach the commands on
 the command line, quoted by infra/commands.py (`environment` would need AcceptEnv,
 which Ubuntu does not allow); no secret is ever on a command line.
 """
@@ -84,7 +88,8 @@ class RemoteDeploy:
             "deploy",
             [self.engine],
             create=spec.apply(lambda s: commands.shell(commands.sudo(commands.deploy_argv(s)))),
-            # The deploy re-runs for a new tag, ref or engine; never for anything else.
+            # Re-runs for any change of these triggers or of the command line above (healthTimeout,
+            # repoUrl, imageRegistry, the address): pulumi-command runs `create` again on any input change.
             triggers=[instance_id, config.ref, config.image_tag, dict(sorted(image_tags.items())), engine_digest],
             logging=remote.Logging.STDERR,
         )
@@ -104,6 +109,8 @@ class RemoteDeploy:
             secret_stdout=True,
         )
 
+        # The health report taken right after the last deploy (the health command re-runs only
+        # when the deploy's output changes): the state then, not now.
         self.report = self.health.stdout.apply(commands.report_of)
         self.deploy_seconds = self.deploy.stdout.apply(lambda out: commands.report_of(out).get("totalSeconds"))
         self.admin_password = pulumi.Output.secret(self.admin_password_command.stdout.apply(lambda out: out.strip()))

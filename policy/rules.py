@@ -510,7 +510,8 @@ def public_ip_has_elastic_ip(resources: Sequence[StackResource], config: Mapping
     """Advisory (stack): an instance with associatePublicIpAddress gets a new address at
     every stop/start unless the stack gives it an Elastic IP. Returns (message, urn)."""
     has_eip = any(
-        r.type == EIP_ASSOCIATION or (r.type == EIP and _get(r.props, "instance") not in (None, ""))
+        r.type == EIP_ASSOCIATION
+        or (r.type == EIP and any(_get(r.props, key) not in (None, "") for key in ("instance", "networkInterface")))
         for r in resources
     )
     if has_eip:

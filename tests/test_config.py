@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from infra import config
 from infra.config import ConfigError, parse
@@ -134,6 +133,28 @@ def test_plain_text_private_key_is_refused_and_never_echoed():
     assert "AAAAfakekey" not in str(caught.value)
 
 
+def keygen(tmp_path, name: str, *args: str) -> str:
+    path = tmp_path / name
+    subprocess.run(["ssh-keygen", "-q", "-C", "", "-f", str(path), *args], check=True, timeout=30)
+    return path.read_text()
+
+
+def test_private_keys_ssh_accepts_are_accepted(tmp_path):
+    for name, args in (("openssh", ["-t", "ed25519", "-N", ""]), ("pkcs8", ["-t", "ecdsa", "-m", "PKCS8", "-N", ""]),
+                       ("sec1", ["-t", "ecdsa", "-m", "PEM", "-N", ""])):
+        key = keygen(tmp_path, name, *args)
+        assert valid(keyName="mine", sshPrivateKey=key).ssh_private_key == key.strip(), name
+
+
+def test_passphrase_protected_keys_are_refused_up_front(tmp_path):
+    for name, args in (("openssh", ["-t", "ed25519"]), ("pkcs8", ["-t", "ecdsa", "-m", "PKCS8"]),
+                       ("sec1", ["-t", "ecdsa", "-m", "PEM"])):
+        key = keygen(tmp_path, name, *args, "-N", "correct horse")
+        found = problems(keyName="mine", sshPrivateKey=key)
+        assert list(found) == ["sshPrivateKey"] and "passphrase" in found["sshPrivateKey"], name
+        assert "ssh-keygen -p" in found["sshPrivateKey"] and key.splitlines()[1] not in found["sshPrivateKey"]
+
+
 def test_private_key_is_not_in_repr():
     demo = valid(keyName="mine", sshPrivateKey=PRIVATE_KEY)
     assert "AAAAfakekey" not in repr(demo)
@@ -145,32 +166,45 @@ def test_error_message_lists_keys_with_namespace():
     assert "sirius-demo:volumeSize" in str(caught.value)
 
 
-def test_every_declared_key_has_a_rule_and_the_readme_documents_it():
+def readme_table() -> dict[str, tuple[str, str, str]]:
+    readme = (ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| (\w+) \| `([^`]*)` \| (.*) \|$", readme, re.M)
+    return {key: (type_, default, meaning) for key, type_, default, meaning in rows}
+
+
+def test_every_declared_key_has_a_rule_and_the_readme_table_matches_pulumi_yaml():
     schema = config.load_schema()
     assert set(schema) == set(config._RULES)
-    readme = (ROOT / "README.md").read_text()
+    table = readme_table()
     for key, setting in schema.items():
-        assert re.search(rf"^\| `{key}` \|", readme, re.M), f"README config table lacks {key}"
-        assert setting.description in readme, f"README description of {key} differs from Pulumi.yaml"
+        assert key in table, f"README config table lacks {key}"
+        default = "(empty)" if setting.default == "" else str(setting.default).lower() if isinstance(
+            setting.default, bool) else str(setting.default)
+        assert table[key] == (setting.type, default, setting.description), f"README row of {key} differs"
 
 
-# Accepted refs and tags are made of characters that a shell never interprets.
-SAFE = re.compile(r"[A-Za-z0-9._/-]*")
+def cli_accepts(type_: str, text: str) -> bool:
+    """What the Pulumi CLI lets through for `pulumi config set KEY TEXT` (no --path, no --json)
+    when Pulumi.yaml declares KEY with `type_`: a plain value is never an array or object."""
+    if type_ == "string":
+        return True
+    if type_ == "integer":
+        return re.fullmatch(r"-?[0-9]+", text) is not None
+    if type_ == "boolean":
+        return text in ("true", "false")
+    return False
 
 
-@given(st.text(max_size=60))
-def test_accepted_refs_hold_no_shell_metacharacters(text):
-    try:
-        demo = valid(ref=text)
-    except ConfigError:
-        return
-    assert SAFE.fullmatch(demo.ref) and SAFE.fullmatch(demo.git_ref) and not demo.ref.startswith("-")
-
-
-@given(st.text(max_size=60))
-def test_accepted_image_tags_hold_no_shell_metacharacters(text):
-    try:
-        demo = valid(imageTag=text)
-    except ConfigError:
-        return
-    assert SAFE.fullmatch(demo.image_tag) and not demo.image_tag.startswith("-")
+def test_every_documented_config_value_gets_past_the_cli_type_check():
+    """`pulumi config set` examples, and the values quoted in the example error, are of the
+    declared type: otherwise the CLI refuses them before the program says anything."""
+    schema = config.load_schema()
+    texts = [(ROOT / "README.md").read_text(), (ROOT / "infra" / "config.py").read_text()]
+    examples = [m for text in texts for m in re.findall(r"pulumi config set (?:--secret )?(?:sirius-demo:)?(\w+) ([^\s`]+)", text)]
+    examples += re.findall(r"^  sirius-demo:(\w+): '?([^' ]+)'? ", texts[0], re.M)
+    checked = [(key, value) for key, value in examples if key in schema and not value.startswith(("\"$", "<", "..."))]
+    assert {"publicCidrs", "sshCidrs", "volumeSize"} <= {key for key, _ in checked}
+    for key, value in checked:
+        assert cli_accepts(schema[key].type, value), f"`pulumi config set {key} {value}` fails the CLI's type check"
+        if schema[key].type == "string" and key.endswith("Cidrs"):
+            valid(**{key: value})  # and then the program takes it

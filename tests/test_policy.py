@@ -196,6 +196,10 @@ CASES = [
      [f"userData, embedded base64, archive member run.sh contains an AWS access key id (line 2){HINT}"]),
     ("ud-launch-template", rules.no_secrets_in_user_data, LT, {"userData": b64(FAKE_PRIVATE_KEY.encode())}, None,
      [f"userData (base64) contains a private key block (line 1){HINT}"]),
+    ("ud-spot-request-clean", rules.no_secrets_in_user_data, "aws:ec2/spotInstanceRequest:SpotInstanceRequest",
+     {"userData": "#!/bin/bash\necho hi\n"}, None, []),
+    ("ud-spot-request", rules.no_secrets_in_user_data, "aws:ec2/spotInstanceRequest:SpotInstanceRequest",
+     {"userData": "DB_PASSWORD=hunter2\n"}, None, [f"userData contains a literal password assignment (line 1){HINT}"]),
     ("ud-other-type", rules.no_secrets_in_user_data, VOLUME, {"userData": FAKE_PRIVATE_KEY}, None, []),
     # tags
     ("tags-ok", rules.required_tags, INSTANCE, GOOD_INSTANCE, None, []),
@@ -305,12 +309,16 @@ def test_unknown_values_are_skipped_not_fatal(type_, props):
     assert rules.check_all(type_, props) == {}
 
 
-@pytest.mark.parametrize("props", [None, {}, {"tags": None}, {"metadataOptions": None, "rootBlockDevice": "x",
-                                                              "ebsBlockDevices": "y", "ingress": 5}])
-@pytest.mark.parametrize("type_", [INSTANCE, VOLUME, LT, SG, SG_RULE, INGRESS, EGRESS, rules.EIP])
-def test_odd_shapes_do_not_crash(type_, props):
-    for rule in rules.RESOURCE_RULES:
-        assert isinstance(rule.check(type_, props or {}, None), list)
+GARBLED = {"metadataOptions": None, "rootBlockDevice": "x", "ebsBlockDevices": "y", "ingress": 5, "tags": None}
+
+
+@pytest.mark.parametrize("type_", [INSTANCE, VOLUME, LT, SG, INGRESS])
+def test_garbled_shapes_fail_closed_like_missing_ones(type_):
+    """A value of the wrong shape counts as not set: the mandatory rules still report it."""
+    assert rules.check_all(type_, GARBLED) == rules.check_all(type_, {})
+    assert "required-tags" in rules.check_all(type_, GARBLED)
+    if type_ == INSTANCE:
+        assert {"imdsv2-required", "ebs-encrypted"} <= set(rules.check_all(type_, GARBLED))
 
 
 # --- the pack, through pulumi_policy's analyzer ----------------------------------------
@@ -543,16 +551,23 @@ def test_the_pack_process_serves_the_policies(pack_process, program_runs):
         ("no-public-ingress-except-ui-api", proto.MANDATORY)]
 
 
-@pytest.mark.parametrize("tail", range(0, 76, 5))
-def test_an_embedded_archive_is_read_whatever_the_length_of_its_last_line(tail):
-    """A wrapped base64 block ends with a short line (often with '=' padding): still scanned."""
+# Filler bytes (incompressible) that make the wrapped base64 end on a full 76-character line
+# without padding, and on a short line with '==' padding: the two shapes of a last line.
+LAST_LINES = {"full-line": 49, "short-padded-line": 1}
+
+
+@pytest.mark.parametrize("filler", LAST_LINES.values(), ids=list(LAST_LINES))
+def test_an_embedded_archive_is_read_whatever_its_last_line(filler):
     import base64
     import gzip
+    import hashlib
     import textwrap
 
     secret = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
-    payload = gzip.compress((secret + "x" * tail).encode(), mtime=0)
-    encoded = "\n".join(textwrap.wrap(base64.b64encode(payload).decode(), 76))
-    user_data = f"#!/bin/bash\nbase64 -d <<'HOST_SCRIPTS' | tar -xzf -\n{encoded}\nHOST_SCRIPTS\n"
+    noise = b"".join(hashlib.sha256(bytes([i])).digest() for i in range(8))[:filler]
+    encoded = base64.b64encode(gzip.compress(secret.encode() + noise, mtime=0)).decode()
+    lines = textwrap.wrap(encoded, 76)
+    assert (len(lines[-1]) == 76 and not encoded.endswith("=")) if filler == 49 else encoded.endswith("==")
+    user_data = "#!/bin/bash\nbase64 -d <<'HOST_SCRIPTS' | tar -xzf -\n" + "\n".join(lines) + "\nHOST_SCRIPTS\n"
     found = rules.no_secrets_in_user_data("aws:ec2/instance:Instance", {"userData": user_data})
     assert found and "private key" in found[0].lower()

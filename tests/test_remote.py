@@ -6,9 +6,12 @@ import subprocess
 
 import pytest
 
+from pathlib import Path
+
 from infra import bootstrap
 from tests.pulumi_mocks import FAKE_ADMIN_PASSWORD, FAKE_PRIVATE_KEY, run_stack
 
+ROOT = Path(__file__).resolve().parent.parent
 COMMAND = "command:remote:Command"
 BASE = {"sshCidrs": "198.51.100.7/32", "ref": "v1.2.0"}
 
@@ -29,7 +32,7 @@ def run():
 def test_command_graph(run):
     cmds = commands_of(run)
     assert set(cmds) == {"wait-boot", "engine", "deploy", "health", "admin-password"}
-    assert {"host", "eip-assoc", "in-ssh-198-51-100-7-32", "out-ipv4"} <= deps(cmds["wait-boot"])
+    assert {"host", "eip", "in-ssh-198-51-100-7-32", "out-ipv4"} <= deps(cmds["wait-boot"])
     assert "wait-boot" in deps(cmds["engine"])
     assert "engine" in deps(cmds["deploy"])
     assert "deploy" in deps(cmds["health"]) and "deploy" in deps(cmds["admin-password"])
@@ -87,7 +90,6 @@ def test_a_new_tag_reruns_only_deploy_and_health(run):
     after = triggers({"imageTag": "v1.1.0"})
     changed = {name for name in before if before[name] != after[name]}
     assert changed == {"deploy"}  # health follows the deploy's output
-    assert commands_of(run)["health"].inputs["triggers"] != after["deploy"]
 
 
 def test_a_new_ref_reruns_deploy(run):
@@ -100,6 +102,24 @@ def test_an_engine_change_reruns_engine_and_deploy_only(run, edit_host_script):
     before = {name: c.inputs.get("triggers") for name, c in commands_of(run).items()}
     after = triggers({})
     assert {name for name in before if before[name] != after[name]} == {"engine", "deploy"}
+
+
+def test_a_new_command_line_reruns_the_deploy_and_the_docs_say_so(run):
+    """pulumi-command runs `create` again when any input changes, so the deploy re-runs for
+    settings that only reach its command line, not just for its triggers."""
+    changed = {"healthTimeout": ("900", "--health-timeout 900"), "repoUrl": ("file:///srv/sirius.git", "--repo file:///srv/sirius.git"),
+               "imageRegistry": ("127.0.0.1:5000/siriusscan", "--registry 127.0.0.1:5000/siriusscan")}
+    before = commands_of(run)["deploy"]
+    after = commands_of(run_stack({**BASE, **{key: value for key, (value, _) in changed.items()}}))["deploy"]
+    assert after.inputs["triggers"] == before.inputs["triggers"]
+    for key, (_, flag) in changed.items():
+        assert flag in after.inputs["create"] and flag not in before.inputs["create"], key
+    readme = (ROOT / "README.md").read_text()
+    deploy_item = readme[readme.index("3. `deploy`:"):readme.index("4. `health`:")]
+    source = (ROOT / "infra" / "remote.py").read_text()
+    for key in changed:
+        assert f"`{key}`" in deploy_item and key in source, f"the docs do not say that {key} re-runs the deploy"
+    assert "never otherwise" not in readme and "never for anything else" not in source
 
 
 def test_preview_has_unknown_outputs():

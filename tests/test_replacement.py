@@ -1,9 +1,14 @@
-"""What a config change does to the instance, judged the way the engine diffs it.
+"""What a config change does to the resources, stated as plain invariants over what the
+program registers (not as a model of the engine's diff).
 
-The engine replaces a resource when its replacementTrigger changes or a
-replace-only property changes; other changed properties outside ignoreChanges are
-updates, and on aws:ec2/Instance an update of userData or instanceType stops and
-starts the VM. A new ref or tag must do neither: only tags may change in place.
+Which changes of aws:ec2/Instance force a new instance is the provider's business (its
+schema marks them ForceNew); this program registers: `ami` (ignored unless pinned),
+`keyName`, `primaryNetworkInterface` (the interface with the Elastic IP), and, inside
+`rootBlockDevice`, `encrypted` and `kmsKeyId`. Others it does not set: `availabilityZone`,
+`subnetId`, `privateIp`, `tenancy`, `placementGroup`, `securityGroups`, `ebsBlockDevices`,
+`hibernation`. `instanceType` and `userData` are updated in place by stopping and starting
+the VM, which is why a new ref or tag must not touch them. What the program forces itself
+is the `replacementTrigger`: a digest of the boot scripts, a pinned AMI and the volume.
 """
 
 from __future__ import annotations
@@ -13,55 +18,60 @@ import pytest
 from tests.pulumi_mocks import run_stack
 
 INSTANCE = "aws:ec2/instance:Instance"
-# Properties of aws:ec2/instance that force a new instance in the provider.
-REPLACE_ONLY = {"ami", "subnetId", "keyName", "availabilityZone", "privateIp", "tenancy"}
+COMMAND = "command:remote:Command"
 BASE = {"sshCidrs": "198.51.100.7/32", "ref": "v1.2.0"}
 
 
-def effect(old, new) -> tuple[str, set[str]]:
-    if old.replacement_trigger != new.replacement_trigger:
-        return "replace", {"replacementTrigger"}
-    changed = {k for k in set(old.inputs) | set(new.inputs) if old.inputs.get(k) != new.inputs.get(k)}
-    changed -= set(new.ignore_changes)
-    if changed & REPLACE_ONLY:
-        return "replace", changed
-    return ("update" if changed else "same"), changed
+def registered(config) -> dict[str, object]:
+    return {resource.name: resource for resource in run_stack({**BASE, **config}).resources}
 
 
-def instance(config):
-    return run_stack({**BASE, **config}).one(INSTANCE)
+def differences(old: dict, new: dict) -> set[tuple[str, str]]:
+    """(resource, property) pairs whose input differs, outside the resource's ignoreChanges;
+    ("resource", "replacementTrigger") when its trigger differs."""
+    assert old.keys() == new.keys()
+    found = set()
+    for name, before in old.items():
+        after = new[name]
+        if before.replacement_trigger != after.replacement_trigger:
+            found.add((name, "replacementTrigger"))
+        for key in set(before.inputs) | set(after.inputs):
+            if key not in after.ignore_changes and before.inputs.get(key) != after.inputs.get(key):
+                found.add((name, key))
+    return found
 
 
 @pytest.fixture(scope="module")
 def base():
-    return instance({})
+    return registered({})
 
 
 @pytest.mark.parametrize("change", [{"ref": "v1.1.0"}, {"imageTag": "pr-7-amd64"}, {"ref": "pr-42"}, {"ref": "main"}])
-def test_new_ref_or_tag_updates_tags_only(base, change):
-    kind, changed = effect(base, instance(change))
-    assert kind == "update" and changed == {"tags"}
+def test_a_new_ref_or_tag_changes_only_tags_and_the_deploy(base, change):
+    assert differences(base, registered(change)) <= {
+        ("sirius-host", "tags"), ("sirius-deploy", "create"), ("sirius-deploy", "triggers")}
+    assert ("sirius-host", "tags") in differences(base, registered(change))
 
 
 @pytest.mark.parametrize("change", [{"volumeSize": "40"}, {"ami": "ami-0123456789abcdef0"}])
-def test_volume_or_ami_replaces(base, change):
-    assert effect(base, instance(change))[0] == "replace"
+def test_a_new_volume_or_pinned_ami_replaces_the_instance(base, change):
+    assert ("sirius-host", "replacementTrigger") in differences(base, registered(change))
 
 
-def test_boot_script_change_replaces(base, edit_host_script):
+def test_a_boot_script_change_replaces_the_instance(base, edit_host_script):
     edit_host_script("install.py")
-    assert effect(base, instance({}))[0] == "replace"
+    assert ("sirius-host", "replacementTrigger") in differences(base, registered({}))
 
 
-def test_deploy_engine_change_does_not_replace(base, edit_host_script):
+def test_a_deploy_engine_change_leaves_the_instance_alone(base, edit_host_script):
     edit_host_script("deploy.py")
-    assert effect(base, instance({}))[0] == "same"
+    assert not {name for name, _ in differences(base, registered({}))} & {"sirius-host", "sirius-eni", "sirius-eip"}
 
 
-def test_same_config_is_a_no_op(base):
-    assert effect(base, instance({})) == ("same", set())
+def test_the_same_config_registers_the_same_resources(base):
+    assert differences(base, registered({})) == set()
 
 
-def test_user_data_ignored_and_unpinned_ami_ignored(base):
-    assert set(base.ignore_changes) == {"userData", "ami"}
-    assert set(instance({"ami": "ami-0123456789abcdef0"}).ignore_changes) == {"userData"}
+def test_user_data_and_an_unpinned_ami_are_ignored_after_creation(base):
+    assert set(base["sirius-host"].ignore_changes) == {"userData", "ami"}
+    assert set(registered({"ami": "ami-0123456789abcdef0"})["sirius-host"].ignore_changes) == {"userData"}

@@ -125,7 +125,7 @@ def test_least_permissions(path):
         assert writes <= ALLOWED_WRITES, f"{job_id} writes {writes - ALLOWED_WRITES}"
         text = yaml.safe_dump(job)
         if "pull-requests" in writes:
-            assert "comment-on-pr: true" in text or "/comments" in text, f"{job_id}: pull-requests: write unused"
+            assert "ci/pr-comment.sh" in text or "/pulls/" in text, f"{job_id}: pull-requests: write unused"
         if "id-token" in writes:
             assert "configure-aws-credentials" in text, f"{job_id}: id-token: write unused"
         if "configure-aws-credentials" in text:
@@ -189,18 +189,55 @@ def test_stack_groups_name_the_same_stacks():
     assert groups["cleanup.yml:destroy"] == STACK_GROUP + "${{ matrix.stack }}"
 
 
-def test_preview_comments_the_diff_and_runs_the_policy_pack_only_when_present():
+def test_preview_runs_the_policy_pack_when_present_and_always_comments():
     doc = load(WORKFLOWS / "preview.yml")
     assert set(doc["on"]) == {"pull_request"}
-    preview = [s for _, _, s in steps(WORKFLOWS / "preview.yml") if s.get("with", {}).get("command") == "preview"]
-    assert len(preview) == 1
-    inputs = preview[0]["with"]
-    assert inputs["comment-on-pr"] is True and inputs["stack-name"] == "demo"
-    assert inputs["policyPacks"] == "${{ steps.policy.outputs.packs }}"
+    preview = next(s for _, _, s in steps(WORKFLOWS / "preview.yml") if s.get("id") == "preview")
+    assert 'pulumi preview "${args[@]}" 2>&1 | tee preview.txt' in preview["run"]
+    assert '--policy-pack=$POLICY_PACKS' in preview["run"]
+    comment = next(s for _, _, s in steps(WORKFLOWS / "preview.yml") if "preview-comment" in s.get("run", ""))
+    assert comment["if"] == "always()" and comment["env"]["OUTCOME"] == "${{ steps.preview.outcome }}"
     policy = next(s for _, _, s in steps(WORKFLOWS / "preview.yml") if s.get("id") == "policy")
     assert "policy/PulumiPolicy.yaml" in policy["run"]
     for name in ("deploy.yml", "branch-demo.yml"):
         assert "policy/PulumiPolicy.yaml" in (WORKFLOWS / name).read_text()
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_policy_pack_installed_by_pulumi_and_cached(path):
+    """`pulumi install --cwd policy` (the virtualenv PulumiPolicy.yaml names), and pip's cache
+    keyed on the pack's requirements too wherever it is installed."""
+    text = path.read_text()
+    assert "policy/requirements.txt" not in text or "pip install -r policy" not in text
+    for job_id, job in jobs(path):
+        scripts = "\n".join(step.get("run", "") for step in job.get("steps", []))
+        if "pulumi install --cwd policy" not in scripts:
+            continue
+        for step in job["steps"]:
+            if step.get("uses", "").startswith("actions/setup-python@"):
+                paths = str(step["with"]["cache-dependency-path"]).split()
+                assert {"requirements.txt", "policy/requirements.txt"} <= set(paths), job_id
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_every_step_runs_in_bash_with_pipefail(path):
+    assert load(path).get("defaults", {}).get("run", {}).get("shell") == "bash"
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_values_reach_ci_stacks_as_option_values_never_as_options(path):
+    """`--opt "$X"` would read an X of `--help` or `-x` as an option; `"--opt=$X"` cannot."""
+    for job_id, _, step in steps(path):
+        for command in re.findall(r"python -m ci\.stacks [^\n]*(?:\\\n[^\n]*)*", step.get("run", "")):
+            assert not re.search(r"--[\w-]+ +\"?\$", command), f"{job_id}: {command}"
+            assert "check-tag" not in command or "check-tag -- " in command, f"{job_id}: {command}"
+
+
+def test_pull_requests_from_forks_and_dependabot_are_skipped():
+    for name, job in (("preview.yml", "preview"), ("branch-demo.yml", "plan")):
+        condition = load(WORKFLOWS / name)["jobs"][job]["if"]
+        assert "head.repo.full_name == github.repository" in condition, name
+        assert "github.actor != 'dependabot[bot]'" in condition, name
 
 
 def test_triggers():
@@ -209,7 +246,13 @@ def test_triggers():
     assert deploy["repository_dispatch"] == {"types": ["sirius-images-published"]}
     assert "workflow_dispatch" in deploy
     branch = load(WORKFLOWS / "branch-demo.yml")["on"]
-    assert {"labeled", "unlabeled", "closed", "synchronize"} <= set(branch["pull_request"]["types"])
+    assert {"labeled", "synchronize"} <= set(branch["pull_request"]["types"])
+    # Closing or unlabelling a pull request with a merge conflict runs no pull_request workflow.
+    assert set(branch["pull_request_target"]["types"]) == {"closed", "unlabeled"}
+    assert not {"closed", "unlabeled"} & set(branch["pull_request"]["types"])
+    down = load(WORKFLOWS / "branch-demo.yml")["jobs"]["down"]
+    checkout = next(s for s in down["steps"] if s.get("uses", "").startswith("actions/checkout@"))
+    assert checkout["with"]["ref"] == "${{ github.event.repository.default_branch }}"  # never the PR's code
     assert "delete" in branch
     cleanup = load(WORKFLOWS / "cleanup.yml")["on"]
     assert cleanup["schedule"] and "workflow_dispatch" in cleanup
@@ -227,9 +270,8 @@ def test_branch_demo_uses_the_template_the_expiry_tag_and_cleans_up():
     assert 'cp Pulumi.branch.yaml "Pulumi.${STACK}.yaml"' in text
     assert f'pulumi stack tag set --stack "$STACK" {stacks.EXPIRES_TAG} "$EXPIRES_AT"' in text
     assert 'pulumi config set --stack "$STACK" expiresAt "$EXPIRES_AT"' in text
-    assert "pulumi destroy" in text and 'pulumi stack rm "$STACK"' in text
+    assert text.count("ci/destroy-stack.sh") == 2  # down, and up when the label went meanwhile
     assert "contains(github.event.pull_request.labels.*.name, 'demo')" in text
-    assert "head.repo.full_name == github.repository" in text  # forks skipped
 
 
 def test_cleanup_reads_the_same_tag_and_never_names_demo():
@@ -240,15 +282,23 @@ def test_cleanup_reads_the_same_tag_and_never_names_demo():
     assert stacks.EXPIRES_TAG == "sirius-demo:expiresAt"
 
 
-@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
-def test_python_is_3_11_and_pulumi_cli_new_enough(path):
-    for _, _, step in steps(path):
-        uses = step.get("uses", "")
-        if uses.startswith("actions/setup-python@"):
-            assert step["with"]["python-version"] == "3.11"
-        if uses.startswith("pulumi/actions@"):
-            # 3.211: stack tags on self-managed backends (the expiry tag).
-            assert step["with"]["pulumi-version"] == "^3.211.0"
+def test_python_is_3_11_and_one_exact_pulumi_cli_everywhere():
+    """An exact CLI (a range would take whatever is newest that day), the same in every job,
+    and at least what Pulumi.yaml requires."""
+    from tests.test_dependencies import CLI_FLOOR, version
+
+    pins = set()
+    for path in FILES:
+        for _, _, step in steps(path):
+            uses = step.get("uses", "")
+            if uses.startswith("actions/setup-python@"):
+                assert step["with"]["python-version"] == "3.11"
+            if uses.startswith("pulumi/actions@"):
+                pins.add(str(step["with"]["pulumi-version"]))
+    assert len(pins) == 1, pins
+    (pin,) = pins
+    assert re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", pin), f"{pin!r} is not an exact version"
+    assert version(pin) >= CLI_FLOOR
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
@@ -262,9 +312,10 @@ def test_checkout_keeps_no_credentials_and_jobs_time_out(path):
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
-def test_infra_stacks_subcommands_exist(path):
+def test_ci_stacks_subcommands_exist(path):
     known = set(stacks._parser()._subparsers._group_actions[0].choices)  # noqa: SLF001
-    used = set(re.findall(r"python -m infra\.stacks ([\w-]+)", path.read_text()))
+    used = set(re.findall(r"python -m ci\.stacks ([\w-]+)", path.read_text()))
+    assert used, f"{path.name} calls no ci.stacks subcommand: is the pattern stale?"
     assert used <= known, used - known
 
 
@@ -273,7 +324,11 @@ def test_infra_stacks_subcommands_exist(path):
 FAKE_PULUMI = r"""#!/bin/bash
 echo "pulumi $*" >> "$CALLS"
 case "$*" in
-  "stack ls --json") cat "$FAKE_STACKS" ;;
+  "org get-default") [[ -n ${FAKE_ORG:-} ]] && echo "$FAKE_ORG" || { echo "error: no default org" >&2; exit 255; } ;;
+  "stack ls --json"*) cat "$FAKE_STACKS" ;;
+  "stack select "*" --non-interactive")
+    jq -e --arg s "$3" 'any(.[]; .name == $s)' "$FAKE_STACKS" > /dev/null ||
+      { echo "error: no stack named '$3' found" >&2; exit 255; } ;;
   "stack tag ls --json --stack "*)
     all="$*"
     stack=${all##* }
@@ -285,8 +340,14 @@ esac
 
 FAKE_GH = r"""#!/bin/bash
 echo "gh $*" >> "$CALLS"
-if [[ $* == "api --paginate "* ]]; then cat "$FAKE_COMMENTS"; fi
+if [[ $* == "api --paginate "* ]]; then
+  [[ -z ${FAKE_GH_FAIL:-} ]] || { echo "gh: HTTP 502" >&2; exit 1; }
+  cat "$FAKE_COMMENTS"
+elif [[ $* == "api repos/"*"/pulls/"* ]]; then
+  cat "$FAKE_PR"
+fi
 """
+BOT = "github-actions[bot]"
 
 
 def step_script(workflow: str, job: str, *, step_id: str | None = None, name: str | None = None) -> str:
@@ -294,6 +355,14 @@ def step_script(workflow: str, job: str, *, step_id: str | None = None, name: st
         if (step_id and step.get("id") == step_id) or (name and step.get("name") == name):
             return step["run"]
     raise LookupError(f"{workflow} {job}: no step {step_id or name}")
+
+
+def shell_flags(workflow: str, job: str) -> list[str]:
+    """What GitHub runs a `run:` script with: `shell: bash` is `bash --noprofile --norc -eo
+    pipefail {0}`; no shell at all is `bash -e {0}` (no pipefail)."""
+    doc = load(WORKFLOWS / workflow)
+    shell = (doc["jobs"][job].get("defaults") or doc.get("defaults") or {}).get("run", {}).get("shell")
+    return ["bash", "--noprofile", "--norc", "-eo", "pipefail"] if shell == "bash" else ["bash", "-e"]
 
 
 @pytest.fixture
@@ -309,6 +378,7 @@ def actions_env(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     (work / "Pulumi.branch.yaml").write_text((ROOT / "Pulumi.branch.yaml").read_text())
+    (work / "ci").symlink_to(ROOT / "ci")
     env = {
         "PATH": f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin",
         "PYTHONPATH": str(ROOT),
@@ -320,19 +390,23 @@ def actions_env(tmp_path):
         "FAKE_STACKS": str(tmp_path / "stacks.json"),
         "FAKE_TAGS": str(tmp_path / "tags.json"),
         "FAKE_COMMENTS": str(tmp_path / "comments.json"),
+        "FAKE_PR": str(tmp_path / "pr.json"),
         "HOME": str(tmp_path),
     }
     for name in ("output", "summary", "calls"):
         (tmp_path / name).write_text("")
+    (tmp_path / "stacks.json").write_text("[]")
+    (tmp_path / "comments.json").write_text("[]")
     return tmp_path, work, env
 
 
-def run_step(script: str, actions_env, **extra: str) -> tuple[subprocess.CompletedProcess, dict[str, str], str]:
+def run_step(workflow: str, job: str, actions_env, *, step_id: str | None = None, name: str | None = None,
+             **extra: str) -> tuple[subprocess.CompletedProcess, dict[str, str], str]:
     tmp_path, work, env = actions_env
     (tmp_path / "output").write_text("")
-    # GitHub runs `run:` scripts as: bash --noprofile --norc -eo pipefail {0}
+    script = step_script(workflow, job, step_id=step_id, name=name)
     result = subprocess.run(
-        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        [*shell_flags(workflow, job), "-c", script],
         cwd=work,
         env={**env, **extra},
         capture_output=True,
@@ -343,32 +417,38 @@ def run_step(script: str, actions_env, **extra: str) -> tuple[subprocess.Complet
     return result, outputs, (tmp_path / "calls").read_text()
 
 
+PLAN_DEFAULTS = {"SIRIUS_REF": "", "TTL_HOURS": "72", "PR_ACTION": "", "PR_NUMBER": "", "PR_STATE": "",
+                 "PR_LABELS": "", "LABEL": "", "DELETED_BRANCH": "", "DISPATCH_BRANCH": "", "DISPATCH_ACTION": ""}
+OPEN_LABELLED = {"EVENT_NAME": "pull_request", "PR_NUMBER": "42", "PR_STATE": "open", "PR_LABELS": "bug,demo"}
+
+
 @pytest.mark.parametrize(
     ("event", "expected"),
     [
         (
-            {"EVENT_NAME": "pull_request", "PR_ACTION": "labeled", "PR_NUMBER": "42"},
-            {
-                "action": "up",
-                "stack": "pr-42",
-                "ref": "pr-42",
-                "imageTag": "pr-42-amd64",
-                "pullRequest": "42",
-                "expiresAt": "*",
-            },
+            {**OPEN_LABELLED, "PR_ACTION": "labeled", "LABEL": "demo"},
+            {"action": "up", "stack": "pr-42", "ref": "pr-42", "imageTag": "pr-42-amd64", "pullRequest": "42",
+             "expiresAt": "*"},
         ),
         (
-            {"EVENT_NAME": "pull_request", "PR_ACTION": "synchronize", "PR_NUMBER": "42", "SIRIUS_REF": "demo"},
+            {**OPEN_LABELLED, "PR_ACTION": "synchronize", "SIRIUS_REF": "demo"},
             {"action": "up", "stack": "pr-42", "ref": "demo", "imageTag": "latest"},
         ),
+        # Labelling a closed pull request, or another label coming: nothing.
+        ({**OPEN_LABELLED, "PR_ACTION": "labeled", "LABEL": "demo", "PR_STATE": "closed"}, {"action": "none"}),
+        ({**OPEN_LABELLED, "PR_ACTION": "labeled", "LABEL": "bug"}, {"action": "none"}),
         (
-            {"EVENT_NAME": "pull_request", "PR_ACTION": "closed", "PR_NUMBER": "42"},
+            {**OPEN_LABELLED, "EVENT_NAME": "pull_request_target", "PR_ACTION": "closed", "PR_STATE": "closed"},
             {"action": "down", "stack": "pr-42", "pullRequest": "42"},
         ),
         (
-            {"EVENT_NAME": "pull_request", "PR_ACTION": "unlabeled", "PR_NUMBER": "42"},
+            {**OPEN_LABELLED, "EVENT_NAME": "pull_request_target", "PR_ACTION": "unlabeled", "LABEL": "demo",
+             "PR_LABELS": "bug"},
             {"action": "down", "stack": "pr-42"},
         ),
+        # pull_request_target never deploys.
+        ({**OPEN_LABELLED, "EVENT_NAME": "pull_request_target", "PR_ACTION": "labeled", "LABEL": "demo"},
+         {"action": "none"}),
         (
             {"EVENT_NAME": "delete", "DELETED_BRANCH": "feature/scan-ui"},
             {"action": "down", "stack": stacks.branch_stack_name("feature/scan-ui")},
@@ -377,6 +457,11 @@ def run_step(script: str, actions_env, **extra: str) -> tuple[subprocess.Complet
             {"EVENT_NAME": "delete", "DELETED_BRANCH": "$(touch pwned)`touch pwned`"},
             {"action": "down", "stack": stacks.branch_stack_name("$(touch pwned)`touch pwned`")},
         ),
+        # Branch names that look like options are names.
+        ({"EVENT_NAME": "delete", "DELETED_BRANCH": "--help"},
+         {"action": "down", "stack": stacks.branch_stack_name("--help")}),
+        ({"EVENT_NAME": "workflow_dispatch", "DISPATCH_BRANCH": "-x", "DISPATCH_ACTION": "destroy"},
+         {"action": "down", "stack": stacks.branch_stack_name("-x")}),
         (
             {"EVENT_NAME": "workflow_dispatch", "DISPATCH_BRANCH": "main", "DISPATCH_ACTION": "deploy"},
             {"action": "up", "stack": "branch-main", "ref": "main", "imageTag": "latest"},
@@ -388,34 +473,19 @@ def run_step(script: str, actions_env, **extra: str) -> tuple[subprocess.Complet
     ],
 )
 def test_branch_demo_plan_step(actions_env, event, expected):
-    script = step_script("branch-demo.yml", "plan", step_id="plan")
-    defaults = {
-        "SIRIUS_REF": "",
-        "TTL_HOURS": "72",
-        "PR_ACTION": "",
-        "PR_NUMBER": "",
-        "DELETED_BRANCH": "",
-        "DISPATCH_BRANCH": "",
-        "DISPATCH_ACTION": "",
-    }
-    result, outputs, _ = run_step(script, actions_env, **{**defaults, **event})
+    result, outputs, _ = run_step("branch-demo.yml", "plan", actions_env, step_id="plan", **{**PLAN_DEFAULTS, **event})
     assert result.returncode == 0, result.stderr
     for key, value in expected.items():
         assert outputs[key] == value if value != "*" else stacks.parse_time(outputs[key]), (key, outputs)
+    if expected["action"] == "none":
+        assert set(outputs) == {"action"}
     assert not (actions_env[1] / "pwned").exists()
 
 
 def test_branch_demo_plan_refuses_a_branch_that_is_no_ref(actions_env):
-    script = step_script("branch-demo.yml", "plan", step_id="plan")
-    result, _, _ = run_step(
-        script,
-        actions_env,
-        EVENT_NAME="workflow_dispatch",
-        DISPATCH_BRANCH="café",
-        DISPATCH_ACTION="deploy",
-        SIRIUS_REF="",
-        TTL_HOURS="72",
-    )
+    result, _, _ = run_step("branch-demo.yml", "plan", actions_env, step_id="plan",
+                            **{**PLAN_DEFAULTS, "EVENT_NAME": "workflow_dispatch", "DISPATCH_BRANCH": "café",
+                               "DISPATCH_ACTION": "deploy"})
     assert result.returncode != 0 and "pass a Sirius ref explicitly" in result.stderr
 
 
@@ -426,13 +496,16 @@ def test_branch_demo_plan_refuses_a_branch_that_is_no_ref(actions_env):
         ({"INPUT_TAG": "", "DISPATCH_TAG": "sha-" + "a" * 40}, 0, "sha-" + "a" * 40),
         ({"INPUT_TAG": "v1.1.0", "DISPATCH_TAG": "latest"}, 0, "v1.1.0"),
         ({"INPUT_TAG": "", "DISPATCH_TAG": "x;reboot"}, 2, None),
+        ({"INPUT_TAG": "", "DISPATCH_TAG": "--help"}, 2, None),  # a value, not an option: no help text
     ],
 )
 def test_deploy_image_tag_step(actions_env, inputs, code, tag):
-    result, outputs, _ = run_step(step_script("deploy.yml", "deploy", step_id="tag"), actions_env, **inputs)
+    result, outputs, _ = run_step("deploy.yml", "deploy", actions_env, step_id="tag", **inputs)
     assert result.returncode == code, result.stderr
     if tag is not None:
         assert outputs["imageTag"] == tag
+    else:
+        assert "imageTag" not in outputs and "usage:" not in result.stdout + (actions_env[0] / "output").read_text()
 
 
 def test_cleanup_selects_expired_branch_stacks_only(actions_env):
@@ -446,27 +519,28 @@ def test_cleanup_selects_expired_branch_stacks_only(actions_env):
                 {"name": "branch-busy", "updateInProgress": True},
                 {"name": "pr-9"},
                 {"name": "branch-untagged"},
+                {"name": "other-org/pr-11"},  # Pulumi Cloud lists every organisation the token sees
+                {"name": "my-org/sirius-demo/pr-12"},
             ]
         )
     )
     old, future = "2020-01-01T00:00:00Z", "2999-01-01T00:00:00Z"
-    (tmp_path / "tags.json").write_text(
-        json.dumps(
-            {
-                "demo": {stacks.EXPIRES_TAG: old},
-                "branch": {stacks.EXPIRES_TAG: old},
-                "pr-7": {stacks.EXPIRES_TAG: old},
-                "branch-busy": {stacks.EXPIRES_TAG: old},
-                "pr-9": {stacks.EXPIRES_TAG: future},
-            }
-        )
-    )
-    result, outputs, calls = run_step(step_script("cleanup.yml", "select", step_id="due"), actions_env)
+    tags = {name: {stacks.EXPIRES_TAG: old} for name in
+            ("demo", "branch", "pr-7", "branch-busy", "other-org/pr-11", "my-org/sirius-demo/pr-12")}
+    (tmp_path / "tags.json").write_text(json.dumps({**tags, "pr-9": {stacks.EXPIRES_TAG: future}}))
+    result, outputs, calls = run_step("cleanup.yml", "select", actions_env, step_id="due", FAKE_ORG="my-org",
+                                      PULUMI_BACKEND_URL="")  # Pulumi Cloud
     assert result.returncode == 0, result.stderr
-    assert json.loads(outputs["stacks"]) == ["pr-7"]
-    assert "--stack demo" not in calls  # demo's tags are not even read
+    assert json.loads(outputs["stacks"]) == ["my-org/sirius-demo/pr-12", "pr-7"]
+    assert "pulumi stack ls --json --organization my-org" in calls
+    assert "--stack demo" not in calls and "other-org" not in calls  # their tags are not even read
     summary = (tmp_path / "summary").read_text()
     assert "- branch-untagged: keep (expiry missing" in summary and "- branch-busy: keep (an update" in summary
+    # A self-managed backend has no organisation: qualified names are never ours.
+    result, outputs, calls = run_step("cleanup.yml", "select", actions_env, step_id="due",
+                                      PULUMI_BACKEND_URL="s3://state?region=us-west-2")
+    assert result.returncode == 0 and json.loads(outputs["stacks"]) == ["pr-7"]
+    assert "org get-default" not in calls.split("pulumi stack ls --json --organization my-org")[-1]
 
 
 @pytest.mark.parametrize(
@@ -475,59 +549,136 @@ def test_cleanup_selects_expired_branch_stacks_only(actions_env):
 def test_cleanup_destroy_checks_again(actions_env, expiry, destroyed):
     tmp_path, _, _ = actions_env
     (tmp_path / "tags.json").write_text(json.dumps({} if expiry is None else {"pr-7": {stacks.EXPIRES_TAG: expiry}}))
-    script = step_script("cleanup.yml", "destroy", name="Still due? Then pulumi destroy and pulumi stack rm")
-    result, _, calls = run_step(script, actions_env, STACK="pr-7")
+    (tmp_path / "stacks.json").write_text(json.dumps([{"name": "pr-7"}]))
+    result, _, calls = run_step("cleanup.yml", "destroy", actions_env,
+                                name="Still due? Then pulumi destroy and pulumi stack rm", STACK="pr-7")
     assert result.returncode == 0, result.stderr
     assert ("pulumi destroy --stack pr-7" in calls) is destroyed
     assert ("pulumi stack rm pr-7 --yes" in calls) is destroyed
 
 
-def test_branch_demo_up_comment_is_edited_in_place(actions_env):
-    tmp_path, _, _ = actions_env
-    script = step_script("branch-demo.yml", "up", name="Job summary and pull request comment (UI URL)")
-    (tmp_path / "comments.json").write_text(
-        json.dumps([{"id": 1, "body": "hi"}, {"id": 99, "body": stacks.COMMENT_MARKER + "\nold"}])
-    )
-    env = {
-        "STACK": "pr-42",
-        "EXPIRES_AT": "2026-12-04T02:00:00Z",
-        "PR_NUMBER": "42",
-        "JOB_STATUS": "success",
-        "RUN_URL": "https://github.com/owner/sirius-demo/actions/runs/1234",
-    }
-    result, _, calls = run_step(script, actions_env, **env)
+def test_branch_demo_up_comment_after_destroying_instead(actions_env):
+    tmp_path, work, _ = actions_env
+    for destroyed, says in (("true", "Destroyed and removed"), ("false", "No demo: the pull request is closed")):
+        result, _, calls = run_step("branch-demo.yml", "up", actions_env, name=UP_COMMENT,
+                                    **{**UP_COMMENT_ENV, "WANTED": "down", "DESTROYED": destroyed})
+        assert result.returncode == 0, result.stderr
+        comment = (work / "comment.md").read_text()
+        assert says in comment and "http://52.10.20.30" not in comment and "Expires at" not in comment
+
+
+UP_COMMENT_ENV = {
+    "STACK": "pr-42",
+    "EXPIRES_AT": "2026-12-04T02:00:00Z",
+    "PR_NUMBER": "42",
+    "JOB_STATUS": "success",
+    "WANTED": "up",
+    "RUN_URL": "https://github.com/owner/sirius-demo/actions/runs/1234",
+}
+UP_COMMENT = "Job summary and pull request comment (UI URL)"
+
+
+def test_branch_demo_up_comment_is_the_bots_edited_in_place(actions_env):
+    tmp_path, work, _ = actions_env
+    (tmp_path / "comments.json").write_text(json.dumps([
+        {"id": 1, "body": "hi", "user": {"login": "alice"}},
+        {"id": 7, "body": stacks.COMMENT_MARKER + "\nquoted by a person", "user": {"login": "mallory"}},
+        {"id": 99, "body": stacks.COMMENT_MARKER + "\nold", "user": {"login": BOT}},
+    ]))
+    result, _, calls = run_step("branch-demo.yml", "up", actions_env, name=UP_COMMENT, **UP_COMMENT_ENV)
     assert result.returncode == 0, result.stderr
     assert "gh api --method PATCH repos/owner/sirius-demo/issues/comments/99 -F body=@comment.md" in calls
     summary = (tmp_path / "summary").read_text()
     assert "http://52.10.20.30:3000" in summary and "did not succeed" not in summary
     assert "[secret]" not in summary
-    (tmp_path / "comments.json").write_text("[]")
-    result, _, calls = run_step(script, actions_env, **{**env, "JOB_STATUS": "failure"})
+    # Only someone else's comment carries the marker: a new comment, theirs untouched.
+    (tmp_path / "comments.json").write_text(json.dumps([
+        {"id": 7, "body": stacks.COMMENT_MARKER + "\nquoted by a person", "user": {"login": "mallory"}}]))
+    result, _, calls = run_step("branch-demo.yml", "up", actions_env, name=UP_COMMENT,
+                                **{**UP_COMMENT_ENV, "JOB_STATUS": "failure"})
     assert "gh api --method POST repos/owner/sirius-demo/issues/42/comments -F body=@comment.md" in calls
-    assert (
-        "did not succeed (failure): https://github.com/owner/sirius-demo/actions/runs/1234"
-        in (actions_env[1] / "comment.md").read_text()
-    )
+    assert "comments/7" not in calls
+    assert "did not succeed (failure): https://github.com/owner/sirius-demo/actions/runs/1234" in (
+        work / "comment.md").read_text()
+
+
+def test_a_failed_comment_listing_fails_the_step_and_posts_nothing(actions_env):
+    """Without pipefail a failed `gh api` GET reads as 'no comment yet' and posts a duplicate."""
+    result, _, calls = run_step("branch-demo.yml", "up", actions_env, name=UP_COMMENT, FAKE_GH_FAIL="1",
+                                **UP_COMMENT_ENV)
+    assert result.returncode != 0
+    assert "--method POST" not in calls and "--method PATCH" not in calls
 
 
 @pytest.mark.parametrize(("status", "failed"), [("success", False), ("failure", True)])
 def test_deploy_summary_step(actions_env, status, failed):
     tmp_path, _, _ = actions_env
-    script = step_script("deploy.yml", "deploy", name="Job summary (UI URL and health)")
-    result, _, calls = run_step(script, actions_env, STACK="demo", JOB_STATUS=status)
+    result, _, calls = run_step("deploy.yml", "deploy", actions_env, name="Job summary (UI URL and health)",
+                                STACK="demo", JOB_STATUS=status)
     assert result.returncode == 0, result.stderr
     summary = (tmp_path / "summary").read_text()
     assert "| UI | http://52.10.20.30:3000 |" in summary and "not reported" in summary
     assert ("did not succeed" in summary) is failed
 
 
-def test_branch_demo_down_skips_a_missing_stack(actions_env):
+def test_branch_demo_down_destroys_only_a_stack_of_its_own_organisation(actions_env):
     tmp_path, _, _ = actions_env
-    (tmp_path / "stacks.json").write_text(json.dumps([{"name": "demo"}, {"name": "pr-41"}]))
-    script = step_script("branch-demo.yml", "down", step_id="destroy")
-    result, outputs, calls = run_step(script, actions_env, STACK="pr-42")
-    assert result.returncode == 0 and outputs["destroyed"] == "false" and "destroy" not in calls
+    # Another organisation's pr-42 in the listing is not ours: `--stack pr-42` would not find it.
+    (tmp_path / "stacks.json").write_text(json.dumps([{"name": "demo"}, {"name": "other-org/pr-42"}]))
+    result, outputs, calls = run_step("branch-demo.yml", "down", actions_env, step_id="destroy", STACK="pr-42")
+    assert result.returncode == 0, result.stderr
+    assert outputs["destroyed"] == "false" and "destroy" not in calls
     (tmp_path / "stacks.json").write_text(json.dumps([{"name": "demo"}, {"name": "pr-42"}]))
-    result, outputs, calls = run_step(script, actions_env, STACK="pr-42")
+    result, outputs, calls = run_step("branch-demo.yml", "down", actions_env, step_id="destroy", STACK="pr-42")
     assert result.returncode == 0 and outputs["destroyed"] == "true"
     assert calls.index("pulumi destroy --stack pr-42") < calls.index("pulumi stack rm pr-42 --yes")
+
+
+@pytest.mark.parametrize(
+    ("job", "pr", "wanted"),
+    [
+        ("up", {"state": "open", "labels": [{"name": "demo"}]}, "up"),
+        ("up", {"state": "open", "labels": [{"name": "bug"}]}, "down"),  # unlabelled while queued
+        ("up", {"state": "closed", "labels": [{"name": "demo"}]}, "down"),
+        ("down", {"state": "open", "labels": [{"name": "demo"}]}, "up"),  # labelled again while queued
+        ("down", {"state": "closed", "labels": [{"name": "demo"}]}, "down"),
+    ],
+)
+def test_branch_demo_jobs_act_on_the_pull_request_as_it_is_when_they_start(actions_env, job, pr, wanted):
+    tmp_path, _, _ = actions_env
+    (tmp_path / "pr.json").write_text(json.dumps(pr))
+    result, outputs, calls = run_step("branch-demo.yml", job, actions_env, step_id="state", PR_NUMBER="42")
+    assert result.returncode == 0, result.stderr
+    assert outputs["wanted"] == wanted
+    assert "gh api repos/owner/sirius-demo/pulls/42" in calls
+
+
+def test_branch_demo_up_destroys_when_the_pull_request_went_away_meanwhile(actions_env):
+    tmp_path, _, _ = actions_env
+    doc = load(WORKFLOWS / "branch-demo.yml")["jobs"]["up"]
+    gated = {s.get("name", s.get("uses")): s.get("if") for s in doc["steps"]}
+    assert gated["pulumi up"] == gated["Stack config from Pulumi.branch.yaml"] == "steps.state.outputs.wanted == 'up'"
+    instead = "Destroy instead (closed or unlabelled since this run was queued)"
+    assert gated[instead] == "steps.state.outputs.wanted == 'down'"
+    (tmp_path / "stacks.json").write_text(json.dumps([{"name": "pr-42"}]))
+    result, _, calls = run_step("branch-demo.yml", "up", actions_env, name=instead, STACK="pr-42")
+    assert result.returncode == 0, result.stderr
+    assert "pulumi destroy --stack pr-42" in calls and "pulumi stack rm pr-42 --yes" in calls
+
+
+PREVIEW_COMMENT = "Pull request comment (the diff, or that the preview failed)"
+
+
+@pytest.mark.parametrize(("outcome", "says"), [("success", "succeeded"), ("failure", "**FAILED** (failure)")])
+def test_preview_comment_replaces_the_last_diff_even_when_the_preview_fails(actions_env, outcome, says):
+    tmp_path, work, _ = actions_env
+    (tmp_path / "comments.json").write_text(json.dumps(
+        [{"id": 5, "body": stacks.PREVIEW_MARKER + "\n+ 3 to create (an old diff)", "user": {"login": BOT}}]))
+    (work / "preview.txt").write_text("error: preflight: registry ghcr.io answered ...\n")
+    result, _, calls = run_step("preview.yml", "preview", actions_env, name=PREVIEW_COMMENT, OUTCOME=outcome,
+                                STACK="demo", PR_NUMBER="42", HEAD_SHA="abc123", RUN_URL="https://x/runs/1")
+    assert result.returncode == 0, result.stderr
+    assert "gh api --method PATCH repos/owner/sirius-demo/issues/comments/5 -F body=@comment.md" in calls
+    comment = (work / "comment.md").read_text()
+    assert comment.startswith(stacks.PREVIEW_MARKER + "\n") and says in comment and "commit abc123" in comment
+    assert "error: preflight" in comment and "an old diff" not in comment
