@@ -287,6 +287,40 @@ def test_standins_log_the_secrets_they_received(docker_engine, stack):
         assert env[name] in ui, name
 
 
+def test_upstream_intervals_without_override(docker_engine, clean_project, standins, checkout):
+    """Without start_interval a ready service waits one full interval for its first
+    check: postgres (10 s) turns healthy only after ~10 s, rabbitmq (30 s) not before 30 s."""
+    files = ["docker-compose.yaml", write_loopback_override(checkout)]
+    started = time.monotonic()
+    docker_engine.compose("up", "-d", "sirius-postgres", "sirius-rabbitmq", project_dir=checkout, files=files)
+    wait_for(lambda: docker_engine.run("exec", "sirius-postgres", "/usr/local/bin/pg-healthcheck.sh",
+                                       check=False).returncode == 0, 20, what="postgres ready")
+    ready = time.monotonic() - started
+    assert health(docker_engine, "sirius-postgres") == "starting"
+    wait_for(lambda: health(docker_engine, "sirius-postgres") == "healthy", 20, 0.2, what="postgres healthy")
+    healthy = time.monotonic() - started
+    print(f"\npostgres ready after {ready:.1f}s, healthy after {healthy:.1f}s (interval 10s)")
+    assert healthy >= 9.5
+    assert docker_engine.run("exec", "sirius-rabbitmq", "rabbitmqctl", "status", check=False).returncode == 0
+    assert health(docker_engine, "sirius-rabbitmq") == "starting"
+
+
+def test_local_build_fallback(docker_engine, clean_project, checkout):
+    files = ["docker-compose.yaml", "docker-compose.build.yaml"]
+    started = time.monotonic()
+    docker_engine.compose("build", project_dir=checkout, files=files, timeout=300)
+    seconds = time.monotonic() - started
+    print(f"\nlocal build of the stand-ins: {seconds:.1f}s")
+    images = docker_engine.run("image", "ls", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    for image in ("rabbitmq", "postgres", "valkey", "ui", "api", "engine"):
+        assert f"sirius-sirius-{image}:source" in images
+    config = compose_config(docker_engine, checkout, files)["services"]
+    assert config["sirius-migrate"]["image"] == "sirius-sirius-api:source"
+    assert {s["pull_policy"] for s in config.values()} == {"never"}
+    for image in ("rabbitmq", "postgres", "valkey", "ui", "api", "engine"):
+        docker_engine.run("rmi", f"sirius-sirius-{image}:source", check=False)
+
+
 # ------------------------------------------------- stacks that must not be healthy
 
 
