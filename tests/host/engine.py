@@ -1,13 +1,50 @@
-"""Real-Docker test harness for the sirius-demo deploy scripts.
+"""Real-Docker test harness for the sirius-demo deploy engine.
 
-Everything here runs on this machine only: a private ``dockerd`` (its own
-data-root, exec-root, pidfile, unix socket and cgroup parent, all under a short
-temp dir), a private ``docker-registry`` on ``127.0.0.1:<free port>``, stand-in
-images of the seven Sirius Scan compose services (``FROM scratch`` + static
-busybox, a few MB) pushed to that registry under a fixed set of tags, and a
-git repository shaped like the Sirius repo (``docker-compose.yaml`` with the
-real ``ghcr.io/siriusscan/...`` image names).  Nothing ever talks to ghcr.io or
-any address but 127.0.0.1 and the containers started here.
+Everything here runs on this machine only: a private ``dockerd`` (Docker Engine
+26 from Debian trixie, unpacked into /opt/sirius-test-docker by
+``scripts/install-test-docker.sh``; its own data-root, exec-root, pidfile, unix
+socket and cgroup parent, all under a short temp dir), a private
+``docker-registry`` on ``127.0.0.1:<free port>``, stand-in images of the Sirius
+Scan services (``FROM scratch`` + Debian's static busybox, a few MB) pushed to
+that registry under a fixed set of tags, and a git repository shaped like
+upstream's Sirius repo.  Nothing ever talks to ghcr.io or any address but
+127.0.0.1 and the containers started here.
+
+Never start another dockerd version on this machine: after two Engine versions
+had run, container-to-container traffic on bridges broke for good.  Stop
+containers before their daemon (``DockerEngine.stop`` does).
+
+The fixture repo (``make_sirius_repo``; compose files in ``fixture_compose.py``)
+---------------------------------------------------------------------------------
+Written from upstream's facts (github.com/SiriusScan/Sirius main 823a80f6, whose
+docker-compose.yaml is also v1.1.0's), not copied: project/network ``sirius``;
+images ``<registry>/siriusscan/<image>:${IMAGE_TAG:-latest}`` naming the tests'
+registry; ``pull_policy: ${SIRIUS_IMAGE_PULL_POLICY:-always}``; ``restart:
+unless-stopped``; the required ``${VAR:?...}`` variables (POSTGRES_PASSWORD,
+DATABASE_URL, NEXTAUTH_SECRET, INITIAL_ADMIN_PASSWORD) with upstream's messages;
+the health checks as upstream writes them -- sirius-engine's ``bash -lc '...
+[ -r "${SIRIUS_API_KEY_FILE:-}" ] && echo > /dev/tcp/127.0.0.1/50051'``, which
+compose interpolates at config time -- with upstream's intervals (rabbitmq, api,
+engine, ui 30 s; postgres, valkey 10 s) and no ``start_period``; depends_on
+conditions; ``sirius-migrate`` (sirius-api image, entrypoint /app/migrate,
+``restart: "no"``); the ``sirius_api_key`` secret from
+./secrets/sirius_api_key.txt in ui/api/engine; ports published on all addresses
+("5672:5672"); the three volumes; resource limits (sirius-ui ``cpus: "2"``); the
+read-only ./rabbitmq/rabbitmq.conf mount; docker-compose.build.yaml (stand-in
+build contexts ``sirius-<image>/`` that build in seconds).
+
+================== =========================================================
+ref                docker-compose.yaml
+================== =========================================================
+main (HEAD)        upstream's current file (above)
+v1.1.0 (tag)       the same file (main only bumps a build arg)
+refs/pull/7/head   main + a UI change (its images: tag pr-7-amd64)
+v1.0.0 (tag)       infra ``build:`` without ``image:``; ui/api/engine require
+                   the old ``SIRIUS_API_KEY``; no secret, no migrate
+demo (branch)      stale (2025-11): infra ``build:`` without ``image:``, no key
+                   secret, no SIRIUS_API_KEY_FILE, no migrate
+v0.4.1 (tag)       every service ``build:``, no ``image:`` at all
+================== =========================================================
 
 Library use (the pytest fixtures in ``conftest.py`` do exactly this)::
 
@@ -19,9 +56,36 @@ Library use (the pytest fixtures in ``conftest.py`` do exactly this)::
     registry = Registry(); registry.start() # 127.0.0.1:<port>, registry.host
     images = StandIns(engine, registry); images.publish()
     url = make_sirius_repo("/tmp/x/sirius.git", registry.host)   # file:// URL
-    subprocess.run(["sh", "deploy.sh"], env=engine.env)  # docker talks to it
     ...
     images.close(); registry.close(); engine.stop()
+
+Plain ``docker compose`` on a checkout of the fixture (tests/host/test_fixture.py)::
+
+    env = write_runtime_files(checkout)     # .env as upstream's installer writes it
+                                            # (sirius_env(); SIRIUS_API_KEY_FILE set)
+                                            # + secrets/sirius_api_key.txt (0644)
+    files = compose_files(checkout)         # docker-compose.yaml + loopback override
+                                            # (+ start_interval override by default)
+    engine.compose("up", "-d", "--wait", project_dir=checkout, files=files)
+    compose_config(engine, checkout, files) # `compose config --format json`, parsed
+    container_state(engine, "sirius-engine")["Health"]["Log"]
+
+- ``sirius_env(password=None, *, api_key_file=API_KEY_FILE, **extra)``: the
+  installer's variables; ``api_key_file=None`` leaves SIRIUS_API_KEY_FILE out
+  (sirius-engine's check then renders ``[ -r "" ]`` and never passes).
+- ``write_runtime_files(checkout, env=None, api_key=None, key_mode=0o644)``.
+- ``write_loopback_override(checkout)``: ``loopback.override.yaml`` re-binding
+  every published port to 127.0.0.1 (``ports: !override``).  Every plain
+  ``compose up`` of the fixture here (tests, benchmark) uses it: the fixture
+  publishes on all addresses, as upstream does.
+- ``write_fast_health_override(checkout, start_period="120s",
+  start_interval="1s")``: ``fast-health.override.yaml`` (Engine >= 25).
+- ``compose_files(checkout, *, fast_health=True, extra=())``: writes both, returns
+  the ``-f`` list.
+- ``compose_config``, ``container_state``, ``wait_for(predicate, timeout)``,
+  ``registry_override_yaml`` (images by tag or digest), ``remove_project``,
+  ``remove_sirius_images``, ``sirius_env``, ``FIXTURE_REFS``, ``HEALTH_TIMING``,
+  ``PUBLISHED_PORTS``, ``API_KEY_FILE``.
 
 ``engine.env`` is a full environment for subprocesses: ``DOCKER_HOST`` (the
 private socket), ``DOCKER_CONFIG`` (with ``cli-plugins/docker-compose`` linked
@@ -42,30 +106,43 @@ Published tags (``STANDIN_TAGS``; images are
 
 ========== ==============================================================
 v1         all six images
+latest     same digests as v1 (what a checkout's ${IMAGE_TAG:-latest} pulls)
+v1.1.0     same digests as v1
 v2         same digests as v1 except sirius-ui (a UI-only release)
 pr-7-amd64 only sirius-api and sirius-ui (new builds); no other image has it
 broken     like v1 (same digests) except sirius-ui, which runs but never
            listens on 3000, so it never becomes healthy
+api-crash  like v1 except sirius-api, which exits 1 at start (restart loop);
+           its migrator (/app/migrate, same image) still succeeds
 ========== ==============================================================
 
 Stand-in images (scripts in ``standin/rootfs``; busybox ash): every service
 listens on its real port(s) (busybox httpd; the API is ``nc -ll`` + a shell
-HTTP handler), has the healthcheck command the real compose file runs
-(``rabbitmqctl status``, ``/usr/local/bin/pg-healthcheck.sh``, ``valkey-cli
-ping``, ``wget --spider`` for api/ui, ``engine-healthcheck.sh``), and waits
-for the services it depends on by their compose names (migrate/api/engine
-"log in" to postgres with POSTGRES_PASSWORD; the UI page reports whether
-DATABASE_URL matches).  api, ui and engine run as uid 1001 and exit 1 when
-``$SIRIUS_API_KEY_FILE`` (default ``/run/secrets/sirius_api_key``) is missing,
-unreadable or empty.  API: ``GET /health`` -> ``{"status":"healthy",
+HTTP handler) and answers upstream's checks literally: ``rabbitmqctl status``,
+``/usr/local/bin/pg-healthcheck.sh``, ``valkey-cli ping``, busybox ``wget``
+(accepts ``--no-verbose --tries=1 --spider``, ``-q``, ``-O``), and ``bash``
+(``/bin/bash``: ash behind bash's name that runs ``-c``/``-lc`` strings, with
+bash's ``> /dev/tcp/HOST/PORT`` turned into a TCP connect that fails when the
+port is closed).  Only the engine image has ``psql`` and ``curl`` (stubs).
+Services wait for the ones they depend on by their compose names
+(migrate/api/engine "log in" to postgres with POSTGRES_PASSWORD; the UI page
+reports whether DATABASE_URL matches).  api, ui and engine run as uid 1001 and
+exit 1 when ``$SIRIUS_API_KEY_FILE`` (default ``/run/secrets/sirius_api_key``)
+is missing, unreadable or empty.  At start sirius-api logs POSTGRES_PASSWORD and
+the API key, sirius-ui DATABASE_URL, NEXTAUTH_SECRET, INITIAL_ADMIN_PASSWORD and
+the key (lines ``config: NAME=value``), so redaction of diagnostics can be
+tested.  API: ``GET /health`` -> ``{"status":"healthy",
 "version":$SIRIUS_VERSION,"standin_build":<marker>}``; every other route needs
 ``X-API-Key`` (401 otherwise); ``GET /api/v1/system/health`` probes all
 services; POST/PUT bodies are kept in the container and returned by a GET of
 the same path.  The UI page shows the version marker, NEXTAUTH_URL and
 NEXT_PUBLIC_SIRIUS_API_URL.  ``/etc/sirius-standin/version`` holds the marker.
-``SIRIUS_STANDIN_START_DELAY=<s>`` in a container's environment delays its
-start (to imitate a slow service).  Postgres, valkey and rabbitmq append a line
-to ``standin-starts.log`` in their volume at every start.
+Each service becomes ready a few seconds after start (``STANDIN_START_DELAYS``:
+rabbitmq 4, postgres 3, valkey 1, api 2, engine 3, ui 4;
+``SIRIUS_STANDIN_START_DELAY=<s>`` in a container's environment overrides it).
+With upstream's intervals a fresh ``up --wait`` therefore takes ~90 s, with the
+start_interval override ~12 s.  Postgres, valkey and rabbitmq append a line to
+``standin-starts.log`` in their volume at every start.
 
 Daemon flags and why (see ``DockerEngine.daemon_args``):
 ``--iptables=false --ip-masq=false --ip-forward=false`` leave the host's
@@ -79,9 +156,10 @@ disabled. Networking will not work." for each container; that is expected.
 DNS that lets services reach each other by name.  ``--cgroup-parent
 /sdh-<x>`` puts every container in a cgroup of its own, so that after a hard
 kill everything can be found and killed by pid.  The client: the first of
-``/usr/local/bin/docker`` (newer CLI; negotiates API 1.41 with this 20.10
-daemon) and ``/usr/bin/docker`` for which ``docker version`` and ``docker
-compose version`` work is linked as ``<root>/bin/docker``.  Requires root.
+``$SIRIUS_TEST_DOCKER_CLIENT``, the Engine 26 package's own ``docker``
+(``TEST_DOCKER_PREFIX``) and ``docker`` on PATH for which ``docker version`` and
+``docker compose version`` work is linked as ``<root>/bin/docker``.  Requires
+root.
 """
 
 from __future__ import annotations
@@ -1570,7 +1648,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for k in ("DOCKER_HOST", "DOCKER_CONFIG", "PATH"):
             print(f"export {k}='{env[k]}'")
         print(f"# registry: {registry.host}  (tags: {', '.join(STANDIN_TAGS)})")
-        print(f"# sirius repo: {url}")
+        print(f"# sirius repo: {url}  (refs: {', '.join(FIXTURE_REFS)})")
+        print("# plain compose in a clone: write_runtime_files(dir); "
+              "docker compose -f docker-compose.yaml -f <write_loopback_override(dir)> up -d --wait")
         print(f"# dockerd log: {engine.log_path}")
         print("# Ctrl-C to stop and clean up", flush=True)
 
