@@ -106,7 +106,9 @@ Published tags (``STANDIN_TAGS``; images are
 
 ========== ==============================================================
 v1         all six images
-latest     same digests as v1 (what a checkout's ${IMAGE_TAG:-latest} pulls)
+latest     all six images; own builds (marker "latest", v1's behaviour), so a
+           test can delete latest (by digest) without deleting v1; upstream's
+           .env template leaves IMAGE_TAG empty, so plain compose pulls latest
 v1.1.0     same digests as v1
 v2         same digests as v1 except sirius-ui (a UI-only release)
 pr-7-amd64 only sirius-api and sirius-ui (new builds); no other image has it
@@ -244,13 +246,15 @@ TAG_API_CRASH = "api-crash"
 #: name is also the version marker written into the image
 #: (/etc/sirius-standin/version); build "broken" is a sirius-ui that never
 #: listens, build "crash" a sirius-api that exits 1 at start (its migrator works).
+#: ``latest`` has builds of its own (v1's behaviour, marker "latest"), so a test
+#: can delete it from the registry (deletion is by digest) without touching v1.
 #: An image missing from a tag's dict has no such tag.
 STANDIN_TAGS: dict[str, dict[str, str]] = {
     TAG_V1: {img: "v1" for img in SIRIUS_IMAGES},
     TAG_V2: {**{img: "v1" for img in SIRIUS_IMAGES}, "sirius-ui": "v2"},
     TAG_PR: {"sirius-api": "pr-7", "sirius-ui": "pr-7"},
     TAG_BROKEN: {**{img: "v1" for img in SIRIUS_IMAGES}, "sirius-ui": "broken"},
-    TAG_LATEST: {img: "v1" for img in SIRIUS_IMAGES},
+    TAG_LATEST: {img: "latest" for img in SIRIUS_IMAGES},
     TAG_RELEASE: {img: "v1" for img in SIRIUS_IMAGES},
     TAG_API_CRASH: {**{img: "v1" for img in SIRIUS_IMAGES}, "sirius-api": "crash"},
 }
