@@ -42,6 +42,7 @@ from tests.host.engine import (
     make_sirius_repo,
     remove_project,
     remove_sirius_images,
+    write_loopback_override,
 )
 from tests.host.sshd import SshHost
 
@@ -101,13 +102,16 @@ class Bench:
         (checkout / ".env").write_text(
             "POSTGRES_PASSWORD=p\nDATABASE_URL=postgresql://postgres:p@sirius-postgres:5432/sirius\n"
             f"NEXTAUTH_SECRET=s\nINITIAL_ADMIN_PASSWORD=a\nIMAGE_TAG={tag}\n"
+            "SIRIUS_API_KEY_FILE=/run/secrets/sirius_api_key\n"  # as upstream's installer writes it
         )
         override = "services:\n" + "".join(
             f"  {service}:\n    image: {self.registry.host}/siriusscan/{image}:{tag}\n"
             for service, image in SERVICE_IMAGES.items()
         )
         (checkout / "registry.yaml").write_text(override)
-        compose = ["docker", "compose", "-f", "docker-compose.yaml", "-f", "registry.yaml"]
+        # the fixture publishes on all addresses, like upstream: bind them to 127.0.0.1 here
+        compose = ["docker", "compose", "-f", "docker-compose.yaml", "-f", write_loopback_override(checkout),
+                   "-f", "registry.yaml"]
         for args in (["pull", "--quiet"], ["up", "-d", "--wait"]):
             result = subprocess.run(compose + args, cwd=checkout, env=self.engine.env, capture_output=True, text=True)
             if result.returncode != 0:

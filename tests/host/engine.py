@@ -1,13 +1,50 @@
-"""Real-Docker test harness for the sirius-demo deploy scripts.
+"""Real-Docker test harness for the sirius-demo deploy engine.
 
-Everything here runs on this machine only: a private ``dockerd`` (its own
-data-root, exec-root, pidfile, unix socket and cgroup parent, all under a short
-temp dir), a private ``docker-registry`` on ``127.0.0.1:<free port>``, stand-in
-images of the seven Sirius Scan compose services (``FROM scratch`` + static
-busybox, a few MB) pushed to that registry under a fixed set of tags, and a
-git repository shaped like the Sirius repo (``docker-compose.yaml`` with the
-real ``ghcr.io/siriusscan/...`` image names).  Nothing ever talks to ghcr.io or
-any address but 127.0.0.1 and the containers started here.
+Everything here runs on this machine only: a private ``dockerd`` (Docker Engine
+26 from Debian trixie, unpacked into /opt/sirius-test-docker by
+``scripts/install-test-docker.sh``; its own data-root, exec-root, pidfile, unix
+socket and cgroup parent, all under a short temp dir), a private
+``docker-registry`` on ``127.0.0.1:<free port>``, stand-in images of the Sirius
+Scan services (``FROM scratch`` + Debian's static busybox, a few MB) pushed to
+that registry under a fixed set of tags, and a git repository shaped like
+upstream's Sirius repo.  Nothing ever talks to ghcr.io or any address but
+127.0.0.1 and the containers started here.
+
+Never start another dockerd version on this machine: after two Engine versions
+had run, container-to-container traffic on bridges broke for good.  Stop
+containers before their daemon (``DockerEngine.stop`` does).
+
+The fixture repo (``make_sirius_repo``; compose files in ``fixture_compose.py``)
+---------------------------------------------------------------------------------
+Written from upstream's facts (github.com/SiriusScan/Sirius main 823a80f6, whose
+docker-compose.yaml is also v1.1.0's), not copied: project/network ``sirius``;
+images ``<registry>/siriusscan/<image>:${IMAGE_TAG:-latest}`` naming the tests'
+registry; ``pull_policy: ${SIRIUS_IMAGE_PULL_POLICY:-always}``; ``restart:
+unless-stopped``; the required ``${VAR:?...}`` variables (POSTGRES_PASSWORD,
+DATABASE_URL, NEXTAUTH_SECRET, INITIAL_ADMIN_PASSWORD) with upstream's messages;
+the health checks as upstream writes them -- sirius-engine's ``bash -lc '...
+[ -r "${SIRIUS_API_KEY_FILE:-}" ] && echo > /dev/tcp/127.0.0.1/50051'``, which
+compose interpolates at config time -- with upstream's intervals (rabbitmq, api,
+engine, ui 30 s; postgres, valkey 10 s) and no ``start_period``; depends_on
+conditions; ``sirius-migrate`` (sirius-api image, entrypoint /app/migrate,
+``restart: "no"``); the ``sirius_api_key`` secret from
+./secrets/sirius_api_key.txt in ui/api/engine; ports published on all addresses
+("5672:5672"); the three volumes; resource limits (sirius-ui ``cpus: "2"``); the
+read-only ./rabbitmq/rabbitmq.conf mount; docker-compose.build.yaml (stand-in
+build contexts ``sirius-<image>/`` that build in seconds).
+
+================== =========================================================
+ref                docker-compose.yaml
+================== =========================================================
+main (HEAD)        upstream's current file (above)
+v1.1.0 (tag)       the same file (main only bumps a build arg)
+refs/pull/7/head   main + a UI change (its images: tag pr-7-amd64)
+v1.0.0 (tag)       infra ``build:`` without ``image:``; ui/api/engine require
+                   the old ``SIRIUS_API_KEY``; no secret, no migrate
+demo (branch)      stale (2025-11): infra ``build:`` without ``image:``, no key
+                   secret, no SIRIUS_API_KEY_FILE, no migrate
+v0.4.1 (tag)       every service ``build:``, no ``image:`` at all
+================== =========================================================
 
 Library use (the pytest fixtures in ``conftest.py`` do exactly this)::
 
@@ -19,9 +56,36 @@ Library use (the pytest fixtures in ``conftest.py`` do exactly this)::
     registry = Registry(); registry.start() # 127.0.0.1:<port>, registry.host
     images = StandIns(engine, registry); images.publish()
     url = make_sirius_repo("/tmp/x/sirius.git", registry.host)   # file:// URL
-    subprocess.run(["sh", "deploy.sh"], env=engine.env)  # docker talks to it
     ...
     images.close(); registry.close(); engine.stop()
+
+Plain ``docker compose`` on a checkout of the fixture (tests/host/test_fixture.py)::
+
+    env = write_runtime_files(checkout)     # .env as upstream's installer writes it
+                                            # (sirius_env(); SIRIUS_API_KEY_FILE set)
+                                            # + secrets/sirius_api_key.txt (0644)
+    files = compose_files(checkout)         # docker-compose.yaml + loopback override
+                                            # (+ start_interval override by default)
+    engine.compose("up", "-d", "--wait", project_dir=checkout, files=files)
+    compose_config(engine, checkout, files) # `compose config --format json`, parsed
+    container_state(engine, "sirius-engine")["Health"]["Log"]
+
+- ``sirius_env(password=None, *, api_key_file=API_KEY_FILE, **extra)``: the
+  installer's variables; ``api_key_file=None`` leaves SIRIUS_API_KEY_FILE out
+  (sirius-engine's check then renders ``[ -r "" ]`` and never passes).
+- ``write_runtime_files(checkout, env=None, api_key=None, key_mode=0o644)``.
+- ``write_loopback_override(checkout)``: ``loopback.override.yaml`` re-binding
+  every published port to 127.0.0.1 (``ports: !override``).  Every plain
+  ``compose up`` of the fixture here (tests, benchmark) uses it: the fixture
+  publishes on all addresses, as upstream does.
+- ``write_fast_health_override(checkout, start_period="120s",
+  start_interval="1s")``: ``fast-health.override.yaml`` (Engine >= 25).
+- ``compose_files(checkout, *, fast_health=True, extra=())``: writes both, returns
+  the ``-f`` list.
+- ``compose_config``, ``container_state``, ``wait_for(predicate, timeout)``,
+  ``registry_override_yaml`` (images by tag or digest), ``remove_project``,
+  ``remove_sirius_images``, ``sirius_env``, ``FIXTURE_REFS``, ``HEALTH_TIMING``,
+  ``PUBLISHED_PORTS``, ``API_KEY_FILE``.
 
 ``engine.env`` is a full environment for subprocesses: ``DOCKER_HOST`` (the
 private socket), ``DOCKER_CONFIG`` (with ``cli-plugins/docker-compose`` linked
@@ -42,30 +106,45 @@ Published tags (``STANDIN_TAGS``; images are
 
 ========== ==============================================================
 v1         all six images
+latest     all six images; own builds (marker "latest", v1's behaviour), so a
+           test can delete latest (by digest) without deleting v1; upstream's
+           .env template leaves IMAGE_TAG empty, so plain compose pulls latest
+v1.1.0     same digests as v1
 v2         same digests as v1 except sirius-ui (a UI-only release)
 pr-7-amd64 only sirius-api and sirius-ui (new builds); no other image has it
 broken     like v1 (same digests) except sirius-ui, which runs but never
            listens on 3000, so it never becomes healthy
+api-crash  like v1 except sirius-api, which exits 1 at start (restart loop);
+           its migrator (/app/migrate, same image) still succeeds
 ========== ==============================================================
 
 Stand-in images (scripts in ``standin/rootfs``; busybox ash): every service
 listens on its real port(s) (busybox httpd; the API is ``nc -ll`` + a shell
-HTTP handler), has the healthcheck command the real compose file runs
-(``rabbitmqctl status``, ``/usr/local/bin/pg-healthcheck.sh``, ``valkey-cli
-ping``, ``wget --spider`` for api/ui, ``engine-healthcheck.sh``), and waits
-for the services it depends on by their compose names (migrate/api/engine
-"log in" to postgres with POSTGRES_PASSWORD; the UI page reports whether
-DATABASE_URL matches).  api, ui and engine run as uid 1001 and exit 1 when
-``$SIRIUS_API_KEY_FILE`` (default ``/run/secrets/sirius_api_key``) is missing,
-unreadable or empty.  API: ``GET /health`` -> ``{"status":"healthy",
+HTTP handler) and answers upstream's checks literally: ``rabbitmqctl status``,
+``/usr/local/bin/pg-healthcheck.sh``, ``valkey-cli ping``, busybox ``wget``
+(accepts ``--no-verbose --tries=1 --spider``, ``-q``, ``-O``), and ``bash``
+(``/bin/bash``: ash behind bash's name that runs ``-c``/``-lc`` strings, with
+bash's ``> /dev/tcp/HOST/PORT`` turned into a TCP connect that fails when the
+port is closed).  Only the engine image has ``psql`` and ``curl`` (stubs).
+Services wait for the ones they depend on by their compose names
+(migrate/api/engine "log in" to postgres with POSTGRES_PASSWORD; the UI page
+reports whether DATABASE_URL matches).  api, ui and engine run as uid 1001 and
+exit 1 when ``$SIRIUS_API_KEY_FILE`` (default ``/run/secrets/sirius_api_key``)
+is missing, unreadable or empty.  At start sirius-api logs POSTGRES_PASSWORD and
+the API key, sirius-ui DATABASE_URL, NEXTAUTH_SECRET, INITIAL_ADMIN_PASSWORD and
+the key (lines ``config: NAME=value``), so redaction of diagnostics can be
+tested.  API: ``GET /health`` -> ``{"status":"healthy",
 "version":$SIRIUS_VERSION,"standin_build":<marker>}``; every other route needs
 ``X-API-Key`` (401 otherwise); ``GET /api/v1/system/health`` probes all
 services; POST/PUT bodies are kept in the container and returned by a GET of
 the same path.  The UI page shows the version marker, NEXTAUTH_URL and
 NEXT_PUBLIC_SIRIUS_API_URL.  ``/etc/sirius-standin/version`` holds the marker.
-``SIRIUS_STANDIN_START_DELAY=<s>`` in a container's environment delays its
-start (to imitate a slow service).  Postgres, valkey and rabbitmq append a line
-to ``standin-starts.log`` in their volume at every start.
+Each service becomes ready a few seconds after start (``STANDIN_START_DELAYS``:
+rabbitmq 4, postgres 3, valkey 1, api 2, engine 3, ui 4;
+``SIRIUS_STANDIN_START_DELAY=<s>`` in a container's environment overrides it).
+With upstream's intervals a fresh ``up --wait`` therefore takes ~90 s, with the
+start_interval override ~12 s.  Postgres, valkey and rabbitmq append a line to
+``standin-starts.log`` in their volume at every start.
 
 Daemon flags and why (see ``DockerEngine.daemon_args``):
 ``--iptables=false --ip-masq=false --ip-forward=false`` leave the host's
@@ -79,14 +158,16 @@ disabled. Networking will not work." for each container; that is expected.
 DNS that lets services reach each other by name.  ``--cgroup-parent
 /sdh-<x>`` puts every container in a cgroup of its own, so that after a hard
 kill everything can be found and killed by pid.  The client: the first of
-``/usr/local/bin/docker`` (newer CLI; negotiates API 1.41 with this 20.10
-daemon) and ``/usr/bin/docker`` for which ``docker version`` and ``docker
-compose version`` work is linked as ``<root>/bin/docker``.  Requires root.
+``$SIRIUS_TEST_DOCKER_CLIENT``, the Engine 26 package's own ``docker``
+(``TEST_DOCKER_PREFIX``) and ``docker`` on PATH for which ``docker version`` and
+``docker compose version`` work is linked as ``<root>/bin/docker``.  Requires
+root.
 """
 
 from __future__ import annotations
 
 import atexit
+import base64
 import concurrent.futures
 import contextlib
 import errno
@@ -107,6 +188,18 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
+
+from .fixture_compose import (
+    API_KEY_FILE,
+    BUILD_TARGETS,
+    HEALTH_TIMING,
+    PUBLISHED_PORTS,
+    RABBITMQ_CONF,
+    compose_build_yaml,
+    compose_yaml,
+    fast_health_override_yaml,
+    loopback_override_yaml,
+)
 
 log = logging.getLogger("sirius.host")
 
@@ -145,17 +238,44 @@ TAG_V1 = "v1"
 TAG_V2 = "v2"
 TAG_PR = "pr-7-amd64"
 TAG_BROKEN = "broken"
+TAG_LATEST = "latest"
+TAG_RELEASE = "v1.1.0"
+TAG_API_CRASH = "api-crash"
 
 #: tag -> {image: build}.  Images that share a build share a digest.  A build
 #: name is also the version marker written into the image
 #: (/etc/sirius-standin/version); build "broken" is a sirius-ui that never
-#: listens.  An image missing from a tag's dict has no such tag.
+#: listens, build "crash" a sirius-api that exits 1 at start (its migrator works).
+#: ``latest`` has builds of its own (v1's behaviour, marker "latest"), so a test
+#: can delete it from the registry (deletion is by digest) without touching v1.
+#: An image missing from a tag's dict has no such tag.
 STANDIN_TAGS: dict[str, dict[str, str]] = {
     TAG_V1: {img: "v1" for img in SIRIUS_IMAGES},
     TAG_V2: {**{img: "v1" for img in SIRIUS_IMAGES}, "sirius-ui": "v2"},
     TAG_PR: {"sirius-api": "pr-7", "sirius-ui": "pr-7"},
     TAG_BROKEN: {**{img: "v1" for img in SIRIUS_IMAGES}, "sirius-ui": "broken"},
+    TAG_LATEST: {img: "latest" for img in SIRIUS_IMAGES},
+    TAG_RELEASE: {img: "v1" for img in SIRIUS_IMAGES},
+    TAG_API_CRASH: {**{img: "v1" for img in SIRIUS_IMAGES}, "sirius-api": "crash"},
 }
+
+#: Build name -> stand-in mode (default "normal").
+STANDIN_MODES = {"broken": "broken", "crash": "crash"}
+
+#: Seconds each stand-in takes to become ready by default (image ENV
+#: SIRIUS_STANDIN_START_DELAY; a container's environment overrides it).  Along
+#: rabbitmq -> api -> ui that is about 10 s, plus the health checks' own delays.
+STANDIN_START_DELAYS: dict[str, int] = {
+    "sirius-rabbitmq": 4,
+    "sirius-postgres": 3,
+    "sirius-valkey": 1,
+    "sirius-api": 2,
+    "sirius-engine": 3,
+    "sirius-ui": 4,
+}
+
+#: Files of standin/rootfs only the sirius-engine image has (its check needs them).
+ENGINE_ONLY_FILES = ("usr/bin/psql", "usr/bin/curl")
 
 #: Ports each stand-in listens on inside its container.
 STANDIN_PORTS: dict[str, tuple[int, ...]] = {
@@ -170,8 +290,6 @@ STANDIN_PORTS: dict[str, tuple[int, ...]] = {
 #: Images that run as uid 1001 (so the API key file must be mode 0644).
 STANDIN_NONROOT = ("sirius-api", "sirius-engine", "sirius-ui")
 
-#: Build targets named in the real docker-compose.build.yaml.
-BUILD_TARGETS = {"sirius-ui": "production", "sirius-api": "runner", "sirius-engine": "runtime"}
 
 # The test Engine (26, from Debian trixie) that scripts/install-test-docker.sh unpacks.
 TEST_DOCKER_PREFIX = Path(os.environ.get("SIRIUS_TEST_DOCKER_PREFIX", "/opt/sirius-test-docker"))
@@ -1000,7 +1118,8 @@ def write_standin_context(dest: str | os.PathLike, image: str, version: str,
                           busybox: str | None = None) -> Path:
     """Write a self-contained docker build context (Dockerfile, busybox,
     rootfs/, meta/) for the stand-in of ``image`` with version marker
-    ``version``; ``mode`` "broken" makes a service that never listens."""
+    ``version``; ``mode`` "broken" makes a service that never listens, "crash"
+    one that exits 1 at start."""
     if image not in SIRIUS_IMAGES:
         raise ValueError(f"unknown image {image}")
     dest = Path(dest)
@@ -1009,7 +1128,10 @@ def write_standin_context(dest: str | os.PathLike, image: str, version: str,
     if (dest / "rootfs").exists():
         shutil.rmtree(dest / "rootfs")
     shutil.copytree(STANDIN_ROOTFS, dest / "rootfs", symlinks=True)
-    for d in ("usr/local/bin", "app"):  # in case a checkout lost the exec bits
+    if image != "sirius-engine":
+        for f in ENGINE_ONLY_FILES:
+            (dest / "rootfs" / f).unlink()
+    for d in ("bin", "usr/bin", "usr/local/bin", "app"):  # in case a checkout lost the exec bits
         for f in (dest / "rootfs" / d).iterdir():
             f.chmod(0o755)
     meta = dest / "meta"
@@ -1032,7 +1154,8 @@ def write_standin_context(dest: str | os.PathLike, image: str, version: str,
         "RUN mkdir -p /tmp /run/secrets /data /var/lib/postgresql/data /var/lib/rabbitmq"
         " /etc/rabbitmq && chmod 1777 /tmp\n"
         "COPY rootfs/ /\n"
-        "ENV PATH=/usr/local/bin:/usr/bin:/bin\n"
+        "ENV PATH=/usr/local/bin:/usr/bin:/bin"
+        f" SIRIUS_STANDIN_START_DELAY={STANDIN_START_DELAYS[image]}\n"
         f"{args}"
         "COPY meta/ /etc/sirius-standin/\n"
         f'LABEL org.opencontainers.image.title="{image}" '
@@ -1093,7 +1216,7 @@ class StandIns:
         for img, b in needed:
             if (img, b) in self.builds:
                 continue
-            mode = "broken" if b == "broken" else "normal"
+            mode = STANDIN_MODES.get(b, "normal")
             ctx = write_standin_context(self.workdir / f"{img}-{b}", img, b, mode, busybox=bb)
             self.engine.run("build", "-q", "-t", self.local_name(img, b), str(ctx),
                             env={"DOCKER_BUILDKIT": "0"}, timeout=300)
@@ -1209,26 +1332,35 @@ def registry_override_yaml(registry_host: str, tag: str | None = None,
     return "\n".join(lines) + "\n"
 
 
-def sirius_env(password: str | None = None, **extra: str) -> dict[str, str]:
-    """The variables Sirius' compose file requires (random values)."""
-    pw = password or secrets.token_hex(12)
+def sirius_env(password: str | None = None, *, api_key_file: str | None = API_KEY_FILE,
+               **extra: str) -> dict[str, str]:
+    """A ``.env`` as upstream's installer writes it: the variables Sirius' compose
+    file requires (POSTGRES_PASSWORD 16 random bytes as hex, NEXTAUTH_SECRET 32,
+    INITIAL_ADMIN_PASSWORD 12 as base64, DATABASE_URL built from the password) and
+    ``SIRIUS_API_KEY_FILE=/run/secrets/sirius_api_key`` (``api_key_file=None``
+    leaves that line out, as our old deploy did: sirius-engine's check then
+    renders ``[ -r "" ]``)."""
+    pw = password or secrets.token_hex(16)
     env = {
         "POSTGRES_PASSWORD": pw,
         "DATABASE_URL": f"postgresql://postgres:{pw}@sirius-postgres:5432/sirius",
-        "NEXTAUTH_SECRET": secrets.token_hex(16),
-        "INITIAL_ADMIN_PASSWORD": secrets.token_hex(8),
+        "NEXTAUTH_SECRET": secrets.token_hex(32),
+        "INITIAL_ADMIN_PASSWORD": base64.b64encode(secrets.token_bytes(12)).decode(),
     }
+    if api_key_file:
+        env["SIRIUS_API_KEY_FILE"] = api_key_file
     env.update(extra)
     return env
 
 
 def write_runtime_files(checkout: str | os.PathLike, env: Mapping[str, str] | None = None,
                         api_key: str | None = None, key_mode: int = 0o644) -> dict[str, str]:
-    """Write ``.env`` and ``secrets/sirius_api_key.txt`` (``key_mode``) into a
-    checkout of the Sirius repo; return the env written (plus SIRIUS_API_KEY
-    for the caller's convenience, not in the file)."""
+    """Write ``.env`` (default ``sirius_env()``) and ``secrets/sirius_api_key.txt``
+    (32 random bytes as hex, mode ``key_mode``: 0644 as the installer writes it, so
+    uid 1001 can read it) into a checkout of the Sirius repo; return the env
+    written (plus SIRIUS_API_KEY for the caller's convenience, not in the file)."""
     checkout = Path(checkout)
-    env = dict(env or sirius_env())
+    env = dict(sirius_env() if env is None else env)
     (checkout / ".env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     key = api_key or secrets.token_hex(32)
     sdir = checkout / "secrets"
@@ -1240,338 +1372,82 @@ def write_runtime_files(checkout: str | os.PathLike, env: Mapping[str, str] | No
 
 
 # --------------------------------------------------------------------------
+# plain `docker compose` on a checkout of the fixture
+# --------------------------------------------------------------------------
+
+LOOPBACK_OVERRIDE = "loopback.override.yaml"
+FAST_HEALTH_OVERRIDE = "fast-health.override.yaml"
+
+
+def write_loopback_override(checkout: str | os.PathLike,
+                            ports: Mapping[str, Sequence[int]] | None = None) -> str:
+    """Write ``loopback.override.yaml`` into ``checkout``: every port the fixture
+    publishes (on all addresses, as upstream does) re-bound to 127.0.0.1 with
+    ``ports: !override``.  Every plain ``docker compose up`` of the fixture in
+    the tests or the benchmark must use it.  Returns the file name (relative to
+    the checkout, for ``-f``)."""
+    (Path(checkout) / LOOPBACK_OVERRIDE).write_text(
+        loopback_override_yaml(dict(ports) if ports else None))
+    return LOOPBACK_OVERRIDE
+
+
+def write_fast_health_override(checkout: str | os.PathLike, start_period: str = "120s",
+                               start_interval: str = "1s") -> str:
+    """Write ``fast-health.override.yaml``: each health-checked service gets
+    ``start_period``/``start_interval`` (upstream's interval, timeout and retries
+    stay).  Returns the file name."""
+    (Path(checkout) / FAST_HEALTH_OVERRIDE).write_text(
+        fast_health_override_yaml(start_period=start_period, start_interval=start_interval))
+    return FAST_HEALTH_OVERRIDE
+
+
+def compose_files(checkout: str | os.PathLike, *, fast_health: bool = True,
+                  extra: Sequence[str] = ()) -> list[str]:
+    """Write the overrides and return the compose files for ``engine.compose(...,
+    files=...)``: ``docker-compose.yaml``, the loopback override, (with
+    ``fast_health``) the start_interval override, then ``extra``."""
+    files = ["docker-compose.yaml", write_loopback_override(checkout)]
+    if fast_health:
+        files.append(write_fast_health_override(checkout))
+    return files + list(extra)
+
+
+def compose_config(engine: DockerEngine, checkout: str | os.PathLike,
+                   files: Sequence[str] = ("docker-compose.yaml",),
+                   env: Mapping[str, str] | None = None) -> dict:
+    """``docker compose config --format json`` of a checkout, parsed (the model
+    compose runs: variables interpolated from ``.env`` and ``env``).  Raises
+    ``DockerCommandError`` when compose refuses (e.g. a required variable)."""
+    out = engine.compose("config", "--format", "json", project_dir=checkout, files=files,
+                         env=env).stdout
+    return json.loads(out)
+
+
+def container_state(engine: DockerEngine, name: str) -> dict:
+    """``.State`` of a container (``Status``, ``ExitCode``, ``Health`` with its
+    ``Status`` and ``Log`` of checks: ``ExitCode``, ``Output``)."""
+    return json.loads(engine.run("inspect", "--format", "{{json .State}}", name).stdout)
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "condition"):
+    """Poll ``predicate()`` until it returns a truthy value (returned) or raise
+    ``HarnessError`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise HarnessError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------
 # fixture git repository
 # --------------------------------------------------------------------------
 
-_HC = "      interval: 1s\n      timeout: 3s\n      retries: {r}\n      start_period: 2s\n"
-_REQ = " Run installer first using docker compose -f docker-compose.installer.yaml run --rm sirius-installer"
-
-COMPOSE_YAML = """\
-# SiriusScan Base Docker Compose Configuration -- TEST FIXTURE.
-# Mirrors github.com/SiriusScan/Sirius docker-compose.yaml (same services,
-# image names, env, secrets, volumes, depends_on) with two deliberate
-# differences for fast, local-only tests: healthchecks run every second, and
-# host ports are published on 127.0.0.1 only.  The images are small stand-ins
-# (see sirius-*/Dockerfile and docker-compose.build.yaml); tests point the
-# image names at a local registry with a compose override file.
-
-name: sirius
-
-services:
-  sirius-rabbitmq:
-    image: ghcr.io/siriusscan/sirius-rabbitmq:${IMAGE_TAG:-latest}
-    pull_policy: ${SIRIUS_IMAGE_PULL_POLICY:-always}
-    restart: unless-stopped
-    container_name: sirius-rabbitmq
-    hostname: sirius-rabbitmq
-    environment:
-      VALKEY_HOST: ${VALKEY_HOST:-sirius-valkey}
-      VALKEY_PORT: ${VALKEY_PORT:-6379}
-    ports:
-      - "127.0.0.1:5672:5672"
-      - "127.0.0.1:15672:15672"
-    volumes:
-      - ./rabbitmq/rabbitmq.conf:/etc/rabbitmq/rabbitmq.conf:ro
-      - rabbitmq_data:/var/lib/rabbitmq
-    healthcheck:
-      test: ["CMD", "rabbitmqctl", "status"]
-@HC5@    deploy:
-      resources:
-        limits:
-          memory: 512M
-          cpus: "0.5"
-        reservations:
-          memory: 256M
-          cpus: "0.25"
-
-  sirius-postgres:
-    image: ghcr.io/siriusscan/sirius-postgres:${IMAGE_TAG:-latest}
-    pull_policy: ${SIRIUS_IMAGE_PULL_POLICY:-always}
-    restart: unless-stopped
-    container_name: sirius-postgres
-    hostname: sirius-postgres
-    environment:
-      POSTGRES_USER: ${POSTGRES_USER:-postgres}
-      POSTGRES_PASSWORD: ${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is required.@REQ@}
-      POSTGRES_DB: ${POSTGRES_DB:-sirius}
-      VALKEY_HOST: ${VALKEY_HOST:-sirius-valkey}
-      VALKEY_PORT: ${VALKEY_PORT:-6379}
-    ports:
-      - "127.0.0.1:5432:5432"
-    volumes:
-      - postgres_data:/var/lib/postgresql/data
-    healthcheck:
-      test: ["CMD", "/usr/local/bin/pg-healthcheck.sh"]
-@HC5@    deploy:
-      resources:
-        limits:
-          memory: 1G
-          cpus: "0.5"
-        reservations:
-          memory: 512M
-          cpus: "0.25"
-
-  sirius-valkey:
-    image: ghcr.io/siriusscan/sirius-valkey:${IMAGE_TAG:-latest}
-    pull_policy: ${SIRIUS_IMAGE_PULL_POLICY:-always}
-    restart: unless-stopped
-    container_name: sirius-valkey
-    hostname: sirius-valkey
-    environment:
-      VALKEY_HOST: ${VALKEY_HOST:-sirius-valkey}
-      VALKEY_PORT: ${VALKEY_PORT:-6379}
-    ports:
-      - "127.0.0.1:6379:6379"
-    volumes:
-      - valkey_data:/data
-    healthcheck:
-      test: ["CMD", "valkey-cli", "ping"]
-@HC5@    deploy:
-      resources:
-        limits:
-          memory: 256M
-          cpus: "0.25"
-        reservations:
-          memory: 128M
-          cpus: "0.1"
-
-  sirius-ui:
-    image: ghcr.io/siriusscan/sirius-ui:${IMAGE_TAG:-latest}
-    pull_policy: ${SIRIUS_IMAGE_PULL_POLICY:-always}
-    container_name: sirius-ui
-    hostname: sirius-ui
-    restart: unless-stopped
-    ports:
-      - "127.0.0.1:3000:3000"
-    environment:
-      - NODE_ENV=${NODE_ENV:-production}
-      - SKIP_ENV_VALIDATION=${SKIP_ENV_VALIDATION:-1}
-      - DATABASE_URL=${DATABASE_URL:?DATABASE_URL is required.@REQ@}
-      - NEXTAUTH_SECRET=${NEXTAUTH_SECRET:?NEXTAUTH_SECRET is required for sirius-ui.@REQ@}
-      - NEXTAUTH_URL=${NEXTAUTH_URL:-http://localhost:3000}
-      - INITIAL_ADMIN_PASSWORD=${INITIAL_ADMIN_PASSWORD:?INITIAL_ADMIN_PASSWORD is required for sirius-ui.@REQ@}
-      - SIRIUS_API_URL=${SIRIUS_API_URL:-http://sirius-api:9001}
-      - NEXT_PUBLIC_SIRIUS_API_URL=${NEXT_PUBLIC_SIRIUS_API_URL:-http://localhost:9001}
-      - DISCORD_CLIENT_ID=${DISCORD_CLIENT_ID:-dummy_client_id}
-      - DISCORD_CLIENT_SECRET=${DISCORD_CLIENT_SECRET:-dummy_client_secret}
-      - SIRIUS_API_KEY_FILE=${SIRIUS_API_KEY_FILE:-/run/secrets/sirius_api_key}
-    secrets:
-      - sirius_api_key
-    depends_on:
-      sirius-postgres:
-        condition: service_healthy
-      sirius-api:
-        condition: service_healthy
-      sirius-rabbitmq:
-        condition: service_healthy
-    healthcheck:
-      test: ["CMD", "wget", "--no-verbose", "--tries=1", "--spider", "http://127.0.0.1:3000/"]
-@HC3@    deploy:
-      resources:
-        limits:
-          memory: 2G
-          cpus: "2"
-        reservations:
-          memory: 512M
-          cpus: "0.5"
-
-  # One-shot core schema migrator. Uses the same image as sirius-api; runs
-  # /app/migrate then exits. API/engine wait for success.
-  sirius-migrate:
-    image: ghcr.io/siriusscan/sirius-api:${IMAGE_TAG:-latest}
-    pull_policy: ${SIRIUS_IMAGE_PULL_POLICY:-always}
-    container_name: sirius-migrate
-    hostname: sirius-migrate
-    restart: "no"
-    entrypoint: ["/app/migrate"]
-    environment:
-      - POSTGRES_HOST=${POSTGRES_HOST:-sirius-postgres}
-      - POSTGRES_USER=${POSTGRES_USER:-postgres}
-      - POSTGRES_PASSWORD=${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is required for sirius-migrate.@REQ@}
-      - POSTGRES_DB=${POSTGRES_DB:-sirius}
-      - POSTGRES_PORT=${POSTGRES_PORT:-5432}
-    depends_on:
-      sirius-postgres:
-        condition: service_healthy
-
-  sirius-api:
-    image: ghcr.io/siriusscan/sirius-api:${IMAGE_TAG:-latest}
-    pull_policy: ${SIRIUS_IMAGE_PULL_POLICY:-always}
-    container_name: sirius-api
-    hostname: sirius-api
-    restart: unless-stopped
-    ports:
-      - "127.0.0.1:9001:9001"
-    environment:
-      - GO_ENV=${GO_ENV:-production}
-      - SIRIUS_VERSION=${IMAGE_TAG:-latest}
-      - API_PORT=${API_PORT:-9001}
-      - CORS_ALLOWED_ORIGINS=${CORS_ALLOWED_ORIGINS:-*}
-      - POSTGRES_HOST=${POSTGRES_HOST:-sirius-postgres}
-      - POSTGRES_USER=${POSTGRES_USER:-postgres}
-      - POSTGRES_PASSWORD=${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is required for sirius-api.@REQ@}
-      - POSTGRES_DB=${POSTGRES_DB:-sirius}
-      - POSTGRES_PORT=${POSTGRES_PORT:-5432}
-      - VALKEY_HOST=${VALKEY_HOST:-sirius-valkey}
-      - VALKEY_PORT=${VALKEY_PORT:-6379}
-      - RABBITMQ_URL=${RABBITMQ_URL:-amqp://guest:guest@sirius-rabbitmq:5672/}
-      - LOG_LEVEL=${LOG_LEVEL:-error}
-      - SIRIUS_API_KEY_FILE=${SIRIUS_API_KEY_FILE:-/run/secrets/sirius_api_key}
-    secrets:
-      - sirius_api_key
-    deploy:
-      resources:
-        limits:
-          memory: 1G
-          cpus: "1.0"
-        reservations:
-          memory: 256M
-          cpus: "0.25"
-    depends_on:
-      sirius-postgres:
-        condition: service_healthy
-      sirius-rabbitmq:
-        condition: service_healthy
-      sirius-valkey:
-        condition: service_healthy
-      sirius-migrate:
-        condition: service_completed_successfully
-    healthcheck:
-      test: ["CMD", "wget", "--no-verbose", "--tries=1", "--spider", "http://127.0.0.1:9001/health"]
-@HC3@
-  sirius-engine:
-    image: ghcr.io/siriusscan/sirius-engine:${IMAGE_TAG:-latest}
-    pull_policy: ${SIRIUS_IMAGE_PULL_POLICY:-always}
-    container_name: sirius-engine
-    hostname: sirius-engine
-    restart: unless-stopped
-    cap_add:
-      - NET_RAW
-    ports:
-      - "127.0.0.1:5174:5174"
-      - "127.0.0.1:50051:50051" # Agent gRPC
-    environment:
-      - GO_ENV=${GO_ENV:-production}
-      - ENGINE_MAIN_PORT=${ENGINE_MAIN_PORT:-5174}
-      - GRPC_AGENT_PORT=${GRPC_AGENT_PORT:-50051}
-      - POSTGRES_HOST=${POSTGRES_HOST:-sirius-postgres}
-      - POSTGRES_USER=${POSTGRES_USER:-postgres}
-      - POSTGRES_PASSWORD=${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is required for sirius-engine.@REQ@}
-      - POSTGRES_DB=${POSTGRES_DB:-sirius}
-      - POSTGRES_PORT=${POSTGRES_PORT:-5432}
-      - VALKEY_HOST=${VALKEY_HOST:-sirius-valkey}
-      - VALKEY_PORT=${VALKEY_PORT:-6379}
-      - RABBITMQ_URL=${RABBITMQ_URL:-amqp://guest:guest@sirius-rabbitmq:5672/}
-      - SIRIUS_API_URL=${SIRIUS_API_URL:-http://sirius-api:9001}
-      - API_BASE_URL=${SIRIUS_API_URL:-http://sirius-api:9001}
-      - AGENT_ID=${AGENT_ID:-sirius-engine}
-      - HOST_ID=${HOST_ID:-sirius-engine}
-      - ENABLE_SCRIPTING=${ENABLE_SCRIPTING:-true}
-      - LOG_LEVEL=${LOG_LEVEL:-info}
-      - SIRIUS_API_KEY_FILE=${SIRIUS_API_KEY_FILE:-/run/secrets/sirius_api_key}
-    secrets:
-      - sirius_api_key
-    depends_on:
-      sirius-rabbitmq:
-        condition: service_healthy
-      sirius-postgres:
-        condition: service_healthy
-      sirius-valkey:
-        condition: service_healthy
-      sirius-migrate:
-        condition: service_completed_successfully
-      sirius-api:
-        condition: service_healthy
-    healthcheck:
-      # the real image runs a bash one-liner (tools present, key file
-      # readable, TCP 50051 open); the stand-in has it as a script
-      test: ["CMD", "/usr/local/bin/engine-healthcheck.sh"]
-@HC3@    deploy:
-      resources:
-        limits:
-          memory: 2G
-          cpus: "1.0"
-        reservations:
-          memory: 1G
-          cpus: "0.5"
-
-volumes:
-  postgres_data:
-    driver: local
-  valkey_data:
-    driver: local
-  rabbitmq_data:
-    driver: local
-
-secrets:
-  sirius_api_key:
-    file: ./secrets/sirius_api_key.txt
-
-networks:
-  default:
-    name: sirius
-    driver: bridge
-""".replace("@HC5@", _HC.format(r=5)).replace("@HC3@", _HC.format(r=3)).replace("@REQ@", _REQ)
-
-COMPOSE_BUILD_YAML = """\
-# Build every image from source (the "local build" fallback):
-#   docker compose -f docker-compose.yaml -f docker-compose.build.yaml up -d --build
-# TEST FIXTURE: the build contexts are stand-ins (static busybox + scripts).
-services:
-  sirius-rabbitmq:
-    build:
-      context: ./sirius-rabbitmq
-      dockerfile: Dockerfile
-    image: sirius-sirius-rabbitmq:source
-    pull_policy: never
-
-  sirius-postgres:
-    build:
-      context: ./sirius-postgres
-      dockerfile: Dockerfile
-    image: sirius-sirius-postgres:source
-    pull_policy: never
-
-  sirius-valkey:
-    build:
-      context: ./sirius-valkey
-      dockerfile: Dockerfile
-    image: sirius-sirius-valkey:source
-    pull_policy: never
-
-  sirius-ui:
-    build:
-      context: ./sirius-ui
-      dockerfile: Dockerfile
-      target: production
-    image: sirius-sirius-ui:source
-    pull_policy: never
-
-  sirius-api:
-    build:
-      context: ./sirius-api
-      dockerfile: Dockerfile
-      target: runner
-      args:
-        GO_API_COMMIT_SHA: ebd42f4239ec2d0c99e3e7c463a5fc181f57737f
-    image: sirius-sirius-api:source
-    pull_policy: never
-
-  sirius-migrate:
-    image: sirius-sirius-api:source
-    pull_policy: never
-
-  sirius-engine:
-    build:
-      context: ./sirius-engine
-      dockerfile: Dockerfile
-      target: runtime
-    image: sirius-sirius-engine:source
-    pull_policy: never
-"""
-
 COMPOSE_PROD_YAML = """\
-# SiriusScan Production Docker Compose Override (TEST FIXTURE, abridged)
+# Production override (TEST FIXTURE, abridged): tighter CORS.
 # Use with: docker compose -f docker-compose.yaml -f docker-compose.prod.yaml up -d
 services:
   sirius-ui:
@@ -1595,17 +1471,6 @@ services:
     restart: unless-stopped
 """
 
-RABBITMQ_CONF = """\
-listeners.tcp.default = 5672
-default_vhost = /
-default_user = guest
-default_pass = guest
-default_permissions.configure = .*
-default_permissions.read = .*
-default_permissions.write = .*
-loopback_users = none
-"""
-
 GITIGNORE = """\
 # Temporary files
 *.tmp
@@ -1621,6 +1486,17 @@ secrets/*
 !secrets/.gitkeep
 *.secrets
 """
+
+#: The fixture repo's refs: ref -> (fixture release of its docker-compose.yaml,
+#: commit date).  Dates follow upstream's.
+FIXTURE_REFS: dict[str, tuple[str, str]] = {
+    "v0.4.1": ("v0.4.1", "2025-11-13T22:20:01+00:00"),
+    "demo": ("demo", "2025-11-13T23:06:15+00:00"),
+    "v1.0.0": ("v1.0.0", "2026-02-17T04:42:41+00:00"),
+    "v1.1.0": ("main", "2026-07-30T19:21:42+00:00"),
+    "main": ("main", "2026-08-20T12:00:00+00:00"),
+    "refs/pull/7/head": ("main", "2026-08-25T12:00:00+00:00"),
+}
 
 
 def _git(cwd: Path, *args: str, date: str | None = None) -> str:
@@ -1646,66 +1522,91 @@ def _git(cwd: Path, *args: str, date: str | None = None) -> str:
 
 
 def make_sirius_repo(path: str | os.PathLike, registry_host: str | None = None) -> str:
-    """Create a bare git repository at ``path`` shaped like the Sirius repo and
-    return its ``file://`` URL.
+    """Create a bare git repository at ``path`` shaped like upstream's Sirius repo
+    and return its ``file://`` URL.  ``registry_host`` (the tests' registry,
+    ``127.0.0.1:<port>``) replaces ``ghcr.io`` in the image names; without it the
+    files name ghcr.io like upstream's.
 
-    History: ``main`` = [initial import (tag ``v1``), changelog commit];
-    ``demo`` = v1 + a commit adding ``demo/fixtures/host.json``.  HEAD is
-    ``main``.  Contents: ``docker-compose.yaml`` (the real file's shape with
-    ``ghcr.io/siriusscan/...:${IMAGE_TAG:-latest}`` images, 1 s healthchecks,
-    ports on 127.0.0.1), ``docker-compose.build.yaml`` +
-    ``sirius-<image>/`` build contexts (stand-ins, no registry needed),
-    ``docker-compose.prod.yaml``, ``rabbitmq/rabbitmq.conf``,
-    ``secrets/.gitkeep``, ``.gitignore`` (``.env``, ``secrets/*``).
+    Refs (``FIXTURE_REFS``; compose files from ``tests/host/fixture_compose.py``)::
 
-    ``registry_host`` is only recorded in README.md (where the prebuilt
-    stand-ins are published); the compose files never name it."""
+        v0.4.1 --- v1.0.0 --- v1.1.0 --- main --- refs/pull/7/head
+              \\
+               demo
+
+    ``v0.4.1``  (tag) every service ``build:``, no ``image:`` at all.
+    ``demo``    (branch, stale 2025-11) rabbitmq/postgres/valkey ``build:`` with no
+                ``image:``, no key secret, no ``SIRIUS_API_KEY_FILE``, no migrate.
+    ``v1.0.0``  (tag) infra ``build:``; ui/api/engine require ``SIRIUS_API_KEY``.
+    ``v1.1.0``  (tag) upstream's current compose file (see below).
+    ``main``    (HEAD) the same docker-compose.yaml as v1.1.0; only
+                docker-compose.build.yaml's GO_API_COMMIT_SHA changed.
+    ``refs/pull/7/head``  main + a UI change (images: tag ``pr-7-amd64``).
+
+    Every commit holds ``rabbitmq/rabbitmq.conf``, ``.gitignore`` (``.env``,
+    ``secrets/*``) and stand-in build contexts ``sirius-<image>/`` (Dockerfile
+    with upstream's stage names, static busybox, scripts; they build in
+    seconds); from v1.1.0 also ``docker-compose.build.yaml`` (local-build
+    fallback), ``docker-compose.prod.yaml`` and ``secrets/.gitkeep``."""
     path = Path(path)
     if path.exists() and any(path.iterdir()):
         raise HarnessError(f"{path} exists and is not empty")
+    registry = registry_host or "ghcr.io"
     work = Path(tempfile.mkdtemp(prefix="sdg-", dir="/tmp"))
+
+    def commit(ref: str, message: str, changelog: str) -> None:
+        release, date = FIXTURE_REFS[ref]
+        (work / "docker-compose.yaml").write_text(compose_yaml(release, registry))
+        with open(work / "CHANGELOG.md", "a") as fh:
+            fh.write(changelog)
+        _git(work, "add", "-A")
+        _git(work, "commit", "-q", "-m", message, date=date)
+
     try:
         bb = find_busybox()
         (work / "rabbitmq").mkdir()
         (work / "rabbitmq" / "rabbitmq.conf").write_text(RABBITMQ_CONF)
-        (work / "secrets").mkdir()
-        (work / "secrets" / ".gitkeep").write_text("")
         (work / ".gitignore").write_text(GITIGNORE)
-        (work / "docker-compose.yaml").write_text(COMPOSE_YAML)
-        (work / "docker-compose.build.yaml").write_text(COMPOSE_BUILD_YAML)
-        (work / "docker-compose.prod.yaml").write_text(COMPOSE_PROD_YAML)
         (work / "README.md").write_text(
-            "# Sirius Scan (test fixture)\n\n"
-            "A stand-in of github.com/SiriusScan/Sirius for the sirius-demo tests.\n"
-            "`docker compose up -d` needs `.env` (POSTGRES_PASSWORD, DATABASE_URL,\n"
-            "NEXTAUTH_SECRET, INITIAL_ADMIN_PASSWORD) and secrets/sirius_api_key.txt.\n"
-            + (f"\nPrebuilt stand-in images: {registry_host}/siriusscan/<service>:<tag>\n"
-               if registry_host else "")
-        )
-        (work / "CHANGELOG.md").write_text("# Changelog\n\n## v1\n\n- first stand-in release\n")
+            "# Sirius Scan (sirius-demo test fixture)\n\n"
+            "Shaped like github.com/SiriusScan/Sirius for the sirius-demo tests.\n"
+            "From v1.1.0, `docker compose up -d` needs `.env` (POSTGRES_PASSWORD,\n"
+            "DATABASE_URL, NEXTAUTH_SECRET, INITIAL_ADMIN_PASSWORD, and\n"
+            "SIRIUS_API_KEY_FILE=/run/secrets/sirius_api_key as the installer writes it)\n"
+            "and secrets/sirius_api_key.txt (mode 0644).\n"
+            f"\nImages: {registry}/siriusscan/<service>:<tag>\n")
+        (work / "CHANGELOG.md").write_text("# Changelog\n")
         for img in SIRIUS_IMAGES:
             write_standin_context(work / img, img, "source", target=BUILD_TARGETS.get(img),
                                   busybox=bb)
         _git(work, "init", "-q")
-        _git(work, "add", "-A")
-        d1 = "2026-01-01T00:00:00+00:00"
-        _git(work, "commit", "-q", "-m", "Sirius stand-in v1", date=d1)
-        _git(work, "tag", "-a", "v1", "-m", "v1", date=d1)
+        commit("v0.4.1", "Release v0.4.1 (every image built from source)", "\n## v0.4.1\n")
+        _git(work, "tag", "-a", "v0.4.1", "-m", "v0.4.1", date=FIXTURE_REFS["v0.4.1"][1])
         _git(work, "checkout", "-q", "-b", "demo")
-        (work / "demo" / "fixtures").mkdir(parents=True)
-        (work / "demo" / "fixtures" / "host.json").write_text(json.dumps({
-            "hostname": "demo-host", "ip": "192.0.2.10", "os": "Ubuntu 22.04",
-            "ports": [{"port": 22, "protocol": "tcp", "state": "open"}],
-        }, indent=2) + "\n")
-        _git(work, "add", "-A")
-        _git(work, "commit", "-q", "-m", "demo: seed fixtures", date="2026-01-02T00:00:00+00:00")
+        commit("demo", "demo: UI, API and engine from published images", "\n## demo\n")
         _git(work, "checkout", "-q", "main")
-        with open(work / "CHANGELOG.md", "a") as fh:
-            fh.write("\n## unreleased\n\n- post-v1 change on main\n")
-        _git(work, "commit", "-q", "-am", "changelog: unreleased", date="2026-01-03T00:00:00+00:00")
+        commit("v1.0.0", "Release v1.0.0 (published ui/api/engine images, SIRIUS_API_KEY)",
+               "\n## v1.0.0\n")
+        _git(work, "tag", "-a", "v1.0.0", "-m", "v1.0.0", date=FIXTURE_REFS["v1.0.0"][1])
+        (work / "secrets").mkdir()
+        (work / "secrets" / ".gitkeep").write_text("")
+        (work / "docker-compose.prod.yaml").write_text(COMPOSE_PROD_YAML)
+        (work / "docker-compose.build.yaml").write_text(compose_build_yaml("v1.1.0"))
+        commit("v1.1.0", "Release v1.1.0 (all images published, API key file secret, migrate)",
+               "\n## v1.1.0\n")
+        _git(work, "tag", "-a", "v1.1.0", "-m", "v1.1.0", date=FIXTURE_REFS["v1.1.0"][1])
+        (work / "docker-compose.build.yaml").write_text(compose_build_yaml("main"))
+        commit("main", "build: bump go-api commit", "\n## unreleased\n\n- go-api bump\n")
+        main_sha = _git(work, "rev-parse", "HEAD")
+        _git(work, "checkout", "-q", "--detach")
+        (work / "sirius-ui" / "CHANGES").write_text("pr-7: new dashboard\n")
+        commit("refs/pull/7/head", "ui: new dashboard (PR #7)", "")
+        pr_sha = _git(work, "rev-parse", "HEAD")
+        _git(work, "checkout", "-q", "main")
         path.parent.mkdir(parents=True, exist_ok=True)
         _git(work, "clone", "-q", "--bare", str(work), str(path))
+        _git(path, "update-ref", "refs/pull/7/head", pr_sha)
         _git(path, "symbolic-ref", "HEAD", "refs/heads/main")
+        assert _git(path, "rev-parse", "main") == main_sha
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return path.resolve().as_uri()
@@ -1751,7 +1652,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for k in ("DOCKER_HOST", "DOCKER_CONFIG", "PATH"):
             print(f"export {k}='{env[k]}'")
         print(f"# registry: {registry.host}  (tags: {', '.join(STANDIN_TAGS)})")
-        print(f"# sirius repo: {url}")
+        print(f"# sirius repo: {url}  (refs: {', '.join(FIXTURE_REFS)})")
+        print("# plain compose in a clone: write_runtime_files(dir); "
+              "docker compose -f docker-compose.yaml -f <write_loopback_override(dir)> up -d --wait")
         print(f"# dockerd log: {engine.log_path}")
         print("# Ctrl-C to stop and clean up", flush=True)
 

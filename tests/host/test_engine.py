@@ -11,6 +11,8 @@ import subprocess
 import pytest
 
 from .engine import (
+    FAST_HEALTH_OVERRIDE,
+    LOOPBACK_OVERRIDE,
     SERVICE_IMAGES,
     SIRIUS_IMAGES,
     STANDIN_TAGS,
@@ -19,6 +21,7 @@ from .engine import (
     TAG_V1,
     TAG_V2,
     DockerCommandError,
+    compose_files,
     free_port,
     http_request,
     registry_override_yaml,
@@ -26,12 +29,16 @@ from .engine import (
     write_runtime_files,
 )
 
-COMPOSE_FILES = ["docker-compose.yaml", "docker-compose.registry.yaml"]
+# the fixture publishes on all addresses (as upstream): bind them to 127.0.0.1; and
+# check every second while starting (upstream's 30 s intervals would make each up ~90 s)
+COMPOSE_FILES = ["docker-compose.yaml", LOOPBACK_OVERRIDE, FAST_HEALTH_OVERRIDE,
+                 "docker-compose.registry.yaml"]
 
 
 def _deploy_files(checkout, registry, tag, **runtime):
     (checkout / "docker-compose.registry.yaml").write_text(
         registry_override_yaml(registry.host, tag=tag))
+    compose_files(checkout)
     return write_runtime_files(checkout, **runtime)
 
 
@@ -149,14 +156,14 @@ def test_pull_by_digest_and_version_marker(docker_engine, standins, no_sirius_im
 # ---------------------------------------------------------- fixture repo
 
 
-def test_sirius_repo_shape(sirius_repo, sirius_checkout, docker_engine):
+def test_sirius_repo_shape(sirius_repo, sirius_checkout, docker_engine, registry):
     refs = subprocess.run(["git", "ls-remote", sirius_repo], capture_output=True, text=True,
                           check=True).stdout
-    for ref in ("refs/heads/main", "refs/heads/demo", "refs/tags/v1"):
+    for ref in ("refs/heads/main", "refs/heads/demo", "refs/tags/v1.1.0", "refs/pull/7/head"):
         assert ref in refs
     text = (sirius_checkout / "docker-compose.yaml").read_text()
     for svc, img in SERVICE_IMAGES.items():
-        assert f"image: ghcr.io/siriusscan/{img}:${{IMAGE_TAG:-latest}}" in text
+        assert f"image: {registry.host}/siriusscan/{img}:${{IMAGE_TAG:-latest}}" in text
     assert (sirius_checkout / "rabbitmq" / "rabbitmq.conf").is_file()
     assert (sirius_checkout / "secrets" / ".gitkeep").is_file()
     # compose refuses to start without the required variables
@@ -166,9 +173,17 @@ def test_sirius_repo_shape(sirius_repo, sirius_checkout, docker_engine):
     cfg = json.loads(docker_engine.compose("config", "--format", "json",
                                            project_dir=sirius_checkout).stdout)
     assert cfg["name"] == "sirius"
-    for svc in cfg["services"].values():
+    for svc in cfg["services"].values():  # published on every address, as upstream does
+        for p in svc.get("ports", []):
+            assert not p.get("host_ip"), p
+    compose_files(sirius_checkout)
+    cfg = json.loads(docker_engine.compose("config", "--format", "json", project_dir=sirius_checkout,
+                                           files=COMPOSE_FILES[:2]).stdout)
+    for svc in cfg["services"].values():  # ... unless the loopback override re-binds them
         for p in svc.get("ports", []):
             assert p["host_ip"] == "127.0.0.1", p
+    for name in (LOOPBACK_OVERRIDE, FAST_HEALTH_OVERRIDE):
+        (sirius_checkout / name).unlink()
     # .env and the key are ignored by git
     st = subprocess.run(["git", "status", "--porcelain"], cwd=sirius_checkout,
                         capture_output=True, text=True, check=True).stdout
@@ -220,7 +235,7 @@ def test_api_exits_without_readable_key(docker_engine, registry, standins, siriu
     assert "internal API key file is missing: /run/secrets/sirius_api_key" in r.stdout + r.stderr
     # key file written 0600 by root: uid 1001 cannot read it
     _deploy_files(sirius_checkout, registry, TAG_V1, key_mode=0o600)
-    r = docker_engine.compose("up", "-d", "--wait", "--wait-timeout", "60",
+    r = docker_engine.compose("up", "-d", "--wait", "--wait-timeout", "30",
                               project_dir=sirius_checkout, files=COMPOSE_FILES,
                               check=False, timeout=180)
     assert r.returncode != 0
@@ -233,12 +248,14 @@ def test_api_exits_without_readable_key(docker_engine, registry, standins, siriu
 def test_broken_tag_never_healthy(docker_engine, registry, standins, sirius_checkout,
                                   clean_project):
     _deploy_files(sirius_checkout, registry, TAG_BROKEN)
-    r = docker_engine.compose("up", "-d", "--wait", "--wait-timeout", "60",
+    r = docker_engine.compose("up", "-d", "--wait", "--wait-timeout", "30",
                               project_dir=sirius_checkout, files=COMPOSE_FILES,
                               check=False, timeout=180)
     assert r.returncode != 0
     st = _state(docker_engine, "sirius-ui")
-    assert st["Running"] and st["Health"]["Status"] == "unhealthy"
+    # failures in the start period (120 s with the override) leave it "starting"
+    assert st["Running"] and st["Health"]["Status"] in ("starting", "unhealthy")
+    assert st["Health"]["Log"] and all(entry["ExitCode"] != 0 for entry in st["Health"]["Log"])
     wait_http("http://127.0.0.1:9001/health", timeout=10)
 
 
