@@ -1,8 +1,12 @@
 """Can this compose project run the published images? Checked before any pull.
 
 Input is what `docker compose config` says: the rendered project (or compose's own
-error) and the raw one (`--no-interpolate`). A ref that cannot work fails here in
-seconds, naming the service and what to do, instead of after the health timeout.
+error), and the project rendered again with every variable that would render empty set
+to a marker naming it (`probe_env`): a marker that shows up in a health check, command
+or entrypoint is a variable that leaves it empty. (`config --no-interpolate` cannot be
+used: it validates `pull_policy: ${...}` uninterpolated and refuses upstream's file.)
+A ref that cannot work fails here in seconds, naming the service and what to do,
+instead of after the health timeout.
 """
 
 from __future__ import annotations
@@ -54,17 +58,25 @@ def empty_variables(text: str, env: dict[str, str]) -> list[str]:
     return empty
 
 
-def problems(rendered: dict, raw: dict, env: dict[str, str]) -> list[str]:
+_MARKER = re.compile(r"__SIRIUS_EMPTY_(\w+?)__")
+
+
+def probe_env(compose_text: str, env: dict[str, str]) -> dict[str, str]:
+    """`env` plus a marker value for every variable of the compose file that renders empty."""
+    return {**env, **{name: f"__SIRIUS_EMPTY_{name}__" for name in empty_variables(compose_text, env)}}
+
+
+def problems(rendered: dict, probed: dict | None) -> list[str]:
     """What stops the published images from running on this project, one line each."""
     found = []
     for name, service in sorted((rendered.get("services") or {}).items()):
         if not service.get("image"):
             found.append(f"{name} has no image: it builds from source, so no published image can run it; "
                          "this ref predates prebuilt images (use main or v1.1.0 or later)")
-        raw_service = (raw.get("services") or {}).get(name) or {}
+        probed_service = ((probed or {}).get("services") or {}).get(name) or {}
         for field in _FIELDS:
-            for text in _strings(raw_service.get(field)):
-                for variable in dict.fromkeys(empty_variables(text, env)):
+            for text in _strings(probed_service.get(field)):
+                for variable in dict.fromkeys(_MARKER.findall(text)):
                     found.append(f"{name}'s {field} uses ${{{variable}}}, which renders empty, so it can never "
                                  f"pass: set {variable} in .env (the engine writes the variables upstream's installer does)")
     return found

@@ -195,8 +195,11 @@ class Deploy:
         if rendered is None:
             self.report["problems"] = compat.render_problems(error)
             self.fail("compatibility check: " + "; ".join(self.report["problems"]))
-        raw, _ = compose.config(interpolate=False)
-        problems = compat.problems(rendered, raw or {}, {**os.environ, **envfile.parse(new_env)})
+        env = {**envfile.parse(new_env), **os.environ}  # compose: the process env wins over .env
+        text = open(compose.files[0]).read()
+        probe = compat.probe_env(text, env)
+        probed = compose.config(env={**os.environ, **probe})[0] if probe != env else None
+        problems = compat.problems(rendered, probed)
         if problems:
             self.report["problems"] = problems
             self.fail("compatibility check: " + "; ".join(problems))

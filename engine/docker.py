@@ -32,9 +32,10 @@ class Result:
         return lines[-1].strip() if lines else f"exit {self.code}"
 
 
-def run(argv: list[str], *, timeout: float | None = None, input: str | None = None, cwd: str | None = None) -> Result:
+def run(argv: list[str], *, timeout: float | None = None, input: str | None = None, cwd: str | None = None,
+        env: dict[str, str] | None = None) -> Result:
     try:
-        p = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+        p = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
     except subprocess.TimeoutExpired:
         return Result(124, "", f"{argv[0]} {argv[1] if len(argv) > 1 else ''}: timed out after {timeout:.0f}s")
     except FileNotFoundError:
@@ -57,12 +58,12 @@ class Compose:
         c.base = [*self.base] + [a for f in extra for a in ("-f", f)]
         return c
 
-    def __call__(self, *args: str, timeout: float | None = None) -> Result:
-        return run([*self.base, *args], timeout=timeout)
+    def __call__(self, *args: str, timeout: float | None = None, env: dict[str, str] | None = None) -> Result:
+        return run([*self.base, *args], timeout=timeout, env=env)
 
-    def config(self, *, interpolate: bool = True) -> tuple[dict | None, str]:
-        args = ["config", "--format", "json"] + ([] if interpolate else ["--no-interpolate"])
-        r = self(*args, timeout=120)
+    def config(self, env: dict[str, str] | None = None) -> tuple[dict | None, str]:
+        """The rendered project (`docker compose config`), or None and compose's error."""
+        r = self("config", "--format", "json", timeout=120, env=env)
         return (json.loads(r.out), "") if r.ok else (None, r.err.strip() or r.out.strip())
 
 

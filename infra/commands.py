@@ -9,7 +9,6 @@ validated before it gets here; `shlex.join` quotes it for the shell.
 from __future__ import annotations
 
 import json
-import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field

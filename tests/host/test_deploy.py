@@ -8,7 +8,6 @@ for the tags v1, v2 (UI-only change), pr-7-amd64 (api and ui only) and broken.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import threading
 

@@ -6,7 +6,7 @@ import pulumi
 import pytest
 import requests
 
-from infra.preflight import SIRIUS_IMAGES, RegistryClient, RegistryUnreachable, check_tags, fallback_chain
+from infra.preflight import SIRIUS_IMAGES, RegistryClient, RegistryUnreachable, check_tags
 from tests.pulumi_mocks import run_stack
 
 from .engine import TAG_PR, TAG_V1, TAG_V2
@@ -28,12 +28,6 @@ def retag(registry, image: str, source: str, target: str) -> None:
     put = requests.put(f"{url}/{target}", data=manifest.content,
                        headers={"Content-Type": manifest.headers["Content-Type"]}, timeout=10)
     put.raise_for_status()
-
-
-def test_fallback_chain():
-    assert fallback_chain("pr-7-amd64") == ("pr-7-amd64", "latest")
-    assert fallback_chain("v1.0.0") == ("v1.0.0", "v1.0.0-amd64", "latest")
-    assert fallback_chain("latest") == ("latest", "latest-amd64")
 
 
 def test_tags_present(client):

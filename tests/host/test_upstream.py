@@ -1,0 +1,75 @@
+"""The engine on upstream Sirius as published (the fixture reproduces its compose files
+per ref): what cannot work fails in seconds, before any pull, naming what to do."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from infra import bootstrap
+
+from .engine import TAG_V1
+from .site import Site
+
+
+@pytest.fixture
+def site(tmp_path, clean_project, registry, sirius_repo, standins):
+    return Site(tmp_path, clean_project, registry, sirius_repo)
+
+
+def assert_stopped_at_the_check(deploy, *fragments: str) -> None:
+    report = deploy.report
+    assert deploy.code == 1 and report["status"] == "failed", deploy.stderr[-2000:]
+    assert report["error"].startswith("compatibility check: ")
+    for fragment in fragments:
+        assert fragment in report["error"], report["error"]
+    assert report["phases"]["pull"] == 0 and report["pullRounds"] == 0  # nothing was pulled
+    assert deploy.seconds < 30
+
+
+def test_without_the_key_file_variable_the_check_names_the_engines_health_check(tmp_path, monkeypatch, site):
+    """The engine with the line that upstream's installer also writes removed: upstream's
+    compose renders sirius-engine's check as `[ -r "" ]`. Fails in seconds, not after the
+    health timeout."""
+    copy = tmp_path / "engine-copy"
+    shutil.copytree(bootstrap.ENGINE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    envfile = copy / "envfile.py"
+    text = envfile.read_text()
+    assert '        "SIRIUS_API_KEY_FILE": API_KEY_MOUNT,\n' in text
+    envfile.write_text(text.replace('        "SIRIUS_API_KEY_FILE": API_KEY_MOUNT,\n', ""))
+    monkeypatch.setattr(bootstrap, "ENGINE_DIR", copy)
+    site.zipapp.write_bytes(bootstrap.engine_archive())
+    assert_stopped_at_the_check(site.deploy(TAG_V1, health_timeout=600),
+                                "sirius-engine's healthcheck uses ${SIRIUS_API_KEY_FILE}")
+    assert site.containers() == {}
+
+
+def test_the_stale_demo_branch_is_refused_naming_the_services_without_image(site):
+    deploy = site.deploy(TAG_V1, ref="demo")
+    assert_stopped_at_the_check(deploy, "sirius-postgres has no image", "sirius-rabbitmq has no image",
+                                "sirius-valkey has no image")
+    assert site.containers() == {}
+
+
+def test_an_old_release_is_refused_by_its_compose_file(site):
+    """v1.0.0 requires the removed SIRIUS_API_KEY; v0.4.1 has no image at all. (The ref
+    setting refuses both by name; here the git ref is given directly, as a stack whose
+    `imageTag` points elsewhere could.)"""
+    assert_stopped_at_the_check(site.deploy(TAG_V1, git_ref="v1.0.0"), "requires SIRIUS_API_KEY")
+    assert_stopped_at_the_check(site.deploy(TAG_V1, git_ref="v0.4.1"), "sirius-api has no image")
+
+
+def test_v1_1_0_is_healthy_and_its_infra_ports_stay_on_loopback(site):
+    deploy = site.deploy(TAG_V1, ref="v1.1.0")
+    assert deploy.code == 0, deploy.stderr[-3000:]
+    ports = site.engine.run("ps", "--format", "{{.Names}} {{.Ports}}").stdout
+    for line in ports.splitlines():
+        assert "0.0.0.0" not in line and ":::" not in line, line  # bind address 127.0.0.1 in tests
+    assert "127.0.0.1:5432->5432/tcp" in ports and "127.0.0.1:6379->6379/tcp" in ports
+
+
+def test_a_per_image_fallback_is_called_out_image_by_image(site):
+    deploy = site.deploy(TAG_V1, image_tags={"sirius-ui": "v2"})
+    assert deploy.code == 0, deploy.stderr[-3000:]
+    assert deploy.report["imageFallbacks"] == {"sirius-ui": {"wanted": TAG_V1, "running": "v2"}}
