@@ -31,6 +31,8 @@ MIN_VOLUME_GIB = 20
 MAX_VOLUME_GIB = 16384
 MIN_HEALTH_TIMEOUT = 60
 MAX_HEALTH_TIMEOUT = 3600
+MIN_BUILD_TIMEOUT = 300
+MAX_BUILD_TIMEOUT = 4 * 3600
 
 _INSTANCE_TYPE = re.compile(r"([a-z]+)(\d+)([a-z-]*)\.([a-z0-9]+)")
 _AWS_ID = {
@@ -105,6 +107,7 @@ class DemoConfig:
     vpc_id: str | None
     subnet_id: str | None
     health_timeout: int
+    build_timeout: int = 3600
     expires_at: str | None = None
     image_registry: str = "ghcr.io/siriusscan"
     preflight: bool = True
@@ -307,6 +310,7 @@ _RULES: dict[str, Callable[[Any], Any]] = {
     "vpcId": _optional(_AWS_ID["vpcId"], "a VPC id, e.g. vpc-0123456789abcdef0"),
     "subnetId": _optional(_AWS_ID["subnetId"], "a subnet id, e.g. subnet-0123456789abcdef0"),
     "healthTimeout": _integer(MIN_HEALTH_TIMEOUT, MAX_HEALTH_TIMEOUT, "seconds"),
+    "buildTimeout": _integer(MIN_BUILD_TIMEOUT, MAX_BUILD_TIMEOUT, "seconds"),
     "imageRegistry": _required(commands.REGISTRY_PATTERN, "a registry host and namespace, e.g. ghcr.io/siriusscan", MAX_REGISTRY),
     "preflight": _boolean,
     "allowBuildFallback": _boolean,
@@ -386,6 +390,7 @@ def parse(
         vpc_id=values["vpcId"],
         subnet_id=values["subnetId"],
         health_timeout=values["healthTimeout"],
+        build_timeout=values["buildTimeout"],
         expires_at=values["expiresAt"],
         image_registry=values["imageRegistry"],
         preflight=values["preflight"],

@@ -65,6 +65,7 @@ def deploy_spec(config: DemoConfig, public_ip: str, image_tags: Mapping[str, str
         image_tag=config.image_tag,
         public_host=public_ip,
         health_timeout=config.health_timeout,
+        build_timeout=config.build_timeout,
         image_tags={image: tag for image, tag in image_tags.items() if tag != config.image_tag},
         registry=config.image_registry,
     )

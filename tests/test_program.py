@@ -100,6 +100,7 @@ def test_tags_and_outputs_carry_ref_and_image_tag(runs, stack, ref, tag):
     argv = deploy_command(run)
     assert flag(argv, "--tag") == tag and flag(argv, "--ref") == ref
     assert flag(argv, "--public-host") == FAKE_IP
+    assert (flag(argv, "--health-timeout"), flag(argv, "--build-timeout")) == ("600", "3600")
 
 
 def test_pull_request_fetches_the_pull_ref(runs):
