@@ -2,7 +2,7 @@
 
     sudo venv/bin/python -m bench.run [--pairs 5]
 
-Starts the tests' private dockerd and registry (tests/host/engine.py), then takes
+Starts the tests' private dockerd and registry (testbed/harness.py), then takes
 pairs in turn and reports each figure as the median of the pairs' ratios:
 
   fresh_vs_floor            deploy.sh on an empty engine vs. the floor
@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from infra import bootstrap, commands
-from tests.host.engine import (
+from testbed.harness import (
     SERVICE_IMAGES,
     TAG_V1,
     TAG_V2,
@@ -44,7 +44,7 @@ from tests.host.engine import (
     remove_sirius_images,
     write_loopback_override,
 )
-from tests.host.sshd import SshHost
+from testbed.sshd import SshHost
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 TARGETS = {

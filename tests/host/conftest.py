@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from .engine import (
+from testbed.harness import (
     DockerEngine,
     Registry,
     StandIns,

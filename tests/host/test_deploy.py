@@ -15,7 +15,7 @@ import pytest
 
 from infra import bootstrap, commands
 
-from .engine import SERVICE_IMAGES, TAG_BROKEN, TAG_PR, TAG_V1, TAG_V2
+from testbed.harness import SERVICE_IMAGES, TAG_BROKEN, TAG_PR, TAG_V1, TAG_V2
 from .site import Deploy, Site
 
 SERVICES = sorted(SERVICE_IMAGES)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from .engine import (
+from testbed.harness import (
     API_KEY_FILE,
     HEALTH_TIMING,
     PUBLISHED_PORTS,
@@ -35,7 +35,7 @@ from .engine import (
     write_loopback_override,
     write_runtime_files,
 )
-from .fixture_compose import ENGINE_CHECK_MAIN
+from testbed.fixture_compose import ENGINE_CHECK_MAIN
 
 LONG_RUNNING = [s for s in SERVICE_IMAGES if s != "sirius-migrate"]
 REQUIRED = ("POSTGRES_PASSWORD", "DATABASE_URL", "NEXTAUTH_SECRET", "INITIAL_ADMIN_PASSWORD")

@@ -7,7 +7,7 @@ import sys
 
 from tools import rehearse
 
-from .engine import TAG_V1
+from testbed.harness import TAG_V1
 
 
 def test_rehearsal_deploys_and_prints_a_table(clean_project, registry, sirius_repo, standins, no_sirius_images, tmp_path):

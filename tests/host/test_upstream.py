@@ -9,7 +9,7 @@ import pytest
 
 from infra import bootstrap
 
-from .engine import TAG_V1
+from testbed.harness import TAG_V1
 from .site import Site
 
 

@@ -109,6 +109,6 @@ class SshHost:
         self.stop()
 
 
-if __name__ == "__main__":  # manual check: python -m tests.host.sshd
+if __name__ == "__main__":  # manual check: python -m testbed.sshd
     with SshHost(os.environ) as host:
         print(host.run("echo hello from $(id -un); command -v sudo").stdout)

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from .engine import (
+from testbed.harness import (
     FAST_HEALTH_OVERRIDE,
     LOOPBACK_OVERRIDE,
     SERVICE_IMAGES,

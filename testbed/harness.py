@@ -48,7 +48,7 @@ v0.4.1 (tag)       every service ``build:``, no ``image:`` at all
 
 Library use (the pytest fixtures in ``conftest.py`` do exactly this)::
 
-    from tests.host.engine import (DockerEngine, Registry, StandIns,
+    from testbed.harness import (DockerEngine, Registry, StandIns,
                                    make_sirius_repo, check_ports_free)
 
     check_ports_free()                      # 3000, 9001, ... on 127.0.0.1
@@ -95,7 +95,7 @@ to the real Compose v2 binary) and ``PATH`` starting with a directory whose
 
 Interactive debugging::
 
-    python -m tests.host.engine          # as root, from the repository root
+    python -m testbed.harness          # as root, from the repository root
 
 starts engine + registry, publishes the stand-in images, creates a fixture
 repo, prints the ``export`` lines for a shell, and waits for Ctrl-C, after
@@ -1147,7 +1147,7 @@ def write_standin_context(dest: str | os.PathLike, image: str, version: str,
         args = 'ARG GO_API_COMMIT_SHA=unknown\nLABEL io.sirius-demo.api-commit="${GO_API_COMMIT_SHA}"\n'
     (dest / "Dockerfile").write_text(
         f"# Stand-in for ghcr.io/siriusscan/{image}, built by the sirius-demo test\n"
-        "# harness (tests/host/engine.py): static busybox + shell scripts.\n"
+        "# harness (testbed/harness.py): static busybox + shell scripts.\n"
         f"FROM scratch{stage}\n"
         "COPY busybox /bin/busybox\n"
         'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
@@ -1527,7 +1527,7 @@ def make_sirius_repo(path: str | os.PathLike, registry_host: str | None = None) 
     ``127.0.0.1:<port>``) replaces ``ghcr.io`` in the image names; without it the
     files name ghcr.io like upstream's.
 
-    Refs (``FIXTURE_REFS``; compose files from ``tests/host/fixture_compose.py``)::
+    Refs (``FIXTURE_REFS``; compose files from ``testbed/fixture_compose.py``)::
 
         v0.4.1 --- v1.0.0 --- v1.1.0 --- main --- refs/pull/7/head
               \\
@@ -1621,7 +1621,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
     ap = argparse.ArgumentParser(
-        prog="python -m tests.host.engine",
+        prog="python -m testbed.harness",
         description="Start a private dockerd + registry with the Sirius stand-in images "
                     "and wait for Ctrl-C.")
     ap.add_argument("--no-images", action="store_true", help="do not build/publish images")
