@@ -23,7 +23,7 @@ from engine.docker import Compose, Result, log, project_containers, run
 from engine.settings import Settings
 
 SCHEMA = 2
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.25
 FETCH_ATTEMPTS = 3
 LOCK_FILE = "deploy.lock"
 REPORT_FILE = "deploy.json"
