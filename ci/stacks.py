@@ -427,6 +427,34 @@ def _health_line(health: Any) -> str:
     return _cell(health)
 
 
+def _seconds(value: Any) -> str:
+    return f"{value:.1f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
+
+def _timeline(health: Any) -> list[str]:
+    """The last deploy's measured timeline (report phases, per-service seconds, critical
+    path): every canary and branch deploy adds one measured EC2 timeline to its job."""
+    report = health.get("lastDeploy") if isinstance(health, Mapping) else None
+    if not isinstance(report, Mapping) or not isinstance(report.get("phases"), Mapping):
+        return []
+    phases = report["phases"]
+    lines = ["", f"Last deploy: {_seconds(report.get('totalSeconds'))} s", "",
+             "| " + " | ".join(_cell(k) for k in phases) + " |", "|" + "---|" * len(phases),
+             "| " + " | ".join(_seconds(v) for v in phases.values()) + " |"]
+    services = report.get("services")
+    if isinstance(services, Mapping) and services:
+        lines += ["", "| service | created | started | healthy | recreated |", "|---|---|---|---|---|"]
+        for name in sorted(services):
+            entry = services[name] if isinstance(services[name], Mapping) else {}
+            lines.append(f"| {_cell(name)} | {_seconds(entry.get('createdSeconds'))} | "
+                         f"{_seconds(entry.get('startedSeconds'))} | {_seconds(entry.get('healthySeconds'))} | "
+                         f"{'yes' if entry.get('recreated') else 'no'} |")
+    path = report.get("criticalPath")
+    if isinstance(path, list) and path:
+        lines += ["", "Critical path: " + " → ".join(_cell(p) for p in path)]
+    return lines
+
+
 def render_summary(
     outputs: Mapping[str, Any],
     *,
@@ -457,6 +485,7 @@ def render_summary(
             "Every new deploy moves the expiry.",
         ]
     health = _health(outputs.get("health")) if outputs else None
+    lines += _timeline(health)
     if isinstance(health, (Mapping, list)):
         report = json.dumps(health, indent=2, sort_keys=True, ensure_ascii=True).replace("`", "\\u0060")
         lines += ["", f"<details><summary>{HEALTH_LABEL}</summary>", "", "```json", report, "```", "", "</details>"]

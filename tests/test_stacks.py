@@ -670,3 +670,17 @@ def test_only_expired_branch_stacks_are_ever_due(entries, now):
         first = matching[0]
         assert parse_time(first.get("expiresAt")) <= now.astimezone(timezone.utc)
         assert first.get("updateInProgress") is not True
+
+
+def test_summary_carries_the_last_deploys_measured_timeline():
+    report = {"totalSeconds": 71.5, "phases": {"install": 60.0, "fetch": 1.2, "pull": 20.0, "up": 3.0, "healthy": 9.4},
+              "services": {"sirius-ui": {"createdSeconds": 24.0, "startedSeconds": 25.1, "healthySeconds": 33.9,
+                                         "recreated": True},
+                           "sirius-api": {"createdSeconds": None, "recreated": False}},
+              "criticalPath": ["sirius-postgres", "sirius-api", "sirius-ui"]}
+    text = render_summary({"health": {"status": "healthy", "lastDeploy": report}}, stack="demo")
+    assert "Last deploy: 71.5 s" in text
+    assert "| install | fetch | pull | up | healthy |" in text and "| 60.0 | 1.2 | 20.0 | 3.0 | 9.4 |" in text
+    assert "| sirius-ui | 24.0 | 25.1 | 33.9 | yes |" in text and "| sirius-api | - | - | - | no |" in text
+    assert "Critical path: sirius-postgres → sirius-api → sirius-ui" in text
+    assert "Last deploy" not in render_summary({"health": {"status": "healthy"}}, stack="demo")

@@ -47,6 +47,12 @@ def test_fresh_deploy_is_healthy_and_reports_everything(site, standins, no_siriu
     assert report["imageTag"] == TAG_V1 and report["ref"] == "main" and len(report["commit"]) == 40
     assert set(report["phases"]) == {"install", "fetch", "check", "pull", "build", "up", "healthy"}
     assert report["builtLocally"] == [] and report["unhealthy"] == [] and report["error"] is None
+    assert report["startInterval"] is True and report["startIntervalNote"] is None  # Engine 26
+    timings = {s: (e["createdSeconds"], e["startedSeconds"], e["healthySeconds"]) for s, e in report["services"].items()}
+    for service, (created, started, healthy) in timings.items():
+        assert 0 < created <= started <= healthy <= report["totalSeconds"], (service, timings)
+    last = max(timings, key=lambda s: timings[s][2])
+    assert report["criticalPath"][0] == "sirius-postgres" and report["criticalPath"][-1] == last
     assert 0 < report["totalSeconds"] <= deploy.seconds + 1
     for service in SERVICES:
         image = SERVICE_IMAGES[service]

@@ -3,6 +3,7 @@ per ref): what cannot work fails in seconds, before any pull, naming what to do.
 
 from __future__ import annotations
 
+import shlex
 import shutil
 
 import pytest
@@ -73,3 +74,25 @@ def test_a_per_image_fallback_is_called_out_image_by_image(site):
     deploy = site.deploy(TAG_V1, image_tags={"sirius-ui": "v2"})
     assert deploy.code == 0, deploy.stderr[-3000:]
     assert deploy.report["imageFallbacks"] == {"sirius-ui": {"wanted": TAG_V1, "running": "v2"}}
+
+
+def test_an_engine_without_start_interval_deploys_at_upstreams_intervals_and_says_so(tmp_path, site):
+    """Engine 20.10 (API 1.41) knows no start_interval. Shown by the API-version detection,
+    not a second daemon (two Engine versions on one machine break its bridges): a `docker`
+    whose `version` answers 1.41, everything else the real client. Upstream's 10-30 s
+    intervals then decide, so this deploy takes about 90 s."""
+    shim_dir = tmp_path / "old-engine"
+    shim_dir.mkdir()
+    (shim_dir / "docker").write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = version ]; then echo 1.41; exit 0; fi\n'
+        f'exec {shlex.quote(site.engine.docker)} "$@"\n')
+    (shim_dir / "docker").chmod(0o755)
+    env = {**site.engine.env, "PATH": f"{shim_dir}:{site.engine.env['PATH']}"}
+    deploy = site.deploy(TAG_V1, env=env, health_timeout=300)
+    assert deploy.code == 0, deploy.stderr[-3000:]
+    report = deploy.report
+    assert report["startInterval"] is False and "API 1.41 is older than 1.44" in report["startIntervalNote"]
+    assert "start_interval" not in (site.state / "compose.run.yaml").read_text()
+    assert "health checks keep upstream's intervals" in deploy.stderr
+    assert deploy.seconds > 60  # upstream's intervals, really
