@@ -24,6 +24,8 @@ from engine.settings import Settings
 
 SCHEMA = 2
 POLL_SECONDS = 0.25
+# `up` gets at least this long, even when the deadline is near: a killed `up` helps nobody.
+MIN_UP_SECONDS = 60
 FETCH_ATTEMPTS = 3
 LOCK_FILE = "deploy.lock"
 REPORT_FILE = "deploy.json"
@@ -56,7 +58,7 @@ class Deploy:
         self.secrets: list[str] = []
         self.report: dict = {
             "schema": SCHEMA, "status": "failed", "error": None, "ref": settings.ref, "gitRef": settings.git_ref,
-            "commit": None, "refFellBack": False, "imageTag": settings.image_tag, "registry": settings.registry,
+            "commit": None, "refFellBack": False, "project": None, "imageTag": settings.image_tag, "registry": settings.registry,
             "startedAt": utc_now(), "finishedAt": None, "totalSeconds": None, "pullRounds": 0,
             "phases": {"install": settings.install_seconds, "fetch": 0, "check": 0, "pull": 0, "build": 0, "up": 0, "healthy": 0},
             "startInterval": False, "startIntervalNote": None, "imageFallbacks": plan_fallbacks(settings),
@@ -83,30 +85,40 @@ class Deploy:
 
     def run(self) -> int:
         os.makedirs(self.s.state_dir, mode=0o755, exist_ok=True)
-        try:
-            with open(os.path.join(self.s.state_dir, LOCK_FILE), "w") as lock:
+        with open(os.path.join(self.s.state_dir, LOCK_FILE), "w") as lock:
+            try:
                 self.lock(lock)
-                self.precheck()
-                self.fetch()
-                compose, services = self.check()
-                self.phase("check")
-                digests = self.pull(services)
-                built = self.build(compose, services, digests)
-                self.up(compose, services, digests, built)
-                self.report["status"] = self.gate(compose, services)
-                if self.report["status"] != "healthy":
-                    bad = self.report["unhealthy"]
-                    self.report["error"] = f"not healthy within {self.s.health_timeout}s: {', '.join(bad)}"
-                    self.diagnose(compose, bad)
-        except DeployError as err:
-            self.report["status"], self.report["error"] = "failed", envfile.redact(str(err), self.secrets)
-            log(f"deploy: ERROR: {self.report['error']}")
-        self.report["finishedAt"] = utc_now()
-        self.report["totalSeconds"] = round(time.time() - self.started, 1)
-        self.write_report()
+                self.steps()
+            except DeployError as err:
+                self.failed(str(err))
+            except Exception as err:  # noqa: BLE001 - a bug must still leave a report behind
+                self.failed(f"internal error ({type(err).__name__}): {err}")
+            finally:
+                self.report["finishedAt"] = utc_now()
+                self.report["totalSeconds"] = round(time.time() - self.started, 1)
+                self.write_report()  # inside the lock: the next deploy reads this one's report
         if self.report["status"] == "healthy":
             log(f"deploy: healthy in {self.report['totalSeconds']}s (tag {self.s.image_tag}, commit {(self.report['commit'] or '')[:12]})")
         return plan.exit_code(self.report["status"])
+
+    def steps(self) -> None:
+        self.precheck()
+        self.fetch()
+        compose, services = self.check()
+        self.phase("check")
+        digests = self.pull(services)
+        built = self.build(compose, services, digests)
+        self.up(compose, services, digests, built)
+        self.report["status"] = self.gate(compose, services)
+        if self.report["status"] != "healthy":
+            bad = self.report["unhealthy"]
+            self.report["error"] = f"not healthy within {self.s.health_timeout}s: {', '.join(bad)}"
+            self.diagnose(compose, bad)
+
+    def failed(self, message: str) -> None:
+        self.report["status"], self.report["error"] = "failed", envfile.redact(message, self.secrets)
+        self.report["problems"] = [envfile.redact(p, self.secrets) for p in self.report["problems"]]
+        log(f"deploy: ERROR: {self.report['error']}")
 
     def lock(self, handle) -> None:
         while True:
@@ -132,6 +144,9 @@ class Deploy:
             self.fail("the Docker Compose v2 plugin is missing ('docker compose version' fails); install docker-compose-plugin")
         if not shutil.which("git"):
             self.fail("git is not installed; run the engine's install step first")
+        if override.too_old_for_override(compose.out.strip()):
+            self.fail(f"Docker Compose {compose.out.strip()} is older than {override.MIN_COMPOSE_OVERRIDE_TEXT}, which the "
+                      "engine's override needs (`!override` of ports); install docker-compose-plugin from Docker's repository")
         why_not = override.start_interval_support(info.out.strip(), compose.out.strip())
         self.report["startInterval"], self.report["startIntervalNote"] = why_not is None, why_not
         if why_not:
@@ -154,7 +169,7 @@ class Deploy:
             run([*git, "remote", "set-url", "origin", s.repo_url])
         result = Result(1, "", "")
         for attempt in range(1, FETCH_ATTEMPTS + 1):
-            result = run([*git, "fetch", "-q", "--depth", "1", "origin", s.git_ref], timeout=300)
+            result = run([*git, "fetch", "-q", "--depth", "1", "origin", s.git_ref], timeout=min(300, self.remaining()))
             if result.ok:
                 break
             if any(m in result.err for m in ("couldn't find remote ref", "not our ref", "no such remote ref")):
@@ -163,7 +178,8 @@ class Deploy:
                 result = run([*git, "fetch", "-q", "--depth", "1", "origin", "HEAD"], timeout=300)
                 break
             log(f"fetch: attempt {attempt} failed: {result.last_line()}")
-            time.sleep(attempt * 2)
+            if attempt < FETCH_ATTEMPTS and time.time() + attempt * 2 < self.deadline:
+                time.sleep(attempt * 2)
         if not result.ok:
             self.fail(f"cannot fetch {s.repo_url}: {result.last_line()}")
         checkout = run([*git, "-c", "advice.detachedHead=false", "checkout", "-q", "--force", "FETCH_HEAD"])
@@ -199,11 +215,14 @@ class Deploy:
         text = open(compose.files[0]).read()
         probe = compat.probe_env(text, env)
         probed = compose.config(env={**os.environ, **probe})[0] if probe != env else None
+        if probe != env and probed is None:
+            log("check: WARNING: could not render the project with empty variables marked; "
+                "health checks that render empty are not detected")
         problems = compat.problems(rendered, probed)
         if problems:
             self.report["problems"] = problems
             self.fail("compatibility check: " + "; ".join(problems))
-        self.project = rendered.get("name") or "sirius"
+        self.project = self.report["project"] = rendered.get("name") or "sirius"
         return compose, rendered["services"]
 
     def pull(self, services: dict) -> dict[str, str]:
@@ -214,7 +233,7 @@ class Deploy:
         pending = []
         for image in images:
             local = self.digest(image)
-            if plan.is_immutable(s.tag_of(image)) and local:
+            if rules.is_immutable_tag(s.tag_of(image)) and local:
                 log(f"pull: {s.ref_of(image)} never moves and is present")
                 digests[image] = local
             else:
@@ -255,7 +274,7 @@ class Deploy:
         ref = self.s.ref_of(image)
         r = run(["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", ref], timeout=60)
         repo = ref.rsplit(":", 1)[0]
-        for entry in json.loads(r.out) if r.ok else []:
+        for entry in (json.loads(r.out) or []) if r.ok else []:
             if entry.startswith(repo + "@"):
                 return entry.split("@", 1)[1]
         return None
@@ -328,7 +347,7 @@ class Deploy:
         with open(path, "w") as f:
             f.write(text)
         self.compose = compose.with_files(path)
-        before = {c["Config"]["Labels"].get("com.docker.compose.service"): c for c in project_containers(self.project)}
+        before = {plan.service_of(c): c for c in project_containers(self.project)}
         self.before_ids = {svc: c["Id"] for svc, c in before.items()}
         running = {svc: c["Config"]["Image"] for svc, c in before.items()}
         verdicts = {svc: plan.verdict_of(c) for svc, c in before.items()}
@@ -341,7 +360,7 @@ class Deploy:
         step = plan.plan_up(wanted, running, verdicts, same_project=same_shape and self.same_settings)
         log(f"up: {step.kind}" + (f" ({' '.join(step.services)})" if step.services else ""))
         args = step.compose_args()
-        result = self.compose(*args, timeout=self.remaining()) if args else Result(0, "", "")
+        result = self.compose(*args, timeout=max(self.remaining(), MIN_UP_SECONDS)) if args else Result(0, "", "")
         if not result.ok:
             log(f"up: docker compose up did not finish cleanly: {envfile.redact(result.last_line(), self.secrets)}")
             self.up_error = envfile.redact(result.err[-3000:], self.secrets)
@@ -350,13 +369,19 @@ class Deploy:
         with open(shape_file, "w") as f:
             f.write(shape)
         self.phase("up")
+        if self.up_error:
+            created = {plan.service_of(c) for c in project_containers(self.project)}
+            absent = sorted(set(services) - created)
+            if absent:  # e.g. a port in use, a cpus limit above the host's: no wait can fix it
+                self.fail(f"docker compose up created no container for {', '.join(absent)}: "
+                          f"{envfile.redact(result.last_line(), self.secrets)}")
 
     def gate(self, compose: Compose, services: dict) -> str:
         """Poll every service until all are ok, one has failed for good, or the deadline."""
         ready_at: dict[str, float] = {}
         while True:
             now = time.time()
-            containers = {c["Config"]["Labels"].get("com.docker.compose.service"): c for c in project_containers(self.project)}
+            containers = {plan.service_of(c): c for c in project_containers(self.project)}
             verdicts = {svc: plan.verdict_of(containers[svc]) if svc in containers else plan.WAITING for svc in services}
             for svc, verdict in verdicts.items():
                 if verdict == plan.OK and svc not in ready_at:
@@ -388,7 +413,7 @@ class Deploy:
         if self.up_error:
             parts += ["--- docker compose up", self.up_error]
         parts += ["--- docker compose ps", self.compose("ps", "-a", timeout=60).out]
-        containers = {c["Config"]["Labels"].get("com.docker.compose.service"): c for c in project_containers(self.project)}
+        containers = {plan.service_of(c): c for c in project_containers(self.project)}
         for svc in bad:
             parts.append(f"--- {svc}: {self.report['services'][svc]['health']}")
             c = containers.get(svc)

@@ -64,14 +64,20 @@ class Compose:
     def config(self, env: dict[str, str] | None = None) -> tuple[dict | None, str]:
         """The rendered project (`docker compose config`), or None and compose's error."""
         r = self("config", "--format", "json", timeout=120, env=env)
-        return (json.loads(r.out), "") if r.ok else (None, r.err.strip() or r.out.strip())
+        try:
+            return (json.loads(r.out), "") if r.ok else (None, r.err.strip() or r.out.strip())
+        except ValueError:
+            return None, f"docker compose config printed no JSON: {r.out.strip()[:200]}"
 
 
 def inspect(ids: list[str]) -> list[dict]:
     if not ids:
         return []
     r = run(["docker", "inspect", *ids], timeout=60)
-    return json.loads(r.out) if r.out.strip() else []
+    try:
+        return json.loads(r.out) or []
+    except ValueError:  # a container removed meanwhile, a daemon gone: nothing to judge now
+        return []
 
 
 def project_containers(project: str) -> list[dict]:

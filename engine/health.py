@@ -18,7 +18,8 @@ SCHEMA = 2
 def report(state_dir: str) -> dict:
     path = os.path.join(state_dir, deploy.REPORT_FILE)
     last = json.load(open(path)) if os.path.exists(path) else None
-    containers = {c["Config"]["Labels"].get("com.docker.compose.service"): c for c in project_containers("sirius")}
+    project = (last or {}).get("project") or "sirius"
+    containers = {plan.service_of(c): c for c in project_containers(project)}
     expected = sorted(set((last or {}).get("services") or {}) | set(containers))
     services = {}
     for name in expected:

@@ -18,6 +18,9 @@ START_INTERVAL = "1s"
 # Docker Engine 25 (API 1.44) and Compose 2.20.2 know start_interval.
 MIN_API = (1, 44)
 MIN_COMPOSE = (2, 20, 2)
+# `!override` (ports re-bound to 127.0.0.1) needs Compose 2.24.4.
+MIN_COMPOSE_OVERRIDE = (2, 24, 4)
+MIN_COMPOSE_OVERRIDE_TEXT = "2.24.4"
 
 
 def version_tuple(text: str) -> tuple[int, ...]:
@@ -26,6 +29,11 @@ def version_tuple(text: str) -> tuple[int, ...]:
         return tuple(int(part) for part in digits.split("."))
     except ValueError:
         return ()
+
+
+def too_old_for_override(compose_version: str) -> bool:
+    version = version_tuple(compose_version)
+    return bool(version) and version < MIN_COMPOSE_OVERRIDE
 
 
 def start_interval_support(api_version: str, compose_version: str) -> str | None:

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 
 # Errors after which pulling again cannot help: the tag is not published (or not for us).
 _NOT_PUBLISHED = re.compile(r"manifest unknown|not found|denied|unauthorized|does not exist|no matching manifest", re.I)
-# Tags that never move: when present locally, the registry is not asked again.
-_IMMUTABLE = re.compile(r"v\d+\.\d+\.\d+.*|sha-[0-9a-f]{40}")
 MAX_PULL_DELAY = 60.0
 
 OK, WAITING, FAILED = "ok", "waiting", "failed"
@@ -30,10 +28,6 @@ def images_of(services: dict) -> dict[str, str]:
 
 def pull_is_hopeless(error: str) -> bool:
     return bool(_NOT_PUBLISHED.search(error))
-
-
-def is_immutable(tag: str) -> bool:
-    return bool(_IMMUTABLE.fullmatch(tag))
 
 
 def retry_delays(attempts: int, first: float) -> list[float]:
@@ -87,11 +81,16 @@ def judge(state: dict, oneshot: bool) -> str:
         if status == "exited":
             return OK if state.get("ExitCode") == 0 else FAILED
         return FAILED if status == "dead" else WAITING
-    if status in ("exited", "dead") and state.get("restart_count", 0) >= CRASH_LOOP_RESTARTS:
+    if status in ("restarting", "exited", "dead") and state.get("restart_count", 0) >= CRASH_LOOP_RESTARTS:
         return FAILED
     if status != "running":
         return WAITING
     return OK if health in (None, "healthy") else WAITING
+
+
+def service_of(container: dict) -> str | None:
+    """The compose service a `docker inspect` entry belongs to."""
+    return ((container.get("Config") or {}).get("Labels") or {}).get("com.docker.compose.service")
 
 
 def verdict_of(container: dict) -> str:

@@ -28,6 +28,8 @@ FIRST_SUPPORTED_RELEASE = (1, 1, 0)
 REGISTRY_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::\d{1,5})?(?:/[a-z0-9][a-z0-9._-]*)+")
 # An image's last path component, e.g. sirius-ui.
 IMAGE_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+# The Sirius compose project's repository: https:// (optional port) or file:///, no '..'.
+REPO_URL_PATTERN = re.compile(r"(?:https://[A-Za-z0-9.-]+(?::\d{1,5})?|file://)(?:/[A-Za-z0-9._~-]+)+/?")
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 # Docker's tag grammar.
 IMAGE_TAG_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
@@ -79,6 +81,15 @@ def release_problem(ref: str) -> str | None:
                     "published images (older ones build from source or need the removed SIRIUS_API_KEY); "
                     "use v1.1.0 or later, or main")
     return None
+
+
+def is_repo_url(url: str) -> bool:
+    return bool(REPO_URL_PATTERN.fullmatch(url)) and ".." not in url
+
+
+def is_immutable_tag(tag: str) -> bool:
+    """Release and sha- image tags never move: present locally, they need no registry trip."""
+    return bool(_RELEASE.fullmatch(tag) or _SHA_TAG.fullmatch(tag))
 
 
 def is_public_host(value: str) -> bool:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import re
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 
 from engine import PROJECT_DIR, STATE_DIR, rules
 
 REPO_URL = "https://github.com/SiriusScan/Sirius.git"
-_REPO = re.compile(r"(?:https://[A-Za-z0-9.-]+(?::\d{1,5})?|file://)(?:/[A-Za-z0-9._~-]+)+/?")
 _PATH = re.compile(r"/[A-Za-z0-9._/-]*")
 _BIND = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}")
 
@@ -66,7 +65,7 @@ def validate(s: Settings) -> Settings:
     _check("--registry", bool(rules.REGISTRY_PATTERN.fullmatch(s.registry)), "host/namespace, e.g. ghcr.io/siriusscan", s.registry)
     _check("--public-host", rules.is_public_host(s.public_host), "a host name or IP address", s.public_host)
     _check("--bind-address", s.bind_address == "" or bool(_BIND.fullmatch(s.bind_address)), "an IPv4 address", s.bind_address)
-    _check("--repo", bool(_REPO.fullmatch(s.repo_url)) and ".." not in s.repo_url, "an https:// or file:/// URL", s.repo_url)
+    _check("--repo", rules.is_repo_url(s.repo_url), "an https:// or file:/// URL", s.repo_url)
     for flag, path in (("--dir", s.project_dir), ("--state-dir", s.state_dir)):
         _check(flag, bool(_PATH.fullmatch(path)) and ".." not in path, "an absolute path", path)
     for flag, number, low in (("--health-timeout", s.health_timeout, 1), ("--build-timeout", s.build_timeout, 1),
@@ -77,23 +76,21 @@ def validate(s: Settings) -> Settings:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="engine", allow_abbrev=False)
+    """The flags, with the Settings defaults (one copy of each)."""
+    d = {f.name: f.default for f in fields(Settings) if f.default is not MISSING}
+    p = argparse.ArgumentParser(prog="engine deploy", allow_abbrev=False)
     p.add_argument("--repo", dest="repo_url", default=REPO_URL)
     p.add_argument("--ref", default="main")
     p.add_argument("--git-ref", help="what to fetch (default: --ref)")
     p.add_argument("--tag", dest="image_tag", default="latest")
     p.add_argument("--image-tag", dest="image_tags", action="append", default=[], metavar="IMAGE=TAG")
-    p.add_argument("--registry", default=rules.DEFAULT_REGISTRY)
-    p.add_argument("--public-host", default="localhost")
-    p.add_argument("--bind-address", default="")
-    p.add_argument("--health-timeout", type=int, default=600)
-    p.add_argument("--build-timeout", type=int, default=3600)
-    p.add_argument("--dir", dest="project_dir", default=PROJECT_DIR)
-    p.add_argument("--state-dir", default=STATE_DIR)
-    p.add_argument("--pull-attempts", type=int, default=6)
-    p.add_argument("--pull-delay", type=float, default=5.0)
-    p.add_argument("--min-free-gb", type=int, default=8)
-    p.add_argument("--install-seconds", type=float, default=0.0)
+    for flag, kind in (("--registry", str), ("--public-host", str), ("--bind-address", str),
+                       ("--health-timeout", int), ("--build-timeout", int), ("--state-dir", str),
+                       ("--pull-attempts", int), ("--pull-delay", float), ("--min-free-gb", int),
+                       ("--install-seconds", float)):
+        name = flag[2:].replace("-", "_")
+        p.add_argument(flag, type=kind, default=d[name])
+    p.add_argument("--dir", dest="project_dir", default=d["project_dir"])
     return p
 
 

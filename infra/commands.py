@@ -22,7 +22,6 @@ STATE_DIR = settings.STATE_DIR
 DEFAULT_REGISTRY = rules.DEFAULT_REGISTRY
 BOOTSTRAP_LOG = "/var/log/sirius-bootstrap.log"
 
-REGISTRY_PATTERN = rules.REGISTRY_PATTERN
 
 
 @dataclass(frozen=True)

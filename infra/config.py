@@ -21,7 +21,6 @@ import yaml
 
 from ci import stacks
 from engine import rules
-from infra import commands
 
 PROJECT = "sirius-demo"
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
@@ -40,8 +39,6 @@ _AWS_ID = {
     "vpcId": re.compile(r"vpc-[0-9a-f]{8,17}"),
     "subnetId": re.compile(r"subnet-[0-9a-f]{8,17}"),
 }
-_HTTPS_REPO = re.compile(r"https://[A-Za-z0-9.-]+(?::\d{1,5})?(?:/[A-Za-z0-9._~-]+)+/?")
-_FILE_REPO = re.compile(r"file:///[A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*/?")
 _PUBLIC_KEY = re.compile(
     r"(?:ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(?:256|384|521)) [A-Za-z0-9+/]+={0,3}(?: [ -~]{0,200})?"
 )
@@ -285,9 +282,8 @@ def _repo_url(value: Any) -> str:
     url = _string(value)
     if len(url) > MAX_REPO_URL:
         raise ValueError(f"is longer than {MAX_REPO_URL} characters; expected https://host/owner/repo.git or file:///path")
-    if _HTTPS_REPO.fullmatch(url) or _FILE_REPO.fullmatch(url):
-        if ".." not in url:
-            return url
+    if rules.is_repo_url(url):
+        return url
     raise ValueError(
         f"{_show(url)} is not a supported repository URL; expected https://host/owner/repo.git or file:///path "
         "(letters, digits, '.', '_', '~', '-', '/')"
@@ -311,7 +307,7 @@ _RULES: dict[str, Callable[[Any], Any]] = {
     "subnetId": _optional(_AWS_ID["subnetId"], "a subnet id, e.g. subnet-0123456789abcdef0"),
     "healthTimeout": _integer(MIN_HEALTH_TIMEOUT, MAX_HEALTH_TIMEOUT, "seconds"),
     "buildTimeout": _integer(MIN_BUILD_TIMEOUT, MAX_BUILD_TIMEOUT, "seconds"),
-    "imageRegistry": _required(commands.REGISTRY_PATTERN, "a registry host and namespace, e.g. ghcr.io/siriusscan", MAX_REGISTRY),
+    "imageRegistry": _required(rules.REGISTRY_PATTERN, "a registry host and namespace, e.g. ghcr.io/siriusscan", MAX_REGISTRY),
     "preflight": _boolean,
     "allowBuildFallback": _boolean,
     "expiresAt": _optional(stacks.UTC_TIME_PATTERN, "a UTC time like 2026-12-01T02:00:00Z"),

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from engine.rules import API_PORT, UI_PORT  # one copy of each port, shared with the host
 from infra.config import DemoConfig
 
-UI_PORT = 3000
-API_PORT = 9001
 SSH_PORT = 22
 
 

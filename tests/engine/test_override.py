@@ -44,3 +44,8 @@ def test_start_interval_needs_engine_25_and_compose_2_20_2():
     assert "1.41" in override.start_interval_support("1.41", "2.30.1")
     assert "2.20.1" in override.start_interval_support("1.45", "2.20.1")
     assert override.start_interval_support("", "5.6.1") is not None
+
+
+def test_the_port_override_needs_compose_2_24_4():
+    assert override.too_old_for_override("2.24.3") and override.too_old_for_override("v2.20.2")
+    assert not override.too_old_for_override("2.24.4") and not override.too_old_for_override("5.6.1")

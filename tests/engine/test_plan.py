@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine import plan
+from engine import plan, rules
 
 SERVICES = ["sirius-api", "sirius-engine", "sirius-migrate", "sirius-postgres", "sirius-ui"]
 
@@ -26,6 +26,7 @@ def container(status="running", health="healthy", exit_code=0, restart="unless-s
         (container(status="created"), plan.WAITING),
         (container(status="restarting", health="starting", restarts=1), plan.WAITING),
         (container(status="exited", exit_code=1, restarts=3), plan.FAILED),  # crash loop
+        (container(status="restarting", health="starting", restarts=3), plan.FAILED),  # what unless-stopped shows
         # The one-shot migrate: ok only once it exited 0; running is still waiting.
         (container(status="exited", health=None, exit_code=0, restart="no"), plan.OK),
         (container(status="exited", health=None, exit_code=1, restart="no"), plan.FAILED),
@@ -106,8 +107,8 @@ def test_retries_back_off_and_stop_at_attempts_and_deadline():
 
 
 def test_immutable_tags_are_not_asked_for_again():
-    assert plan.is_immutable("v1.1.0") and plan.is_immutable("sha-" + "a" * 40)
-    assert not plan.is_immutable("latest") and not plan.is_immutable("pr-7-amd64")
+    assert rules.is_immutable_tag("v1.1.0") and rules.is_immutable_tag("sha-" + "a" * 40)
+    assert not rules.is_immutable_tag("latest") and not rules.is_immutable_tag("pr-7-amd64")
 
 
 def test_images_of_services_and_what_they_run():
@@ -128,3 +129,8 @@ def test_critical_path_follows_the_latest_dependency():
     ready = {"sirius-postgres": 3, "sirius-valkey": 2, "sirius-migrate": 5, "sirius-api": 8, "sirius-ui": 12}
     assert plan.critical_path(depends, ready) == ["sirius-postgres", "sirius-migrate", "sirius-api", "sirius-ui"]
     assert plan.critical_path(depends, {}) == []
+
+
+def test_service_of_a_container():
+    assert plan.service_of({"Config": {"Labels": {"com.docker.compose.service": "sirius-ui"}}}) == "sirius-ui"
+    assert plan.service_of({"Config": {"Labels": None}}) is None
