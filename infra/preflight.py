@@ -188,6 +188,16 @@ def check_tags(
     return Preflight(chosen, missing, tried)
 
 
+def fallback_warning(registry: str, image: str, wanted: str, running: str) -> str:
+    """One image running another tag than the deploy's. Loud for a sha- ref: that commit's
+    compose file then runs an image built from another commit."""
+    text = f"preflight: {registry}/{image}:{wanted} is not published; running {running}"
+    if wanted.startswith("sha-") and not running.startswith(wanted):
+        text += (f". WARNING: the compose file of commit {wanted[4:16]} will run {image} built from another "
+                 "commit (most main commits publish no sha- tag for every image)")
+    return text
+
+
 def run(config, client: RegistryClient | None = None) -> dict[str, str]:
     """The preflight of a stack: the tag each image runs, or one RunError.
 
@@ -207,7 +217,7 @@ def run(config, client: RegistryClient | None = None) -> dict[str, str]:
             f"preflight: {err}. Check the network, or set sirius-demo:preflight false to deploy without checking tags."
         ) from None
     for image, tag in sorted(result.fell_back.items()):
-        pulumi.log.warn(f"preflight: {config.image_registry}/{image}:{config.image_tag} is not published; running {tag}")
+        pulumi.log.warn(fallback_warning(config.image_registry, image, config.image_tag, tag))
     if result.missing:
         tried = "; ".join(f"{image} (tried {', '.join(tags)})" for image, tags in sorted(result.missing.items()))
         if not config.allow_build_fallback:

@@ -173,3 +173,11 @@ def test_the_program_turns_registry_trouble_into_one_run_error(fake):
     fake.tags = {(image, "v1"): "html" for image in preflight.SIRIUS_IMAGES}
     with pytest.raises(pulumi.RunError, match=r"preflight: registry .* not registry JSON.*preflight false"):
         preflight.run(_Settings(fake.registry))
+
+
+def test_a_sha_ref_falling_back_is_called_out_image_by_image():
+    sha = "sha-" + "a" * 40
+    loud = preflight.fallback_warning("ghcr.io/siriusscan", "sirius-ui", sha, "latest")
+    assert "WARNING: the compose file of commit aaaaaaaaaaaa will run sirius-ui built from another commit" in loud
+    assert "WARNING" not in preflight.fallback_warning("ghcr.io/siriusscan", "sirius-ui", sha, sha + "-amd64")
+    assert "WARNING" not in preflight.fallback_warning("ghcr.io/siriusscan", "sirius-ui", "pr-7-amd64", "latest")

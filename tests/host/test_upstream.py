@@ -4,11 +4,12 @@ per ref): what cannot work fails in seconds, before any pull, naming what to do.
 from __future__ import annotations
 
 import shlex
+import subprocess
 import shutil
 
 import pytest
 
-from infra import bootstrap
+from infra import bootstrap, commands
 
 from testbed.harness import TAG_V1
 from .site import Site
@@ -96,3 +97,15 @@ def test_an_engine_without_start_interval_deploys_at_upstreams_intervals_and_say
     assert "start_interval" not in (site.state / "compose.run.yaml").read_text()
     assert "health checks keep upstream's intervals" in deploy.stderr
     assert deploy.seconds > 60  # upstream's intervals, really
+
+
+def test_under_a_strict_umask_rabbitmq_can_read_its_config_and_secrets_keep_their_modes(site):
+    """cloud-init and sudo may run with umask 077: git then checks rabbitmq.conf out 0600,
+    and rabbitmq, which reads it as its own user, never starts (upstream issue #128)."""
+    argv = commands.deploy_argv(site.spec(TAG_V1), engine=str(site.zipapp))
+    result = subprocess.run(["sh", "-c", 'umask 077 && exec "$@"', "sh", *argv], capture_output=True, text=True,
+                            env=site.engine.env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    mode = lambda path: (site.project / path).stat().st_mode & 0o777  # noqa: E731
+    assert mode("rabbitmq/rabbitmq.conf") == 0o644
+    assert mode("secrets/sirius_api_key.txt") == 0o644 and mode(".env") == 0o600
