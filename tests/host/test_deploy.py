@@ -15,7 +15,7 @@ import pytest
 
 from infra import bootstrap, commands
 
-from testbed.harness import SERVICE_IMAGES, TAG_BROKEN, TAG_PR, TAG_V1, TAG_V2
+from testbed.harness import SERVICE_IMAGES, TAG_API_CRASH, TAG_BROKEN, TAG_PR, TAG_V1, TAG_V2
 from .site import Deploy, Site
 
 SERVICES = sorted(SERVICE_IMAGES)
@@ -229,3 +229,10 @@ def test_a_failed_build_fails_the_deploy_with_the_reason(site, repo_with_broken_
     assert "local build of" in deploy.report["error"] and "sirius-postgres" in deploy.report["error"]
     assert "no-such-file" in deploy.stderr  # the build log's tail says why
     assert deploy.report["phases"]["up"] == 0 and site.containers() == {}
+
+
+def test_a_crash_looping_service_fails_the_deploy_long_before_the_deadline(site, no_sirius_images):
+    deploy = site.deploy(TAG_API_CRASH, health_timeout=300)
+    assert deploy.code == 1 and deploy.report["status"] in ("unhealthy", "failed")
+    assert "sirius-api" in (deploy.report["unhealthy"] or deploy.report["error"])
+    assert deploy.seconds < 120, deploy.seconds

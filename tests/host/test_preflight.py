@@ -79,4 +79,3 @@ def test_program_preflight_falls_back_per_image_and_flows_to_the_host(registry, 
     assert any("sirius-postgres:pr-7-amd64 is not published; running latest" in w for w in run.warnings)
     deploy = next(r for r in run.of_type("command:remote:Command") if r.name == "sirius-deploy").inputs["create"]
     assert "--image-tag sirius-postgres=latest" in deploy and "--image-tag sirius-ui" not in deploy
-    assert "--image-tag sirius-postgres=latest" in run.one("aws:ec2/instance:Instance").inputs["userData"]
