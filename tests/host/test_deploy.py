@@ -1,8 +1,10 @@
-"""deploy.sh and health.sh against a real Docker Engine, registry and compose project.
+"""The engine's deploy and health against a real Docker Engine, registry and upstream's
+compose project (real health-check intervals, made fast by the engine's override).
 
 Each scenario asserts on the report and on the real containers. The fixtures (see
 conftest.py) give a private dockerd, a registry on 127.0.0.1 with stand-in images
-for the tags v1, v2 (UI-only change), pr-7-amd64 (api and ui only) and broken.
+for the tags v1, v2 (UI-only change), pr-7-amd64 (api and ui only), broken (UI never
+listens) and api-crash (the API exits at start).
 """
 
 from __future__ import annotations
