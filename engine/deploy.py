@@ -61,7 +61,7 @@ class Deploy:
             "commit": None, "refFellBack": False, "project": None, "imageTag": settings.image_tag, "registry": settings.registry,
             "startedAt": utc_now(), "finishedAt": None, "totalSeconds": None, "pullRounds": 0,
             "phases": {"install": settings.install_seconds, "fetch": 0, "check": 0, "pull": 0, "build": 0, "up": 0, "healthy": 0},
-            "startInterval": False, "startIntervalNote": None, "imageFallbacks": plan_fallbacks(settings),
+            "startInterval": False, "startIntervalNote": None, "imageFallbacks": plan.image_fallbacks(settings.image_tag, settings.image_tags),
             "builtLocally": [], "buildSeconds": {}, "unhealthy": [], "problems": [], "criticalPath": [], "services": {},
         }
         self.phase_started = time.monotonic()
@@ -442,9 +442,3 @@ def first_boot_install_seconds(state_dir: str) -> float:
         return float(json.load(open(os.path.join(state_dir, "bootstrap.json")))["phases"]["install"])
     except (OSError, ValueError, KeyError, TypeError):
         return 0.0
-
-
-def plan_fallbacks(s: Settings) -> dict[str, dict[str, str]]:
-    """Images that run another tag than the deploy's: loud for a sha- ref, whose compose
-    file then runs with other commits' images."""
-    return {image: {"wanted": s.image_tag, "running": tag} for image, tag in sorted(s.image_tags.items()) if tag != s.image_tag}

@@ -151,3 +151,9 @@ def critical_path(depends_on: dict[str, list[str]], ready_at: dict[str, float]) 
         if not deps:
             return list(reversed(chain))
         chain.append(max(deps, key=lambda d: ready_at[d]))
+
+
+def image_fallbacks(image_tag: str, image_tags: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Images that run another tag than the deploy's, for the report: loud for a sha- ref,
+    whose compose file then runs other commits' images."""
+    return {image: {"wanted": image_tag, "running": tag} for image, tag in sorted(image_tags.items()) if tag != image_tag}

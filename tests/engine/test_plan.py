@@ -134,3 +134,9 @@ def test_critical_path_follows_the_latest_dependency():
 def test_service_of_a_container():
     assert plan.service_of({"Config": {"Labels": {"com.docker.compose.service": "sirius-ui"}}}) == "sirius-ui"
     assert plan.service_of({"Config": {"Labels": None}}) is None
+
+
+def test_image_fallbacks_name_each_image_running_another_tag():
+    sha = "sha-" + "a" * 40
+    assert plan.image_fallbacks(sha, {"sirius-ui": "latest", "sirius-api": sha}) == {
+        "sirius-ui": {"wanted": sha, "running": "latest"}}
