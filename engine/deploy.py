@@ -336,7 +336,6 @@ class Deploy:
         s, names = self.s, plan.images_of(services)
         wanted = {svc: plan.run_image(s.registry, names[svc], s.ref_of(names[svc]), digests.get(names[svc]))
                   for svc in services}
-        self.wanted = wanted
         for svc in services:
             image = names[svc]
             self.report["services"][svc] = {"image": s.ref_of(image), "digest": digests.get(image),
@@ -370,9 +369,14 @@ class Deploy:
             f.write(shape)
         self.phase("up")
         if self.up_error:
-            created = {plan.service_of(c) for c in project_containers(self.project)}
-            absent = sorted(set(services) - created)
-            if absent:  # e.g. a port in use, a cpus limit above the host's: no wait can fix it
+            containers = {plan.service_of(c): c for c in project_containers(self.project)}
+            absent = sorted(set(services) - set(containers))
+            if absent:  # a dependency that failed, a port in use, a cpus limit above the host's: no wait helps
+                bad = sorted(svc for svc in services if svc in absent or plan.verdict_of(containers[svc]) != plan.OK)
+                for svc in bad:
+                    self.report["services"][svc]["health"] = plan.health_word(containers.get(svc))
+                self.report["unhealthy"] = bad
+                self.diagnose(compose, bad)
                 self.fail(f"docker compose up created no container for {', '.join(absent)}: "
                           f"{envfile.redact(result.last_line(), self.secrets)}")
 
