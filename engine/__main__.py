@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine import STATE_DIR
+from engine import BOOTSTRAP_LOG, STATE_DIR
 
 
 def main(argv: list[str]) -> int:
@@ -22,7 +22,7 @@ def main(argv: list[str]) -> int:
         p = argparse.ArgumentParser(prog=f"engine {command}", allow_abbrev=False)
         p.add_argument("--state-dir", default=STATE_DIR)
         if command == "bootstrap":
-            p.add_argument("--log", default="/var/log/sirius-bootstrap.log")
+            p.add_argument("--log", default=BOOTSTRAP_LOG)
         chosen = p.parse_args(args)
         if command == "health":
             from engine import health

@@ -13,7 +13,7 @@ import os
 import shutil
 import time
 
-from engine import install
+from engine import REPORT_SCHEMA, install
 from engine.docker import log, run
 
 RECORD_FILE = "bootstrap.json"
@@ -26,7 +26,7 @@ def main(state_dir: str, log_file: str) -> int:
     os.makedirs(state_dir, mode=0o755, exist_ok=True)
     log("bootstrap: start")
     started = time.monotonic()
-    record = {"schema": 2, "status": "booted", "error": None, "phases": {"install": 0.0}}
+    record = {"schema": REPORT_SCHEMA, "status": "booted", "error": None, "phases": {"install": 0.0}}
     try:
         install.main()
     except Exception as err:  # noqa: BLE001 - any setup failure is recorded, then ends the boot

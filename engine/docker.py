@@ -47,16 +47,14 @@ class Compose:
     """`docker compose` for one project directory and its files."""
 
     def __init__(self, project_dir: str, *extra_files: str):
+        self.project_dir = project_dir
         self.files = [f"{project_dir}/docker-compose.yaml", *extra_files]
         self.base = ["docker", "compose", "--project-directory", project_dir]
         for f in self.files:
             self.base += ["-f", f]
 
     def with_files(self, *extra: str) -> "Compose":
-        c = Compose.__new__(Compose)
-        c.files = [*self.files, *extra]
-        c.base = [*self.base] + [a for f in extra for a in ("-f", f)]
-        return c
+        return Compose(self.project_dir, *self.files[1:], *extra)
 
     def __call__(self, *args: str, timeout: float | None = None, env: dict[str, str] | None = None) -> Result:
         return run([*self.base, *args], timeout=timeout, env=env)

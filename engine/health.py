@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 import os
 
-from engine import deploy, plan
+from engine import REPORT_SCHEMA, deploy, plan
 from engine.docker import project_containers
 
-SCHEMA = 2
 
 
 def report(state_dir: str) -> dict:
@@ -34,7 +33,7 @@ def report(state_dir: str) -> dict:
     healthy = bool(services) and all(s["ok"] for s in services.values())
     last = last or {}
     return {
-        "schema": SCHEMA, "status": "healthy" if healthy else "unhealthy", "checkedAt": deploy.utc_now(),
+        "schema": REPORT_SCHEMA, "status": "healthy" if healthy else "unhealthy", "checkedAt": deploy.utc_now(),
         "services": services, "imageTag": last.get("imageTag"), "builtLocally": last.get("builtLocally", []),
         "digests": {name: s.get("digest") for name, s in (last.get("services") or {}).items()},
         "deploySeconds": last.get("totalSeconds"), "phases": last.get("phases"), "lastDeploy": last or None,

@@ -13,6 +13,7 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import engine
 from engine import rules, settings
 
 ENGINE = "/opt/sirius-demo/engine.pyz"
@@ -20,7 +21,7 @@ BOOT_ENGINE = "/opt/sirius-demo/boot.pyz"  # what user_data writes: the boot par
 PROJECT_DIR = settings.PROJECT_DIR
 STATE_DIR = settings.STATE_DIR
 DEFAULT_REGISTRY = rules.DEFAULT_REGISTRY
-BOOTSTRAP_LOG = "/var/log/sirius-bootstrap.log"
+BOOTSTRAP_LOG = engine.BOOTSTRAP_LOG
 
 
 

@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from engine import settings
 from infra import bootstrap, commands
 from infra.config import ConfigError, parse
 
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ref", default="main", help="Sirius git ref (default main)")
     parser.add_argument("--tag", help="image tag (default: derived from --ref)")
     parser.add_argument("--registry", default=commands.DEFAULT_REGISTRY, help="registry/namespace of the images")
-    parser.add_argument("--repo", default="https://github.com/SiriusScan/Sirius.git", help="git URL of the project")
+    parser.add_argument("--repo", default=settings.REPO_URL, help="git URL of the project")
     parser.add_argument("--home", default=str(DEFAULT_HOME), help=f"working directory (default {DEFAULT_HOME})")
     parser.add_argument("--health-timeout", type=int, default=600)
     parser.add_argument("--build-timeout", type=int)
