@@ -18,11 +18,10 @@ import shutil
 import time
 from datetime import datetime, timezone
 
-from engine import compat, envfile, override, plan, rules
+from engine import REPORT_SCHEMA, compat, envfile, override, plan, rules
 from engine.docker import Compose, Result, log, project_containers, run
 from engine.settings import Settings
 
-SCHEMA = 2
 POLL_SECONDS = 0.25
 # `up` gets at least this long, even when the deadline is near: a killed `up` helps nobody.
 MIN_UP_SECONDS = 60
@@ -42,14 +41,6 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def docker_time(text: str) -> float | None:
-    """Epoch seconds of a Docker timestamp (nanoseconds, Z)."""
-    if not text or text.startswith("0001-"):
-        return None
-    head, _, frac = text.rstrip("Z").partition(".")
-    return datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp() + float(f"0.{frac or 0}"[:8])
-
-
 class Deploy:
     def __init__(self, settings: Settings):
         self.s = settings
@@ -57,7 +48,7 @@ class Deploy:
         self.deadline = self.started + settings.health_timeout
         self.secrets: list[str] = []
         self.report: dict = {
-            "schema": SCHEMA, "status": "failed", "error": None, "ref": settings.ref, "gitRef": settings.git_ref,
+            "schema": REPORT_SCHEMA, "status": "failed", "error": None, "ref": settings.ref, "gitRef": settings.git_ref,
             "commit": None, "refFellBack": False, "project": None, "imageTag": settings.image_tag, "registry": settings.registry,
             "startedAt": utc_now(), "finishedAt": None, "totalSeconds": None, "pullRounds": 0,
             "phases": {"install": settings.install_seconds, "fetch": 0, "check": 0, "pull": 0, "build": 0, "up": 0, "healthy": 0},
@@ -389,7 +380,9 @@ class Deploy:
             verdicts = {svc: plan.verdict_of(containers[svc]) if svc in containers else plan.WAITING for svc in services}
             for svc, verdict in verdicts.items():
                 if verdict == plan.OK and svc not in ready_at:
-                    ready_at[svc] = now
+                    # Docker's own record when it has one: services can turn healthy while
+                    # `up` still waits for their dependants, before this loop runs.
+                    ready_at[svc] = min(now, plan.ready_time(containers[svc]) or now)
             if plan.gate(verdicts, now, self.deadline):
                 break
             time.sleep(POLL_SECONDS)
@@ -399,8 +392,8 @@ class Deploy:
             entry = self.report["services"][svc]
             entry["health"] = plan.health_word(c)
             entry["recreated"] = c is not None and self.before_ids.get(svc) != c["Id"]
-            created = docker_time(c["Created"]) if c else None
-            started = docker_time((c["State"] or {}).get("StartedAt", "")) if c else None
+            created = plan.docker_time(c["Created"]) if c else None
+            started = plan.docker_time((c["State"] or {}).get("StartedAt", "")) if c else None
             fresh = entry["recreated"]
             entry["createdSeconds"] = round(created - self.started, 1) if fresh and created else None
             entry["startedSeconds"] = round(started - self.started, 1) if fresh and started else None

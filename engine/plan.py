@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 # Errors after which pulling again cannot help: the tag is not published (or not for us).
 _NOT_PUBLISHED = re.compile(r"manifest unknown|not found|denied|unauthorized|does not exist|no matching manifest", re.I)
@@ -98,6 +99,31 @@ def verdict_of(container: dict) -> str:
     state["restart_count"] = container.get("RestartCount", 0)
     policy = ((container.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no"
     return judge(state, oneshot=policy == "no")
+
+
+_DOCKER_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)")
+
+
+def docker_time(text: str) -> float | None:
+    """Epoch seconds of a Docker timestamp (RFC 3339, nanoseconds); None for unset or unreadable."""
+    match = _DOCKER_TIME.fullmatch(text or "")
+    if not match or text.startswith("0001-"):
+        return None
+    zone = "+00:00" if match[3] == "Z" else match[3]
+    return datetime.fromisoformat(match[1] + zone).timestamp() + float("0." + (match[2] or "0"))
+
+
+def ready_time(container: dict) -> float | None:
+    """When Docker saw an ok container become ready: its earliest passing health check still
+    in the log, a one-shot's exit, or the start of a service without a check."""
+    if verdict_of(container) != OK:
+        return None
+    state = container.get("State") or {}
+    health = state.get("Health")
+    if health:
+        passes = [docker_time(entry.get("End", "")) for entry in health.get("Log") or [] if entry.get("ExitCode") == 0]
+        return min((t for t in passes if t), default=None)
+    return docker_time(state.get("FinishedAt" if state.get("Status") == "exited" else "StartedAt", ""))
 
 
 def health_word(container: dict | None) -> str:

@@ -140,3 +140,22 @@ def test_image_fallbacks_name_each_image_running_another_tag():
     sha = "sha-" + "a" * 40
     assert plan.image_fallbacks(sha, {"sirius-ui": "latest", "sirius-api": sha}) == {
         "sirius-ui": {"wanted": sha, "running": "latest"}}
+
+
+def test_docker_times_with_nanoseconds_and_zones():
+    assert plan.docker_time("2026-11-29T05:00:01.5Z") == plan.docker_time("2026-11-29T06:00:01.500000000+01:00")
+    assert plan.docker_time("2026-11-29T05:00:01.25Z") - plan.docker_time("2026-11-29T05:00:00Z") == 1.25
+    assert plan.docker_time("0001-01-01T00:00:00Z") is None and plan.docker_time("") is None
+
+
+def test_ready_time_is_dockers_own_record():
+    """Services turn healthy while `up` still waits: their time comes from Docker, not the gate."""
+    checked = container()
+    checked["State"]["Health"]["Log"] = [{"ExitCode": 1, "End": "2026-11-29T05:00:02Z"},
+                                         {"ExitCode": 0, "End": "2026-11-29T05:00:03.5Z"},
+                                         {"ExitCode": 0, "End": "2026-11-29T05:00:33Z"}]
+    assert plan.ready_time(checked) == plan.docker_time("2026-11-29T05:00:03.5Z")
+    oneshot = container(status="exited", health=None, restart="no")
+    oneshot["State"]["FinishedAt"] = "2026-11-29T05:00:07Z"
+    assert plan.ready_time(oneshot) == plan.docker_time("2026-11-29T05:00:07Z")
+    assert plan.ready_time(container(health="starting")) is None
