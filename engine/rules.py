@@ -21,6 +21,18 @@ DEFAULT_REGISTRY = "ghcr.io/siriusscan"
 UI_PORT = 3000
 API_PORT = 9001
 PUBLIC_SERVICES = {"sirius-ui": UI_PORT, "sirius-api": API_PORT}
+# With a domain, the world reaches the demo only through the HTTPS proxy on these.
+HTTP_PORT = 80
+HTTPS_PORT = 443
+# ACME directories by the `acmeCa` setting's names; any other https:// URL is taken as is
+# (a private CA, or pebble in the tests).
+ACME_CAS = {
+    "production": "https://acme-v02.api.letsencrypt.org/directory",
+    "staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
+}
+ACME_CA_FORM = "production, staging or an https:// ACME directory URL"
+DOMAIN_FORM = "a DNS name with at least two labels, e.g. demo.example.com (letters, digits, '-')"
+EMAIL_FORM = "an email address, e.g. ops@example.com"
 # The first release whose compose file runs the published images with the API key file.
 FIRST_SUPPORTED_RELEASE = (1, 1, 0)
 
@@ -31,6 +43,9 @@ IMAGE_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 # The Sirius compose project's repository: https:// (optional port) or file:///, no '..'.
 REPO_URL_PATTERN = re.compile(r"(?:https://[A-Za-z0-9.-]+(?::\d{1,5})?|file://)(?:/[A-Za-z0-9._~-]+)+/?")
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+_DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,63}")
+_ACME_URL = re.compile(r"https://[A-Za-z0-9.-]+(?::\d{1,5})?(?:/[A-Za-z0-9._~-]+)*/?")
 # Docker's tag grammar.
 IMAGE_TAG_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 # A safe subset of git's ref grammar: nothing a shell or git option parser reads as syntax.
@@ -81,6 +96,24 @@ def release_problem(ref: str) -> str | None:
                     "published images (older ones build from source or need the removed SIRIUS_API_KEY); "
                     "use v1.1.0 or later, or main")
     return None
+
+
+def is_domain(value: str) -> bool:
+    """A DNS name a certificate can be issued for: two or more labels, lower case, not an IP."""
+    labels = value.split(".") if isinstance(value, str) else []
+    return (len(value) <= 253 and len(labels) >= 2 and all(_DOMAIN_LABEL.fullmatch(label) for label in labels)
+            and not labels[-1].isdigit())
+
+
+def is_email(value: str) -> bool:
+    return bool(_EMAIL.fullmatch(value)) and ".." not in value
+
+
+def acme_directory(ca: str) -> str | None:
+    """The ACME directory URL for the `acmeCa` setting, or None when it is not one."""
+    if ca in ACME_CAS:
+        return ACME_CAS[ca]
+    return ca if _ACME_URL.fullmatch(ca) and ".." not in ca else None
 
 
 def is_repo_url(url: str) -> bool:

@@ -41,6 +41,11 @@ class Settings:
     pull_delay: float = 5.0
     min_free_gb: int = 8
     install_seconds: float = 0.0
+    rollback: bool = True  # put the last healthy deploy back when this one fails
+    demo_data: bool = True  # seed demo hosts through the API once per data volume
+    domain: str = ""  # "" = no HTTPS proxy; the UI and API on their raw ports
+    acme_email: str = ""
+    acme_ca: str = "production"
 
     def tag_of(self, image: str) -> str:
         return self.image_tags.get(image, self.image_tag)
@@ -72,6 +77,9 @@ def validate(s: Settings) -> Settings:
                               ("--pull-attempts", s.pull_attempts, 1), ("--min-free-gb", s.min_free_gb, 0)):
         _check(flag, low <= number <= 10**8, f"a whole number from {low} to 10^8", number)
     _check("--pull-delay", 0 <= s.pull_delay <= 600, "seconds from 0 to 600", s.pull_delay)
+    _check("--domain", s.domain == "" or rules.is_domain(s.domain), rules.DOMAIN_FORM, s.domain)
+    _check("--acme-email", s.acme_email == "" or rules.is_email(s.acme_email), rules.EMAIL_FORM, s.acme_email)
+    _check("--acme-ca", rules.acme_directory(s.acme_ca) is not None, rules.ACME_CA_FORM, s.acme_ca)
     return s
 
 
@@ -91,6 +99,10 @@ def parser() -> argparse.ArgumentParser:
         name = flag[2:].replace("-", "_")
         p.add_argument(flag, type=kind, default=d[name])
     p.add_argument("--dir", dest="project_dir", default=d["project_dir"])
+    for flag in ("--rollback", "--demo-data"):
+        p.add_argument(flag, action=argparse.BooleanOptionalAction, default=d[flag[2:].replace("-", "_")])
+    for flag in ("--domain", "--acme-email", "--acme-ca"):
+        p.add_argument(flag, default=d[flag[2:].replace("-", "_")])
     return p
 
 
@@ -107,5 +119,6 @@ def from_args(argv: list[str]) -> Settings:
         registry=a.registry, public_host=a.public_host, bind_address=a.bind_address,
         health_timeout=a.health_timeout, build_timeout=a.build_timeout, project_dir=a.project_dir,
         state_dir=a.state_dir, pull_attempts=a.pull_attempts, pull_delay=a.pull_delay,
-        min_free_gb=a.min_free_gb, install_seconds=a.install_seconds,
+        min_free_gb=a.min_free_gb, install_seconds=a.install_seconds, rollback=a.rollback,
+        demo_data=a.demo_data, domain=a.domain, acme_email=a.acme_email, acme_ca=a.acme_ca,
     ))

@@ -44,6 +44,11 @@ class DeploySpec:
     pull_attempts: int | None = None
     pull_delay: int | None = None
     min_free_gb: int | None = None
+    rollback: bool = True
+    demo_data: bool = True
+    domain: str = ""  # "" = no HTTPS proxy
+    acme_email: str = ""
+    acme_ca: str = "production"
 
     def __post_init__(self) -> None:
         # A last line of defence, with the engine's own rules: it parses these very flags.
@@ -70,6 +75,14 @@ def deploy_args(spec: DeploySpec) -> list[str]:
         args += ["--image-tag", f"{image}={tag}"]
     if spec.bind_address:
         args += ["--bind-address", spec.bind_address]
+    if not spec.rollback:
+        args.append("--no-rollback")
+    if not spec.demo_data:
+        args.append("--no-demo-data")
+    if spec.domain:
+        args += ["--domain", spec.domain, "--acme-ca", spec.acme_ca]
+        if spec.acme_email:
+            args += ["--acme-email", spec.acme_email]
     for flag, value in (
         ("--build-timeout", spec.build_timeout),
         ("--pull-attempts", spec.pull_attempts),

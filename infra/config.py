@@ -109,6 +109,8 @@ class DemoConfig:
     image_registry: str = "ghcr.io/siriusscan"
     preflight: bool = True
     allow_build_fallback: bool = False
+    rollback: bool = True
+    demo_data: bool = True
     # Kept out of repr so a stray print or log of the config never shows it.
     ssh_private_key: str | None = field(default=None, repr=False)
 
@@ -310,6 +312,8 @@ _RULES: dict[str, Callable[[Any], Any]] = {
     "imageRegistry": _required(rules.REGISTRY_PATTERN, "a registry host and namespace, e.g. ghcr.io/siriusscan", MAX_REGISTRY),
     "preflight": _boolean,
     "allowBuildFallback": _boolean,
+    "rollback": _boolean,
+    "demoData": _boolean,
     "expiresAt": _optional(stacks.UTC_TIME_PATTERN, "a UTC time like 2026-12-01T02:00:00Z"),
 }
 SECRET_KEYS = frozenset({"sshPrivateKey"})
@@ -391,6 +395,8 @@ def parse(
         image_registry=values["imageRegistry"],
         preflight=values["preflight"],
         allow_build_fallback=values["allowBuildFallback"],
+        rollback=values["rollback"],
+        demo_data=values["demoData"],
     )
 
 

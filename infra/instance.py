@@ -68,6 +68,8 @@ def deploy_spec(config: DemoConfig, public_ip: str, image_tags: Mapping[str, str
         build_timeout=config.build_timeout,
         image_tags={image: tag for image, tag in image_tags.items() if tag != config.image_tag},
         registry=config.image_registry,
+        rollback=config.rollback,
+        demo_data=config.demo_data,
     )
 
 

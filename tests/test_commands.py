@@ -32,6 +32,11 @@ def test_the_engine_parses_exactly_what_the_builder_writes():
     parsed = settings.from_args(commands.deploy_args(s))
     assert (parsed.git_ref, parsed.image_tag, parsed.image_tags) == ("refs/pull/7/head", "pr-7-amd64", {"sirius-ui": "latest"})
     assert (parsed.build_timeout, parsed.bind_address, parsed.public_host) == (900, "127.0.0.1", "127.0.0.1")
+    assert (parsed.rollback, parsed.demo_data, parsed.domain) == (True, True, "")
+    off = settings.from_args(commands.deploy_args(spec(rollback=False, demo_data=False, domain="demo.example.com",
+                                                       acme_ca="staging", acme_email="ops@example.com")))
+    assert (off.rollback, off.demo_data, off.domain, off.acme_ca, off.acme_email) == (
+        False, False, "demo.example.com", "staging", "ops@example.com")
 
 
 @pytest.mark.parametrize(
