@@ -1,8 +1,13 @@
 """One deploy: fetch the project at a ref, check it, pull, build what cannot be pulled,
-start, prove healthy, report.
+start, prove healthy, report; put the last healthy deploy back when this one fails.
 
-    pre-checks -> fetch -> compatibility check -> pull (retried; a missing tag is not)
-    -> local build of what is missing -> up -> health gate (deadline) -> report
+    pre-checks -> fetch -> compatibility check (staged) -> pull (retried; a missing tag
+    is not) -> switch the project -> local build of what is missing -> up
+    -> health gate (deadline) -> healthy: record it, disk care / unhealthy: rollback
+    -> report
+
+Nothing the running stack uses changes before the switch: a ref that fails the check
+or an image that cannot be had leaves the demo as it was.
 
 Progress goes to stderr; the report (JSON, README "Deploy report") is written to
 <state-dir>/deploy.json and printed as the last stdout line. Exit 0 only when healthy.
@@ -18,7 +23,7 @@ import shutil
 import time
 from datetime import datetime, timezone
 
-from engine import REPORT_SCHEMA, compat, envfile, override, plan, rules
+from engine import REPORT_SCHEMA, compat, diskcare, envfile, override, plan, rollback, rules
 from engine.docker import Compose, Result, log, project_containers, run
 from engine.settings import Settings
 
@@ -29,6 +34,8 @@ FETCH_ATTEMPTS = 3
 LOCK_FILE = "deploy.lock"
 REPORT_FILE = "deploy.json"
 RUN_OVERRIDE = "compose.run.yaml"
+SHAPE_FILE = "deployed-shape.json"
+STAGING_DIR = "staging"  # where a new ref's compose file is checked before anything switches
 SWAP_FILE = "build.swap"
 SWAP_SIZE = "4G"
 
@@ -54,11 +61,16 @@ class Deploy:
             "phases": {"install": settings.install_seconds, "fetch": 0, "check": 0, "pull": 0, "build": 0, "up": 0, "healthy": 0},
             "startInterval": False, "startIntervalNote": None, "imageFallbacks": plan.image_fallbacks(settings.image_tag, settings.image_tags),
             "builtLocally": [], "buildSeconds": {}, "unhealthy": [], "problems": [], "criticalPath": [], "services": {},
+            "rollback": None, "serving": None, "disk": None,
         }
         self.phase_started = time.monotonic()
         self.report["phases"]["install"] = settings.install_seconds or first_boot_install_seconds(settings.state_dir)
         self.up_error = ""
         self.same_settings = False
+        self.switched = False  # the project dir and .env are the new deploy's: a failure now needs a rollback
+        self.run_images: dict[str, str] = {}
+        self.override_text = ""
+        self.env_text = ""
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -79,9 +91,11 @@ class Deploy:
         with open(os.path.join(self.s.state_dir, LOCK_FILE), "w") as lock:
             try:
                 self.lock(lock)
-                self.steps()
-            except DeployError as err:
-                self.failed(str(err))
+                self.attempt()
+                if self.report["status"] == "healthy":
+                    self.keep_healthy()
+                elif self.switched:
+                    self.roll_back()
             except Exception as err:  # noqa: BLE001 - a bug must still leave a report behind
                 self.failed(f"internal error ({type(err).__name__}): {err}")
             finally:
@@ -90,14 +104,24 @@ class Deploy:
                 self.write_report()  # inside the lock: the next deploy reads this one's report
         if self.report["status"] == "healthy":
             log(f"deploy: healthy in {self.report['totalSeconds']}s (tag {self.s.image_tag}, commit {(self.report['commit'] or '')[:12]})")
+        elif self.report["status"] == "rolled-back":
+            log(f"deploy: ROLLED BACK: {self.report['error']}; the demo still serves the previous version: "
+                f"{rollback.describe(self.report['serving'])}")
         return plan.exit_code(self.report["status"])
+
+    def attempt(self) -> None:
+        try:
+            self.steps()
+        except DeployError as err:
+            self.failed(str(err))
 
     def steps(self) -> None:
         self.precheck()
         self.fetch()
-        compose, services = self.check()
+        services = self.check()
         self.phase("check")
         digests = self.pull(services)
+        compose = self.switch()
         built = self.build(compose, services, digests)
         self.up(compose, services, digests, built)
         self.report["status"] = self.gate(compose, services)
@@ -142,11 +166,10 @@ class Deploy:
         self.report["startInterval"], self.report["startIntervalNote"] = why_not is None, why_not
         if why_not:
             log(f"deploy: health checks keep upstream's intervals: {why_not}")
-        root = run(["docker", "info", "--format", "{{.DockerRootDir}}"], timeout=30).out.strip()
-        free_gb = shutil.disk_usage(root if os.path.isdir(root) else "/").free / 1024**3
+        root = diskcare.docker_root()
+        free_gb = diskcare.free_gb(root)
         if free_gb < self.s.min_free_gb:
-            self.fail(f"only {free_gb:.1f} GiB free under {root or '/'}; a deploy needs {self.s.min_free_gb} GiB: "
-                      "remove unused images (docker image prune -a) or raise the stack's volumeSize")
+            self.fail(diskcare.low_disk_advice(root, free_gb, self.s.min_free_gb))
 
     def fetch(self) -> None:
         d, s = self.s.project_dir, self.s
@@ -173,31 +196,39 @@ class Deploy:
                 time.sleep(attempt * 2)
         if not result.ok:
             self.fail(f"cannot fetch {s.repo_url}: {result.last_line()}")
-        checkout = run([*git, "-c", "advice.detachedHead=false", "checkout", "-q", "--force", "FETCH_HEAD"])
-        if not checkout.ok:
-            self.fail(f"cannot check out {s.git_ref}: {checkout.last_line()}")
-        self.report["commit"] = run([*git, "rev-parse", "HEAD"]).out.strip()
-        if not os.path.isfile(os.path.join(d, "docker-compose.yaml")):
+        # Objects only: the checkout waits for the switch, after the check and the pull.
+        self.report["commit"] = run([*git, "rev-parse", "FETCH_HEAD^{commit}"]).out.strip()
+        self.compose_text = run([*git, "show", f"{self.report['commit']}:docker-compose.yaml"])
+        if not self.compose_text.ok:
             self.fail(f"{s.repo_url} at {s.git_ref} has no docker-compose.yaml")
-        # rabbitmq reads its bind-mounted config as another user (upstream issue #128).
-        conf = os.path.join(d, "rabbitmq", "rabbitmq.conf")
-        if os.path.isfile(conf):
-            os.chmod(conf, 0o644)
         self.phase("fetch")
 
-    def check(self) -> tuple[Compose, dict]:
-        """Write .env, render the project, refuse what cannot work: before any pull."""
+    def check(self) -> dict:
+        """Render the new project in a staging dir and refuse what cannot work: before any
+        pull, and before the running project changes."""
         d, s = self.s.project_dir, self.s
         env_path = os.path.join(d, ".env")
         old_env = open(env_path).read() if os.path.exists(env_path) else ""
         secrets = envfile.with_secrets(envfile.parse(old_env))
-        api_key = envfile.ensure_api_key(d)
+        api_key = envfile.ensure_api_key(d)  # only written when missing: the running stack's stays
         self.secrets = [*secrets.values(), api_key]
-        new_env = envfile.render(secrets, s.public_host, s.image_tag, rules.UI_PORT, rules.API_PORT)
+        new_env = self.env_text = envfile.render(secrets, s.public_host, s.image_tag, rules.UI_PORT, rules.API_PORT)
         self.same_settings = envfile.same_but_tag(old_env, new_env)
-        envfile.write_private(env_path, new_env)
 
-        compose = Compose(d)
+        # Same base name as the project dir: compose names an unnamed project after it.
+        stage = os.path.join(s.state_dir, STAGING_DIR, os.path.basename(d.rstrip("/")))
+        shutil.rmtree(os.path.dirname(stage), ignore_errors=True)
+        os.makedirs(stage, mode=0o700)
+        with open(os.path.join(stage, "docker-compose.yaml"), "w") as f:
+            f.write(self.compose_text.out)
+        envfile.write_private(os.path.join(stage, ".env"), new_env)
+        os.symlink(os.path.join(d, "secrets"), os.path.join(stage, "secrets"))
+        try:
+            return self.check_staged(Compose(stage), new_env)
+        finally:
+            shutil.rmtree(os.path.dirname(stage), ignore_errors=True)
+
+    def check_staged(self, compose: Compose, new_env: str) -> dict:
         rendered, error = compose.config()
         if rendered is None:
             self.report["problems"] = compat.render_problems(error)
@@ -214,7 +245,25 @@ class Deploy:
             self.report["problems"] = problems
             self.fail("compatibility check: " + "; ".join(problems))
         self.project = self.report["project"] = rendered.get("name") or "sirius"
-        return compose, rendered["services"]
+        return rendered["services"]
+
+    def switch(self) -> Compose:
+        """The project dir and .env become the new deploy's; from here a failure rolls back."""
+        d = self.s.project_dir
+        self.switched = True
+        self.checkout(self.report["commit"])
+        envfile.write_private(os.path.join(d, ".env"), self.env_text)
+        return Compose(d)
+
+    def checkout(self, commit: str) -> None:
+        d = self.s.project_dir
+        result = run(["git", "-C", d, "-c", "advice.detachedHead=false", "checkout", "-q", "--force", commit])
+        if not result.ok:
+            self.fail(f"cannot check out {commit[:12]} in {d}: {result.last_line()}")
+        # rabbitmq reads its bind-mounted config as another user (upstream issue #128).
+        conf = os.path.join(d, "rabbitmq", "rabbitmq.conf")
+        if os.path.isfile(conf):
+            os.chmod(conf, 0o644)
 
     def pull(self, services: dict) -> dict[str, str]:
         """image -> pulled digest, for every image that could be pulled."""
@@ -336,6 +385,7 @@ class Deploy:
                                fast_health=self.report["startInterval"], start_period=s.health_timeout)
         with open(path, "w") as f:
             f.write(text)
+        self.run_images, self.override_text = wanted, text
         self.compose = compose.with_files(path)
         before = {plan.service_of(c): c for c in project_containers(self.project)}
         self.before_ids = {svc: c["Id"] for svc, c in before.items()}
@@ -345,8 +395,9 @@ class Deploy:
         shape = json.dumps([self.report["commit"], override.render(
             services, dict.fromkeys(services, ""), bind_address=s.bind_address,
             fast_health=self.report["startInterval"], start_period=s.health_timeout)])
-        shape_file = os.path.join(s.state_dir, "deployed-shape.json")
+        shape_file = os.path.join(s.state_dir, SHAPE_FILE)
         same_shape = os.path.exists(shape_file) and open(shape_file).read() == shape
+        self.shape = shape
         step = plan.plan_up(wanted, running, verdicts, same_project=same_shape and self.same_settings)
         log(f"up: {step.kind}" + (f" ({' '.join(step.services)})" if step.services else ""))
         args = step.compose_args()
@@ -371,8 +422,9 @@ class Deploy:
                 self.fail(f"docker compose up created no container for {', '.join(absent)}: "
                           f"{envfile.redact(result.last_line(), self.secrets)}")
 
-    def gate(self, compose: Compose, services: dict) -> str:
-        """Poll every service until all are ok, one has failed for good, or the deadline."""
+    def wait_healthy(self, services: dict) -> tuple[str, dict, dict[str, float]]:
+        """Poll every service until all are ok, one has failed for good, or the deadline:
+        the verdict, the containers last seen, and when each turned ok."""
         ready_at: dict[str, float] = {}
         while True:
             now = time.time()
@@ -383,9 +435,13 @@ class Deploy:
                     # Docker's own record when it has one: services can turn healthy while
                     # `up` still waits for their dependants, before this loop runs.
                     ready_at[svc] = min(now, plan.ready_time(containers[svc]) or now)
-            if plan.gate(verdicts, now, self.deadline):
-                break
+            status = plan.gate(verdicts, now, self.deadline)
+            if status:
+                return status, containers, ready_at
             time.sleep(POLL_SECONDS)
+
+    def gate(self, compose: Compose, services: dict) -> str:
+        status, containers, ready_at = self.wait_healthy(services)
         self.phase("healthy")
         for svc in services:
             c = containers.get(svc)
@@ -402,7 +458,79 @@ class Deploy:
         fresh_ready = {svc: t for svc, t in ready_at.items() if self.report["services"][svc]["recreated"]}
         self.report["criticalPath"] = plan.critical_path(depends, fresh_ready)
         self.report["unhealthy"] = sorted(svc for svc in services if self.report["services"][svc]["health"] != "healthy")
-        return plan.gate(verdicts, time.time(), self.deadline) or "unhealthy"
+        return status
+
+    # --- after the gate ----------------------------------------------------------------
+
+    def keep_healthy(self) -> None:
+        """Record this deploy as the rollback target, then remove images nothing keeps."""
+        s, previous = self.s, rollback.load(self.s.state_dir)
+        try:
+            image_ids = {plan.service_of(c): c["Image"] for c in project_containers(self.project)}
+            record = {"ref": s.ref, "imageTag": s.image_tag, "commit": self.report["commit"], "project": self.project,
+                      "runImages": self.run_images, "imageIds": image_ids, "shape": self.shape, "deployedAt": utc_now()}
+            run(["git", "-C", s.project_dir, "update-ref", rollback.PIN_REF, self.report["commit"]])
+            rollback.save(s.state_dir, record, self.env_text, self.override_text)
+            keep = set(image_ids.values()) | set((previous or {}).get("imageIds", {}).values())
+            repositories = {diskcare.repository_of(ref) for r in (record, previous) if r for ref in r["runImages"].values()}
+            self.report["disk"] = diskcare.prune(repositories, keep)
+        except Exception as err:  # noqa: BLE001 - the stack is healthy; these only help the next deploy
+            log(f"deploy: WARNING: recording the healthy deploy or disk care failed: {type(err).__name__}: {err}")
+
+    def roll_back(self) -> None:
+        """Put the last healthy deploy back: its commit, .env and pinned images, on the same volumes."""
+        s = self.s
+        record = rollback.load(s.state_dir)
+        entry = self.report["rollback"] = {"status": "none", "reason": None, "to": None, "seconds": None, "unhealthy": []}
+        if not s.rollback:
+            entry["reason"] = "rollback is off (--no-rollback)"
+        elif record is None:
+            entry["reason"] = "no earlier healthy deploy on this host"
+        elif rollback.is_same_deploy(record, self.report["commit"], self.run_images):
+            entry["reason"] = "the failed deploy is the last healthy one; nothing else to put back"
+        if entry["reason"]:
+            log(f"rollback: none: {entry['reason']}")
+            return
+        entry["to"] = rollback.served(record)
+        log(f"rollback: putting back {rollback.describe(record)}")
+        started = time.monotonic()
+        self.deadline = time.time() + s.health_timeout
+        try:
+            # Same shape and settings as the failed deploy but for images: recreate only what
+            # it changed, as a tag change does; otherwise a full `up`.
+            env_path, shape_path = os.path.join(s.project_dir, ".env"), os.path.join(s.state_dir, SHAPE_FILE)
+            same_project = (os.path.exists(shape_path) and open(shape_path).read() == record.get("shape")
+                            and envfile.same_but_tag(open(env_path).read(), rollback.env_text(s.state_dir)))
+            self.checkout(record["commit"])
+            envfile.write_private(env_path, rollback.env_text(s.state_dir))
+            path = os.path.join(s.state_dir, RUN_OVERRIDE)
+            with open(path, "w") as f:
+                f.write(rollback.override_text(s.state_dir))
+            with open(shape_path, "w") as f:
+                f.write(record.get("shape") or "")
+            self.compose = Compose(s.project_dir, path)
+            before = {plan.service_of(c): c for c in project_containers(self.project)}
+            step = plan.plan_up(record["runImages"], {svc: c["Config"]["Image"] for svc, c in before.items()},
+                                {svc: plan.verdict_of(c) for svc, c in before.items()}, same_project)
+            log(f"rollback: up: {step.kind}" + (f" ({' '.join(step.services)})" if step.services else ""))
+            args = step.compose_args()
+            result = self.compose(*args, timeout=max(self.remaining(), MIN_UP_SECONDS)) if args else Result(0, "", "")
+            self.up_error = "" if result.ok else envfile.redact(result.err[-3000:], self.secrets)
+            services = record["runImages"]
+            status, containers, _ = self.wait_healthy(services)
+            entry["unhealthy"] = sorted(svc for svc in services
+                                        if svc not in containers or plan.verdict_of(containers[svc]) != plan.OK)
+            if status != "healthy":
+                self.diagnose(self.compose, entry["unhealthy"])
+                self.fail(f"not healthy within {s.health_timeout}s: {', '.join(entry['unhealthy'])}")
+        except DeployError as err:
+            entry["status"], entry["reason"] = "failed", envfile.redact(str(err), self.secrets)
+            log(f"rollback: FAILED: {entry['reason']}; the demo is down")
+        else:
+            entry["status"] = "healthy"
+            self.report["status"], self.report["serving"] = "rolled-back", rollback.served(record)
+        finally:
+            entry["seconds"] = round(time.monotonic() - started, 1)
 
     def diagnose(self, compose: Compose, bad: list[str]) -> None:
         """Which service, why, and the tail of its logs, with every secret blanked."""
@@ -412,8 +540,8 @@ class Deploy:
         parts += ["--- docker compose ps", self.compose("ps", "-a", timeout=60).out]
         containers = {plan.service_of(c): c for c in project_containers(self.project)}
         for svc in bad:
-            parts.append(f"--- {svc}: {self.report['services'][svc]['health']}")
             c = containers.get(svc)
+            parts.append(f"--- {svc}: {plan.health_word(c)}")
             if c:
                 for entry in ((c["State"].get("Health") or {}).get("Log") or [])[-3:]:
                     parts.append(f"health check (exit {entry.get('ExitCode')}): {entry.get('Output', '').strip()}")

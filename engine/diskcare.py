@@ -1,0 +1,74 @@
+"""Disk care after a healthy deploy: at most two sets of Sirius images stay on the host.
+
+UI and engine images are GBs each; a 30 GB volume fills after a handful of tag
+changes. What stays: the images the running deploy uses and those of the rollback
+target (the deploy before it). Every other image of a Sirius repository goes, and
+so does dangling build cache. Images of anything else on the host are not touched.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from engine.docker import log, run
+
+
+def docker_root() -> str:
+    root = run(["docker", "info", "--format", "{{.DockerRootDir}}"], timeout=30).out.strip()
+    return root or "/"
+
+
+def free_gb(path: str) -> float:
+    try:
+        return round(shutil.disk_usage(path).free / 1024**3, 2)
+    except OSError:
+        return round(shutil.disk_usage("/").free / 1024**3, 2)
+
+
+def repository_of(ref: str) -> str:
+    """registry/namespace/name of an image reference by tag or digest."""
+    name = ref.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return name.rsplit(":", 1)[0] if ":" in last else name
+
+
+def removable(images: list[dict], repositories: set[str], keep_ids: set[str]) -> list[str]:
+    """Ids of the images (`docker image ls` rows) of `repositories` that nothing keeps, sorted."""
+    return sorted({row["ID"] for row in images if row.get("Repository") in repositories and row["ID"] not in keep_ids})
+
+
+def local_images() -> list[dict]:
+    r = run(["docker", "image", "ls", "--no-trunc", "--format", "{{json .}}"], timeout=120)
+    rows = []
+    for line in r.out.splitlines() if r.ok else []:
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
+
+
+def prune(repositories: set[str], keep_ids: set[str]) -> dict:
+    """Remove what nothing keeps; the report's `disk` entry (free GiB before and after)."""
+    root = docker_root()
+    before = free_gb(root)
+    removed, failed = [], []
+    for image_id in removable(local_images(), repositories, keep_ids):
+        # --force: one image can carry several tags (v1 and v1.1.0); Docker still refuses
+        # to remove an image a container uses.
+        result = run(["docker", "image", "rm", "--force", image_id], timeout=300)
+        (removed if result.ok else failed).append(image_id)
+    cache = run(["docker", "builder", "prune", "--force"], timeout=300)
+    if failed or not cache.ok:
+        log(f"disk: could not remove {len(failed)} image(s)" + ("" if cache.ok else "; build cache prune failed"))
+    after = free_gb(root)
+    log(f"disk: removed {len(removed)} unused Sirius image(s); {before} -> {after} GiB free")
+    return {"freeGbBefore": before, "freeGbAfter": after, "removedImages": len(removed), "notRemoved": len(failed)}
+
+
+def low_disk_advice(root: str, free: float, needed: int) -> str:
+    """What the free-disk pre-check says: how much is free, and how to get more."""
+    return (f"only {free:.1f} GiB free under {root}; a deploy needs {needed} GiB. Unused images are removed after "
+            "every healthy deploy; to free space now: `sudo docker image prune --all` (keeps images in use) and "
+            "`sudo docker builder prune --force`, or raise the stack's volumeSize")
