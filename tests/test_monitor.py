@@ -1,5 +1,5 @@
-"""The demo monitor (ci/monitor.py) against real HTTP servers on 127.0.0.1, and the issue text
-it writes."""
+"""The demo monitor (ci/monitor.py) against real HTTP servers on 127.0.0.1, the issue text it
+writes, and ci/monitor-issue.sh against a stand-in `gh` that records its calls."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from ci import monitor
 from ci.monitor import MonitorError, Verdict, check, endpoint, render_report
 from tests.conftest import Reply
+from tests.test_workflows import FAKE_GH
 
 ROOT = Path(__file__).resolve().parent.parent
 HEALTHY = json.dumps({"status": "healthy", "version": "1.1.0"}).encode()
@@ -308,3 +309,91 @@ def test_bad_arguments_and_inputs_exit_2_naming_the_setting(tmp_path, args, says
     result = python_m(*args, cwd=tmp_path)
     assert result.returncode == 2 and says in result.stderr
     assert not (tmp_path / "r.json").exists()
+
+
+# --- ci/monitor-issue.sh against a stand-in gh -------------------------------------------------------
+
+
+@pytest.fixture
+def issue_env(tmp_path):
+    """A stand-in `gh` on PATH that records its calls; FAKE_ISSUES is what the REST list returns."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "gh").write_text(FAKE_GH)
+    (bin_dir / "gh").chmod(0o755)
+    (tmp_path / "report.md").write_text("<!-- sirius-demo:monitor -->\nthe report\n")
+    (tmp_path / "calls").write_text("")
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "CALLS": str(tmp_path / "calls"),
+           "FAKE_ISSUES": str(tmp_path / "issues.json"), "GITHUB_REPOSITORY": "owner/sirius-demo",
+           "GH_TOKEN": "not-a-token", "STACK": "demo", "HOME": str(tmp_path)}
+    return tmp_path, env
+
+
+def run_issue_script(issue_env, status: str, issues: list, **extra: str) -> tuple[subprocess.CompletedProcess, list]:
+    tmp_path, env = issue_env
+    (tmp_path / "issues.json").write_text(json.dumps(issues))
+    (tmp_path / "calls").write_text("")
+    result = subprocess.run([str(ROOT / "ci" / "monitor-issue.sh"), status, "report.md"], cwd=tmp_path,
+                            env={**env, **extra}, capture_output=True, text=True, timeout=60)
+    calls = (tmp_path / "calls").read_text().splitlines()
+    return result, calls
+
+
+LIST = ("gh api --paginate --method GET repos/owner/sirius-demo/issues -f state=open -f labels=demo-down "
+        "-f per_page=100 --jq .[] | select(.pull_request == null) | .number")
+LABELLED_PR = {"number": 3, "pull_request": {"url": "https://api.github.com/repos/owner/sirius-demo/pulls/3"}}
+
+
+def test_down_with_none_open_opens_one_labelled_issue(issue_env):
+    result, calls = run_issue_script(issue_env, "down", [LABELLED_PR])  # a labelled pull request is no issue
+    assert result.returncode == 0, result.stderr
+    assert calls[0] == LIST
+    assert calls[1].startswith("gh label create demo-down --repo owner/sirius-demo --force")
+    assert calls[2:] == ["gh issue create --repo owner/sirius-demo --title The Sirius demo (stack demo) is down "
+                         "--label demo-down --body-file report.md"]
+    assert "opened https://github.com/owner/sirius-demo/issues/77" in result.stdout
+
+
+def test_down_with_one_open_comments_on_it(issue_env):
+    result, calls = run_issue_script(issue_env, "down", [{"number": 12}, LABELLED_PR])
+    assert result.returncode == 0, result.stderr
+    assert calls == [LIST, "gh issue comment 12 --repo owner/sirius-demo --body-file report.md"]
+
+
+def test_down_with_several_open_comments_on_the_oldest_only(issue_env):
+    result, calls = run_issue_script(issue_env, "down", [{"number": 15}, {"number": 12}])
+    assert result.returncode == 0, result.stderr
+    assert calls == [LIST, "gh issue comment 12 --repo owner/sirius-demo --body-file report.md"]
+
+
+def test_ok_with_one_open_comments_and_closes_it(issue_env):
+    result, calls = run_issue_script(issue_env, "ok", [{"number": 12}])
+    assert result.returncode == 0, result.stderr
+    assert calls == [LIST, "gh issue comment 12 --repo owner/sirius-demo --body-file report.md",
+                     "gh issue close 12 --repo owner/sirius-demo --reason completed"]
+    assert "closed issue #12" in result.stdout
+
+
+def test_ok_closes_every_open_one(issue_env):
+    result, calls = run_issue_script(issue_env, "ok", [{"number": 15}, {"number": 12}])
+    assert result.returncode == 0, result.stderr
+    assert [c.split(" --")[0] for c in calls[1:]] == ["gh issue comment 12", "gh issue close 12",
+                                                      "gh issue comment 15", "gh issue close 15"]
+
+
+def test_ok_with_none_open_does_nothing(issue_env):
+    result, calls = run_issue_script(issue_env, "ok", [LABELLED_PR])
+    assert result.returncode == 0, result.stderr
+    assert calls == [LIST] and "nothing to do" in result.stdout
+
+
+def test_a_failed_listing_fails_and_never_opens_a_second_issue(issue_env):
+    for status in ("down", "ok"):
+        result, calls = run_issue_script(issue_env, status, [{"number": 12}], FAKE_GH_FAIL="1")
+        assert result.returncode != 0 and calls == [LIST]
+
+
+def test_an_unknown_status_touches_nothing(issue_env):
+    result, calls = run_issue_script(issue_env, "", [{"number": 12}])
+    assert result.returncode == 2 and calls == []
+    assert "STATUS must be 'down' or 'ok', got ''" in result.stderr

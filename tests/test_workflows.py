@@ -340,7 +340,17 @@ esac
 
 FAKE_GH = r"""#!/bin/bash
 echo "gh $*" >> "$CALLS"
-if [[ $* == "api --paginate "* ]]; then
+# The REST issue list (ci/monitor-issue.sh): FAKE_ISSUES through the caller's own --jq.
+if [[ $* == "api --paginate --method GET repos/"*"/issues "* ]]; then
+  [[ -z ${FAKE_GH_FAIL:-} ]] || { echo "gh: HTTP 502" >&2; exit 1; }
+  previous=""
+  for arg in "$@"; do
+    [[ $previous == --jq ]] && jq -r "$arg" "$FAKE_ISSUES"
+    previous=$arg
+  done
+elif [[ $* == "issue create "* ]]; then
+  echo "https://github.com/$GITHUB_REPOSITORY/issues/77"
+elif [[ $* == "api --paginate "* ]]; then
   [[ -z ${FAKE_GH_FAIL:-} ]] || { echo "gh: HTTP 502" >&2; exit 1; }
   cat "$FAKE_COMMENTS"
 elif [[ $* == "api repos/"*"/pulls/"* ]]; then
@@ -391,12 +401,14 @@ def actions_env(tmp_path):
         "FAKE_TAGS": str(tmp_path / "tags.json"),
         "FAKE_COMMENTS": str(tmp_path / "comments.json"),
         "FAKE_PR": str(tmp_path / "pr.json"),
+        "FAKE_ISSUES": str(tmp_path / "issues.json"),
         "HOME": str(tmp_path),
     }
     for name in ("output", "summary", "calls"):
         (tmp_path / name).write_text("")
     (tmp_path / "stacks.json").write_text("[]")
     (tmp_path / "comments.json").write_text("[]")
+    (tmp_path / "issues.json").write_text("[]")
     return tmp_path, work, env
 
 
