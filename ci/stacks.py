@@ -390,7 +390,8 @@ _SHOWN_OUTPUTS = (
 )
 
 
-def _cell(value: Any) -> str:
+def markdown_cell(value: Any) -> str:
+    """One line of text, safe in a Markdown table cell (and in ci.monitor's issue bodies)."""
     text = str(value).replace("\r", " ").replace("\n", " ")
     for char, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"), ("`", "'")):
         text = text.replace(char, escaped)
@@ -418,13 +419,13 @@ def _health_line(health: Any) -> str:
             if isinstance(services, Mapping)
             else []
         )
-        line = f"**{_cell(status)}**"
+        line = f"**{markdown_cell(status)}**"
         if health.get("checkedAt"):
-            line += f" (checked {_cell(health['checkedAt'])})"
+            line += f" (checked {markdown_cell(health['checkedAt'])})"
         if bad:
-            line += f"; not ok: {_cell(', '.join(bad))}"
+            line += f"; not ok: {markdown_cell(', '.join(bad))}"
         return line
-    return _cell(health)
+    return markdown_cell(health)
 
 
 def _seconds(value: Any) -> str:
@@ -439,19 +440,19 @@ def _timeline(health: Any) -> list[str]:
         return []
     phases = report["phases"]
     lines = ["", f"Last deploy: {_seconds(report.get('totalSeconds'))} s", "",
-             "| " + " | ".join(_cell(k) for k in phases) + " |", "|" + "---|" * len(phases),
+             "| " + " | ".join(markdown_cell(k) for k in phases) + " |", "|" + "---|" * len(phases),
              "| " + " | ".join(_seconds(v) for v in phases.values()) + " |"]
     services = report.get("services")
     if isinstance(services, Mapping) and services:
         lines += ["", "| service | created | started | healthy | recreated |", "|---|---|---|---|---|"]
         for name in sorted(services):
             entry = services[name] if isinstance(services[name], Mapping) else {}
-            lines.append(f"| {_cell(name)} | {_seconds(entry.get('createdSeconds'))} | "
+            lines.append(f"| {markdown_cell(name)} | {_seconds(entry.get('createdSeconds'))} | "
                          f"{_seconds(entry.get('startedSeconds'))} | {_seconds(entry.get('healthySeconds'))} | "
                          f"{'yes' if entry.get('recreated') else 'no'} |")
     path = report.get("criticalPath")
     if isinstance(path, list) and path:
-        lines += ["", "Critical path: " + " → ".join(_cell(p) for p in path)]
+        lines += ["", "Critical path: " + " → ".join(markdown_cell(p) for p in path)]
     return lines
 
 
@@ -465,10 +466,10 @@ def render_summary(
 ) -> str:
     """Markdown for $GITHUB_STEP_SUMMARY or a PR comment from `pulumi stack output --json`."""
     lines = [COMMENT_MARKER] if marker else []
-    lines.append(f"### Sirius demo `{_cell(stack)}`")
+    lines.append(f"### Sirius demo `{markdown_cell(stack)}`")
     lines.append("")
     if note:
-        lines += [_cell(note), ""]
+        lines += [markdown_cell(note), ""]
     if not outputs:
         if not note:
             lines.append("No stack outputs (the stack has not been deployed, or the update failed early).")
@@ -476,12 +477,12 @@ def render_summary(
         lines += ["| | |", "|---|---|"]
         for key, label in _SHOWN_OUTPUTS:
             if key in outputs and outputs[key] not in (None, "", "[secret]"):
-                lines.append(f"| {label} | {_cell(outputs[key])} |")
+                lines.append(f"| {label} | {markdown_cell(outputs[key])} |")
         lines.append(f"| {HEALTH_LABEL} | {_health_line(_health(outputs.get('health')))} |")
     if expires_at:
         lines += [
             "",
-            f"Expires at {_cell(expires_at)} (UTC); the scheduled cleanup destroys it after that. "
+            f"Expires at {markdown_cell(expires_at)} (UTC); the scheduled cleanup destroys it after that. "
             "Every new deploy moves the expiry.",
         ]
     health = _health(outputs.get("health")) if outputs else None
@@ -498,9 +499,9 @@ def render_preview_comment(output: str, *, outcome: str, stack: str = SHARED_STA
     the top and shows its own output, so the diff of an earlier, successful run never stands
     for the current code."""
     ok = outcome == "success"
-    head = f"### `pulumi preview` of `{_cell(stack)}`: " + ("succeeded" if ok else f"**FAILED** ({_cell(outcome)})")
+    head = f"### `pulumi preview` of `{markdown_cell(stack)}`: " + ("succeeded" if ok else f"**FAILED** ({markdown_cell(outcome)})")
     lines = [PREVIEW_MARKER, head, ""]
-    where = " ".join(part for part in (f"commit {_cell(commit)}" if commit else "", _cell(run_url)) if part)
+    where = " ".join(part for part in (f"commit {markdown_cell(commit)}" if commit else "", markdown_cell(run_url)) if part)
     if where:
         lines += [where, ""]
     if not ok:

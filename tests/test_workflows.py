@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ci import stacks
+from ci import monitor, stacks
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
 FILES = sorted(WORKFLOWS.glob("*.yml")) + sorted(WORKFLOWS.glob("*.yaml"))
 NAMES = {path.name for path in FILES}
 STACK_GROUP = "sirius-demo-stack-"
-# Job-level permissions a workflow may grant, and why: OIDC, and PR comments.
-ALLOWED_WRITES = {"id-token", "pull-requests"}
+# Job-level permissions a workflow may grant, and why: OIDC, PR comments, the monitor's issue.
+ALLOWED_WRITES = {"id-token", "pull-requests", "issues"}
 SECRET_ENV = ("PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "GH_TOKEN", "AWS_SECRET_ACCESS_KEY")
 
 
@@ -43,8 +43,8 @@ def steps(path: Path):
             yield job_id, job, step
 
 
-def test_the_four_workflows_exist():
-    assert {"preview.yml", "deploy.yml", "branch-demo.yml", "cleanup.yml"} <= NAMES
+def test_the_workflows_exist():
+    assert {"preview.yml", "deploy.yml", "branch-demo.yml", "cleanup.yml", "monitor.yml"} <= NAMES
 
 
 # --- actionlint -----------------------------------------------------------------------------
@@ -126,6 +126,8 @@ def test_least_permissions(path):
         text = yaml.safe_dump(job)
         if "pull-requests" in writes:
             assert "ci/pr-comment.sh" in text or "/pulls/" in text, f"{job_id}: pull-requests: write unused"
+        if "issues" in writes:
+            assert "ci/monitor-issue.sh" in text, f"{job_id}: issues: write unused"
         if "id-token" in writes:
             assert "configure-aws-credentials" in text, f"{job_id}: id-token: write unused"
         if "configure-aws-credentials" in text:
@@ -225,10 +227,10 @@ def test_every_step_runs_in_bash_with_pipefail(path):
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
-def test_values_reach_ci_stacks_as_option_values_never_as_options(path):
+def test_values_reach_ci_modules_as_option_values_never_as_options(path):
     """`--opt "$X"` would read an X of `--help` or `-x` as an option; `"--opt=$X"` cannot."""
     for job_id, _, step in steps(path):
-        for command in re.findall(r"python -m ci\.stacks [^\n]*(?:\\\n[^\n]*)*", step.get("run", "")):
+        for command in re.findall(r"python -m ci\.(?:stacks|monitor) [^\n]*(?:\\\n[^\n]*)*", step.get("run", "")):
             assert not re.search(r"--[\w-]+ +\"?\$", command), f"{job_id}: {command}"
             assert "check-tag" not in command or "check-tag -- " in command, f"{job_id}: {command}"
 
@@ -256,6 +258,10 @@ def test_triggers():
     assert "delete" in branch
     cleanup = load(WORKFLOWS / "cleanup.yml")["on"]
     assert cleanup["schedule"] and "workflow_dispatch" in cleanup
+    watch = load(WORKFLOWS / "monitor.yml")["on"]
+    assert set(watch) == {"schedule", "workflow_dispatch"}
+    (hourly,) = watch["schedule"]
+    assert re.fullmatch(r"[0-5]?[0-9] \* \* \* \*", hourly["cron"]), hourly
 
 
 def test_deploy_summary_reports_url_and_health():
@@ -312,11 +318,14 @@ def test_checkout_keeps_no_credentials_and_jobs_time_out(path):
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
-def test_ci_stacks_subcommands_exist(path):
-    known = set(stacks._parser()._subparsers._group_actions[0].choices)  # noqa: SLF001
-    used = set(re.findall(r"python -m ci\.stacks ([\w-]+)", path.read_text()))
-    assert used, f"{path.name} calls no ci.stacks subcommand: is the pattern stale?"
-    assert used <= known, used - known
+def test_ci_subcommands_exist(path):
+    called = 0
+    for module in (stacks, monitor):
+        known = set(module._parser()._subparsers._group_actions[0].choices)  # noqa: SLF001
+        used = set(re.findall(rf"python -m {module.__name__.replace('.', r'[.]')} ([\w-]+)", path.read_text()))
+        assert used <= known, used - known
+        called += len(used)
+    assert called, f"{path.name} calls no ci.stacks or ci.monitor subcommand: is the pattern stale?"
 
 
 # --- the scripts themselves, run by bash against stand-in pulumi and gh -------------------
@@ -333,14 +342,29 @@ case "$*" in
     all="$*"
     stack=${all##* }
     jq -e --arg s "$stack" '.[$s] // empty' "$FAKE_TAGS" || { echo "error: no stack $stack" >&2; exit 255; } ;;
-  "stack output --stack "*) echo '{"uiUrl": "http://52.10.20.30:3000", "adminPassword": "[secret]"}' ;;
+  "stack output --stack "*)
+    if [[ -n ${FAKE_OUTPUTS:-} ]]; then
+      cat "$FAKE_OUTPUTS"
+    else
+      echo '{"uiUrl": "http://52.10.20.30:3000", "adminPassword": "[secret]"}'
+    fi ;;
   *) exit 0 ;;
 esac
 """
 
 FAKE_GH = r"""#!/bin/bash
 echo "gh $*" >> "$CALLS"
-if [[ $* == "api --paginate "* ]]; then
+# The REST issue list (ci/monitor-issue.sh): FAKE_ISSUES through the caller's own --jq.
+if [[ $* == "api --paginate --method GET repos/"*"/issues "* ]]; then
+  [[ -z ${FAKE_GH_FAIL:-} ]] || { echo "gh: HTTP 502" >&2; exit 1; }
+  previous=""
+  for arg in "$@"; do
+    [[ $previous == --jq ]] && jq -r "$arg" "$FAKE_ISSUES"
+    previous=$arg
+  done
+elif [[ $* == "issue create "* ]]; then
+  echo "https://github.com/$GITHUB_REPOSITORY/issues/77"
+elif [[ $* == "api --paginate "* ]]; then
   [[ -z ${FAKE_GH_FAIL:-} ]] || { echo "gh: HTTP 502" >&2; exit 1; }
   cat "$FAKE_COMMENTS"
 elif [[ $* == "api repos/"*"/pulls/"* ]]; then
@@ -391,12 +415,14 @@ def actions_env(tmp_path):
         "FAKE_TAGS": str(tmp_path / "tags.json"),
         "FAKE_COMMENTS": str(tmp_path / "comments.json"),
         "FAKE_PR": str(tmp_path / "pr.json"),
+        "FAKE_ISSUES": str(tmp_path / "issues.json"),
         "HOME": str(tmp_path),
     }
     for name in ("output", "summary", "calls"):
         (tmp_path / name).write_text("")
     (tmp_path / "stacks.json").write_text("[]")
     (tmp_path / "comments.json").write_text("[]")
+    (tmp_path / "issues.json").write_text("[]")
     return tmp_path, work, env
 
 
@@ -682,3 +708,89 @@ def test_preview_comment_replaces_the_last_diff_even_when_the_preview_fails(acti
     comment = (work / "comment.md").read_text()
     assert comment.startswith(stacks.PREVIEW_MARKER + "\n") and says in comment and "commit abc123" in comment
     assert "error: preflight" in comment and "an old diff" not in comment
+
+
+# --- the monitor ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_no_workflow_reads_secret_outputs(path):
+    """Stack outputs hold the admin password and maybe an SSH key: never shown, never in a log."""
+    for job_id, _, step in steps(path):
+        assert "--show-secrets" not in step.get("run", "") + yaml.safe_dump(step.get("with", "")), job_id
+
+
+def test_monitor_watches_demo_in_its_own_group_and_changes_nothing():
+    doc = load(WORKFLOWS / "monitor.yml")
+    job = doc["jobs"]["monitor"]
+    assert job["env"]["STACK"] == "demo" and not _pulumi_changes(job)
+    # Its own group: in the stack's group a waiting monitor run would replace a waiting deploy.
+    assert doc["concurrency"] == {"group": "sirius-demo-monitor", "cancel-in-progress": False}
+    assert job["permissions"] == {"contents": "read", "id-token": "write", "issues": "write"}
+    scripts = [step.get("run", "") for step in job["steps"]]
+    assert 'pulumi stack output --stack "$STACK" --json > outputs.json' in scripts[-4]
+    assert scripts[-3].startswith("python -m ci.monitor check ") and scripts[-3].endswith('>> "$GITHUB_OUTPUT"')
+    assert 'ci/monitor-issue.sh "$STATUS" report.md' in scripts[-2]
+    fail = job["steps"][-1]
+    assert fail["if"] == "steps.check.outputs.status == 'down'" and "exit 1" in fail["run"]
+
+
+MONITOR_ISSUE = "Open, comment on or close the demo-down issue"
+MONITOR_ENV = {"STACK": "demo", "RUN_URL": "https://github.com/owner/sirius-demo/actions/runs/1234"}
+
+
+def run_monitor(actions_env, outputs: dict) -> tuple[str, str, str]:
+    """The monitor's steps in order, as the runner would: outputs, check, issue, fail."""
+    tmp_path, work, _ = actions_env
+    (tmp_path / "fake-outputs.json").write_text(json.dumps(outputs))
+    (tmp_path / "calls").write_text("")
+    result, _, _ = run_step("monitor.yml", "monitor", actions_env, name='Stack outputs (secrets stay "[secret]")',
+                            FAKE_OUTPUTS=str(tmp_path / "fake-outputs.json"), **MONITOR_ENV)
+    assert result.returncode == 0, result.stderr
+    result, outputs_of_check, _ = run_step("monitor.yml", "monitor", actions_env, step_id="check", **MONITOR_ENV)
+    assert result.returncode == 0, result.stderr
+    status = outputs_of_check["status"]
+    (tmp_path / "summary").write_text("")
+    result, _, calls = run_step("monitor.yml", "monitor", actions_env, name=MONITOR_ISSUE, STATUS=status,
+                                **MONITOR_ENV)
+    assert result.returncode == 0, result.stderr
+    return status, calls, (tmp_path / "summary").read_text()
+
+
+def test_monitor_steps_open_the_issue_when_down_and_close_it_when_up(actions_env, stand_in):
+    from tests.conftest import Reply
+
+    tmp_path, work, _ = actions_env
+    ui = stand_in().route("/", Reply(200, b"<html>Sirius</html>"))
+    api = stand_in().route("/health", Reply(200, b'{"status": "healthy"}'))
+    secret = {"adminPassword": "[secret]", "sshPrivateKey": "[secret]"}
+
+    # No apiUrl output (a deploy that failed early): down, and the first issue is opened.
+    status, calls, summary = run_monitor(actions_env, {"uiUrl": ui.url, **secret})
+    assert status == "down"
+    assert "gh issue create --repo owner/sirius-demo --title The Sirius demo (stack demo) is down " \
+           "--label demo-down --body-file report.md" in calls
+    assert "pulumi stack output --stack demo --json" in calls
+    assert "stack output apiUrl is missing" in (work / "report.md").read_text()
+    assert "opened https://github.com/owner/sirius-demo/issues/77" in summary
+    fail = next(s for s in load(WORKFLOWS / "monitor.yml")["jobs"]["monitor"]["steps"] if s.get("if"))
+    result = subprocess.run(shell_flags("monitor.yml", "monitor") + ["-c", fail["run"]], capture_output=True,
+                            text=True, env={"STACK": "demo", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 1 and "::error title=Demo down::" in result.stdout
+
+    # Still down with #12 open: a comment on it, no second issue.
+    (tmp_path / "issues.json").write_text(json.dumps([{"number": 12}]))
+    status, calls, _ = run_monitor(actions_env, {"uiUrl": ui.url, **secret})
+    assert "gh issue comment 12 " in calls and "issue create" not in calls
+
+    # Both answer: #12 is commented on and closed.
+    status, calls, summary = run_monitor(actions_env, {"uiUrl": ui.url, "apiUrl": api.url, **secret})
+    assert status == "ok" and api.hits["/health"] == 1
+    assert "gh issue close 12 --repo owner/sirius-demo --reason completed" in calls
+    assert "## Sirius demo `demo` is up" in summary and "closed issue #12" in summary
+
+    # Up with nothing open: only the listing.
+    (tmp_path / "issues.json").write_text("[]")
+    status, calls, _ = run_monitor(actions_env, {"uiUrl": ui.url, "apiUrl": api.url})
+    gh_calls = [call for call in calls.splitlines() if call.startswith("gh ")]
+    assert status == "ok" and len(gh_calls) == 1 and gh_calls[0].startswith("gh api --paginate --method GET")
