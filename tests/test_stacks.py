@@ -597,6 +597,7 @@ def test_branch_template_only_has_declared_keys_and_valid_values():
     )
     assert parsed.instance_type == "t3.medium" and parsed.volume_size == 30
     assert parsed.ssh_cidrs == ("52.10.20.30/32",)  # auto: the machine running pulumi up
+    assert parsed.acme_ca == "staging" and not parsed.https  # staging certificates once a domainSuffix is set
 
 
 # --- properties ---------------------------------------------------------------------------

@@ -682,3 +682,14 @@ def test_preview_comment_replaces_the_last_diff_even_when_the_preview_fails(acti
     comment = (work / "comment.md").read_text()
     assert comment.startswith(stacks.PREVIEW_MARKER + "\n") and says in comment and "commit abc123" in comment
     assert "error: preflight" in comment and "an old diff" not in comment
+
+
+@pytest.mark.parametrize("suffix", ["", "demos.example.com"])
+def test_branch_demo_config_sets_the_domain_suffix_only_when_the_variable_is_set(actions_env, suffix):
+    result, _, calls = run_step("branch-demo.yml", "up", actions_env, name="Stack config from Pulumi.branch.yaml",
+                                STACK="pr-42", EXPIRES_AT="2026-12-04T10:00:00Z", REF="pr-42", IMAGE_TAG="",
+                                DEMO_SSH_CIDRS="", DEMO_DOMAIN_SUFFIX=suffix)
+    assert result.returncode == 0, result.stderr
+    assert "pulumi config set --stack pr-42 ref pr-42" in calls.splitlines()
+    set_suffix = [line for line in calls.splitlines() if "domainSuffix" in line]
+    assert set_suffix == ([f"pulumi config set --stack pr-42 domainSuffix {suffix}"] if suffix else [])
