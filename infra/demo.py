@@ -1,4 +1,4 @@
-"""The Sirius demo as one component: network, key, host, and what it reports."""
+"""The Sirius demo as one component: network, key, host, its name, and what it reports."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pulumi
 
 from collections.abc import Mapping
 
-from infra import network
+from engine.rules import API_PATH
+from infra import dns, network
 from infra.config import DemoConfig
 from infra.instance import SSH_USER, DemoHost
 from infra.keys import ssh_key
@@ -37,6 +38,13 @@ class SiriusDemo(pulumi.ComponentResource):
                 resource=self,
             )
 
+        if not config.https:
+            pulumi.log.warn(
+                "no domain: the UI and API are plain HTTP, so the admin login and API keys cross the network "
+                "in clear. Set sirius-demo:domain (or domainSuffix) for HTTPS; see README, DNS and HTTPS.",
+                resource=self,
+            )
+
         where = network.placement(config, invoke)
         self.firewall = network.Firewall(name, config, where.vpc_id, tags, child)
         self.key = ssh_key(name, config, tags, child)
@@ -50,6 +58,7 @@ class SiriusDemo(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
+        self.dns_record = dns.a_record(name, config, self.host.eip.public_ip, child) if config.https else None
         self.remote = RemoteDeploy(
             name,
             config,
@@ -59,11 +68,16 @@ class SiriusDemo(pulumi.ComponentResource):
             boot_ready=[self.host.eip, *self.firewall.ingress, *self.firewall.egress],
             image_tags=image_tags,
             opts=child,
+            dns_record=self.dns_record,
         )
 
         self.public_ip = self.host.eip.public_ip
-        self.ui_url = pulumi.Output.concat("http://", self.public_ip, f":{network.UI_PORT}")
-        self.api_url = pulumi.Output.concat("http://", self.public_ip, f":{network.API_PORT}")
+        if config.https:
+            self.ui_url = pulumi.Output.from_input(f"https://{config.domain}")
+            self.api_url = pulumi.Output.from_input(f"https://{config.domain}{API_PATH}")
+        else:
+            self.ui_url = pulumi.Output.concat("http://", self.public_ip, f":{network.UI_PORT}")
+            self.api_url = pulumi.Output.concat("http://", self.public_ip, f":{network.API_PORT}")
         key_file = "sirius-demo.pem" if self.key.generated else "<your private key>"
         self.ssh_command = pulumi.Output.concat("ssh -i ", key_file, f" {SSH_USER}@", self.public_ip)
         self.register_outputs(
