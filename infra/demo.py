@@ -6,7 +6,7 @@ import pulumi
 
 from collections.abc import Mapping
 
-from engine.rules import API_PATH
+from engine.rules import ACME_CAS, API_PATH, acme_directory
 from infra import dns, network
 from infra.config import DemoConfig
 from infra.instance import SSH_USER, DemoHost
@@ -23,6 +23,23 @@ def base_tags(config: DemoConfig) -> dict[str, str]:
     return tags
 
 
+def warnings(config: DemoConfig) -> list[str]:
+    """What a valid config still gets wrong, or risks, said on every preview and up."""
+    found = []
+    if not config.images_published and not config.image_tag_explicit:
+        found.append(f"no images are published for ref {config.ref!r}; running image tag {config.image_tag!r}. "
+                     "Set sirius-demo:imageTag to pick one.")
+    if not config.https:
+        found.append("no domain: the UI and API are plain HTTP, so the admin login and API keys cross the network "
+                     "in clear. Set sirius-demo:domain (or domainSuffix) for HTTPS; see README, DNS and HTTPS.")
+    lets_encrypt = acme_directory(config.acme_ca) in ACME_CAS.values()
+    if config.https and lets_encrypt and "0.0.0.0/0" not in config.public_cidrs:
+        found.append(f"publicCidrs ({', '.join(config.public_cidrs)}) leaves out 0.0.0.0/0, but Let's Encrypt checks "
+                     f"{config.domain} from its own, unpublished addresses on port 80 (or 443): the certificate will "
+                     "not be issued. Open publicCidrs to 0.0.0.0/0, or set acmeCa to an ACME directory those CIDRs reach.")
+    return found
+
+
 class SiriusDemo(pulumi.ComponentResource):
     def __init__(self, name: str, config: DemoConfig, image_tags: Mapping[str, str],
                  opts: pulumi.ResourceOptions | None = None):
@@ -31,19 +48,8 @@ class SiriusDemo(pulumi.ComponentResource):
         invoke = pulumi.InvokeOptions(parent=self)
         tags = base_tags(config)
 
-        if not config.images_published and not config.image_tag_explicit:
-            pulumi.log.warn(
-                f"no images are published for ref {config.ref!r}; running image tag {config.image_tag!r}. "
-                "Set sirius-demo:imageTag to pick one.",
-                resource=self,
-            )
-
-        if not config.https:
-            pulumi.log.warn(
-                "no domain: the UI and API are plain HTTP, so the admin login and API keys cross the network "
-                "in clear. Set sirius-demo:domain (or domainSuffix) for HTTPS; see README, DNS and HTTPS.",
-                resource=self,
-            )
+        for message in warnings(config):
+            pulumi.log.warn(message, resource=self)
 
         where = network.placement(config, invoke)
         self.firewall = network.Firewall(name, config, where.vpc_id, tags, child)

@@ -370,3 +370,20 @@ def test_a_preview_with_a_domain_knows_the_urls_before_the_address():
     run = run_stack(HTTPS, preview=True)
     assert run.outputs["uiUrl"] == "https://demo.example.com" and "publicIp" in run.unknown_outputs
     assert run.one(RECORD).inputs["name"] == "demo.example.com"
+
+
+def test_an_apex_name_is_looked_up_as_its_own_zone():
+    run = run_stack({**HTTPS, "domain": "example.com"})
+    assert run.invoked(GET_ZONE) == [{"name": "example.com", "privateZone": False}]
+    assert run.one(RECORD).inputs["name"] == "example.com"
+
+
+@pytest.mark.parametrize(("config", "warned"), [
+    ({"publicCidrs": "203.0.113.0/24"}, True),
+    ({"publicCidrs": "::/0"}, True),  # the record is an A record: validation comes over IPv4
+    ({"publicCidrs": "0.0.0.0/0,::/0"}, False),
+    ({"publicCidrs": "203.0.113.0/24", "acmeCa": "https://ca.internal/directory"}, False),  # a CA of your own
+])
+def test_narrow_public_cidrs_warn_that_lets_encrypt_cannot_validate(config, warned):
+    run = run_stack({**HTTPS, **config})
+    assert any("Let's Encrypt checks demo.example.com" in w for w in run.warnings) == warned
