@@ -17,6 +17,9 @@ demo = SiriusDemo("sirius", settings, image_tags)
 pulumi.export("publicIp", demo.public_ip)
 pulumi.export("uiUrl", demo.ui_url)
 pulumi.export("apiUrl", demo.api_url)
+pulumi.export("https", settings.https)  # false: the login crosses the network in clear
+if settings.https:
+    pulumi.export("domain", settings.domain)
 pulumi.export("imageTag", settings.image_tag)
 pulumi.export("ref", settings.ref)
 pulumi.export("instanceId", demo.host.instance.id)

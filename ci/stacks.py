@@ -167,6 +167,28 @@ def is_branch_stack(name: str) -> bool:
     return bool(_BRANCH_STACK.fullmatch(short) or _PR_STACK.fullmatch(short))
 
 
+MAX_DNS_LABEL = 63
+_DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_NOT_LABEL = re.compile(r"[^a-z0-9]+")
+
+
+def dns_label(stack: str) -> str:
+    """A stack name as one DNS label, for `<label>.<domainSuffix>`.
+
+    Kept when it already is a label (lower-case `[a-z0-9-]`, at most 63, no `--`: Let's
+    Encrypt refuses `ab--c`-style labels that are not punycode): `pr-42` stays `pr-42`.
+    Otherwise, as for stack names: cleaned (anything else to one `-`), cut, and suffixed
+    with HASH_LENGTH hex of the SHA-256 of the stack name, so `Demo` and `demo`, or two
+    long branch stacks, get different names."""
+    short = short_stack_name(stack)
+    if _DNS_LABEL.fullmatch(short) and "--" not in short:
+        return short
+    digest = hashlib.sha256(short.encode("utf-8", "surrogatepass")).hexdigest()[:HASH_LENGTH]
+    folded = unicodedata.normalize("NFKD", short).encode("ascii", "ignore").decode("ascii").lower()
+    head = _NOT_LABEL.sub("-", folded)[: MAX_DNS_LABEL - 1 - HASH_LENGTH].strip("-")
+    return f"{head}-{digest}" if head else digest
+
+
 # --- refs, tags, expiry ---------------------------------------------------------------
 
 

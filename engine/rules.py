@@ -24,6 +24,7 @@ PUBLIC_SERVICES = {"sirius-ui": UI_PORT, "sirius-api": API_PORT}
 # With a domain, the world reaches the demo only through the HTTPS proxy on these.
 HTTP_PORT = 80
 HTTPS_PORT = 443
+API_PATH = "/sirius-api"  # the API behind the HTTPS proxy; the UI's NextAuth owns /api
 # ACME directories by the `acmeCa` setting's names; any other https:// URL is taken as is
 # (a private CA, or pebble in the tests).
 ACME_CAS = {

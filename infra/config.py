@@ -48,6 +48,8 @@ _PRIVATE_KEY = re.compile(
     r"([A-Za-z0-9+/=\n]+)-----END \1PRIVATE KEY-----\n?"
 )
 _OPENSSH_MAGIC = b"openssh-key-v1\x00"
+# Route 53 hosted zone ids: Z and upper-case letters and digits (Z0123456789ABCDEFGHIJ).
+_HOSTED_ZONE_ID = re.compile(r"Z[A-Z0-9]{1,32}")
 _KEY_NAME = re.compile(r"[ -~]{1,255}")
 
 
@@ -111,12 +113,20 @@ class DemoConfig:
     allow_build_fallback: bool = False
     rollback: bool = True
     demo_data: bool = True
+    domain: str = ""  # "" = no DNS record, no HTTPS: plain HTTP on the raw ports
+    hosted_zone_id: str | None = None  # None = looked up from the domain's parent
+    acme_email: str = ""
+    acme_ca: str = "production"
     # Kept out of repr so a stray print or log of the config never shows it.
     ssh_private_key: str | None = field(default=None, repr=False)
 
     @property
     def generates_key(self) -> bool:
         return self.ssh_private_key is None
+
+    @property
+    def https(self) -> bool:
+        return bool(self.domain)
 
 
 def _show(value: str) -> str:
@@ -292,6 +302,28 @@ def _repo_url(value: Any) -> str:
     )
 
 
+def _dns_name(value: Any) -> str:
+    """A DNS name, lower-cased and without the root's trailing dot (DNS ignores both)."""
+    name = _string(value).strip().lower().removesuffix(".")
+    if name and not rules.is_domain(name):
+        raise ValueError(f"{_show(name)} is not valid; expected {rules.DOMAIN_FORM}")
+    return name
+
+
+def _email(value: Any) -> str:
+    email = _string(value).strip()
+    if email and not rules.is_email(email):
+        raise ValueError(f"{_show(email)} is not valid; expected {rules.EMAIL_FORM}")
+    return email
+
+
+def _acme_ca(value: Any) -> str:
+    ca = _string(value).strip()
+    if rules.acme_directory(ca) is None:
+        raise ValueError(f"{_show(ca)} is not valid; expected {rules.ACME_CA_FORM}")
+    return ca
+
+
 _RULES: dict[str, Callable[[Any], Any]] = {
     "ref": _git_ref,
     "imageTag": _image_tag,
@@ -315,6 +347,11 @@ _RULES: dict[str, Callable[[Any], Any]] = {
     "rollback": _boolean,
     "demoData": _boolean,
     "expiresAt": _optional(stacks.UTC_TIME_PATTERN, "a UTC time like 2026-12-01T02:00:00Z"),
+    "domain": _dns_name,
+    "domainSuffix": _dns_name,
+    "hostedZoneId": _optional(_HOSTED_ZONE_ID, "a Route 53 hosted zone id, e.g. Z0123456789ABCDEFGHIJ"),
+    "acmeEmail": _email,
+    "acmeCa": _acme_ca,
 }
 SECRET_KEYS = frozenset({"sshPrivateKey"})
 
@@ -352,6 +389,9 @@ def parse(
 
     if not problems:
         problems += _cross_checks(values)
+    if not problems:
+        values["domain"], problem = _stack_domain(values, stack)
+        problems += problem
     if not problems and values["sshCidrs"] == (AUTO,):
         if lookup_public_ip is None:
             problems.append(("sshCidrs", "is auto but no public IP lookup is available; set CIDRs explicitly"))
@@ -397,7 +437,22 @@ def parse(
         allow_build_fallback=values["allowBuildFallback"],
         rollback=values["rollback"],
         demo_data=values["demoData"],
+        domain=values["domain"],
+        hosted_zone_id=values["hostedZoneId"],
+        acme_email=values["acmeEmail"],
+        acme_ca=values["acmeCa"],
     )
+
+
+def _stack_domain(values: Mapping[str, Any], stack: str) -> tuple[str, list[tuple[str, str]]]:
+    """The demo's DNS name: `domain`, else `<stack as a DNS label>.<domainSuffix>`, else ""."""
+    if not values["domainSuffix"]:
+        return values["domain"], []
+    name = f"{stacks.dns_label(stack)}.{values['domainSuffix']}"
+    if not rules.is_domain(name):
+        return "", [("domainSuffix", f"gives {_show(name)} for stack {stack!r}, which is not a valid DNS name "
+                                     "(at most 253 characters); expected a shorter suffix")]
+    return name, []
 
 
 def _cross_checks(values: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -420,6 +475,11 @@ def _cross_checks(values: Mapping[str, Any]) -> list[tuple[str, str]]:
         )
     if values["sshPrivateKey"] and not (values["sshPublicKey"] or values["keyName"]):
         problems.append(("sshPrivateKey", "is set without sshPublicKey or keyName; expected one of them with it"))
+    if values["domain"] and values["domainSuffix"]:
+        problems.append(("domainSuffix", "is set together with domain; expected one of them: domain names this "
+                                         "stack's demo, domainSuffix names it after the stack"))
+    if values["hostedZoneId"] and not (values["domain"] or values["domainSuffix"]):
+        problems.append(("hostedZoneId", "is set without domain or domainSuffix; expected one of them with it"))
     if values["subnetId"] and not values["vpcId"]:
         problems.append(("vpcId", "is empty while subnetId is set; expected the VPC id of that subnet"))
     return problems

@@ -70,6 +70,9 @@ def deploy_spec(config: DemoConfig, public_ip: str, image_tags: Mapping[str, str
         registry=config.image_registry,
         rollback=config.rollback,
         demo_data=config.demo_data,
+        domain=config.domain,
+        acme_email=config.acme_email,
+        acme_ca=config.acme_ca,
     )
 
 

@@ -1,8 +1,9 @@
 """Where the instance lives and who may reach it: VPC/subnet choice and the security group.
 
 One rule resource per port and CIDR (`aws.vpc.SecurityGroupIngressRule`), as the AWS
-provider recommends over inline rules. Only the UI, the API and SSH are open; the
-databases, the broker and the engine's ports stay private to the instance.
+provider recommends over inline rules. Without a domain only the UI, the API and SSH
+are open; with one, HTTP and HTTPS (the host's proxy) and SSH, and the UI and API ports
+are not. The databases, the broker and the engine's ports stay private to the instance.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from engine.rules import API_PORT, UI_PORT  # one copy of each port, shared with the host
+from engine.rules import API_PORT, HTTP_PORT, HTTPS_PORT, UI_PORT  # one copy of each port, shared with the host
 from infra.config import DemoConfig
 
 SSH_PORT = 22
@@ -39,10 +40,12 @@ class IngressRule:
 
 def ingress_rules(config: DemoConfig) -> list[IngressRule]:
     """Every port and CIDR that is let in: the whole exposure of the demo, as data."""
+    # With a domain the proxy is the only way in: 80 for the ACME challenge and the
+    # redirect, 443 for the demo; the raw ports would bypass TLS.
+    public = ((HTTP_PORT, "http"), (HTTPS_PORT, "https")) if config.https else ((UI_PORT, "ui"), (API_PORT, "api"))
     rules = []
     for cidr in config.public_cidrs:
-        rules.append(IngressRule(UI_PORT, cidr, "ui"))
-        rules.append(IngressRule(API_PORT, cidr, "api"))
+        rules += [IngressRule(port, cidr, purpose) for port, purpose in public]
     for cidr in config.ssh_cidrs:
         rules.append(IngressRule(SSH_PORT, cidr, "ssh"))
     return rules
@@ -98,6 +101,8 @@ class Firewall:
                  opts: pulumi.ResourceOptions):
         self.group = aws.ec2.SecurityGroup(
             f"{name}-sg",
+            # The same with a domain (the UI and API are then behind the proxy on 80/443): a
+            # new description would replace the group, which the network interface holds.
             description=f"Sirius demo ({config.stack}): UI, API and SSH only",
             vpc_id=vpc_id,
             tags={**tags, "Name": f"{name}-sg"},

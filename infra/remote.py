@@ -4,7 +4,8 @@ wait for boot -> install the deploy engine -> deploy the tag -> health report, p
 the admin password read back as a secret. pulumi-command runs a command again whenever
 any of its inputs changes: for the deploy that is its triggers (a new instance, ref,
 image tag, per-image tag or deploy engine) and its command line itself, which carries
-healthTimeout, repoUrl, imageRegistry and the public address. Each re-run deploys in
+healthTimeout, repoUrl, imageRegistry, the public address and, with a domain, domain,
+acmeCa and acmeEmail. Each re-run deploys in
 place; the instance itself is never touched. The `health` output is the report taken
 right after the last deploy, not a live reading. Values reach the commands on
 the command line, quoted by infra/commands.py (`environment` would need AcceptEnv,
@@ -41,6 +42,7 @@ class RemoteDeploy:
         boot_ready: list[pulumi.Resource],
         image_tags: Mapping[str, str],
         opts: pulumi.ResourceOptions,
+        dns_record: pulumi.Resource | None = None,
     ):
         connection = remote.ConnectionArgs(
             host=public_ip,
@@ -86,10 +88,12 @@ class RemoteDeploy:
         )
         self.deploy = command(
             "deploy",
-            [self.engine],
+            # The host's proxy asks for its certificate during the deploy: the name must resolve.
+            [self.engine, *([dns_record] if dns_record else [])],
             create=spec.apply(lambda s: commands.shell(commands.sudo(commands.deploy_argv(s)))),
             # Re-runs for any change of these triggers or of the command line above (healthTimeout,
-            # repoUrl, imageRegistry, the address): pulumi-command runs `create` again on any input change.
+            # repoUrl, imageRegistry, the address, domain, acmeCa, acmeEmail): pulumi-command runs
+            # `create` again on any input change.
             triggers=[instance_id, config.ref, config.image_tag, dict(sorted(image_tags.items())), engine_digest],
             logging=remote.Logging.STDERR,
         )

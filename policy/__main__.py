@@ -5,7 +5,7 @@ this file only wires them into pulumi_policy. Mandatory rules fail a preview or 
 advisory ones print a warning. Policy config (pulumi's --policy-pack-config JSON file):
 
     {"allowed-instance-types": {"allowedInstanceTypes": ["t3.medium", "t3.large", "t3.xlarge"]},
-     "no-public-ingress-except-ui-api": {"publicPorts": [3000, 9001]},
+     "no-public-ingress-except-ui-api": {"publicPorts": [80, 443]},
      "volume-size": {"enforcementLevel": "disabled"}}
 """
 

@@ -56,7 +56,9 @@ TAGGABLE_TYPES = frozenset({
 
 DEFAULTS: dict[str, Any] = {
     "allowedInstanceTypes": ["t3.medium", "t3.large"],
-    "publicPorts": [3000, 9001],
+    # HTTP and HTTPS (the host's proxy, with a domain), else the UI and the API: the pack runs
+    # on its own, without engine/, and tests/test_policy.py checks these against engine.rules.
+    "publicPorts": [80, 443, 3000, 9001],
     "requiredTags": ["Project", "Stack"],
     "maxVolumeGib": 30,
 }
@@ -272,7 +274,8 @@ def _entries(resource_type: str, props: Mapping[str, Any]) -> list[tuple[str, An
 
 
 def no_open_ingress(resource_type: str, props: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> list[str]:
-    """From 0.0.0.0/0 or ::/0 only the UI (3000) and the API (9001) are reachable; SSH never."""
+    """From 0.0.0.0/0 or ::/0 only the public ports are reachable: HTTP and HTTPS (80, 443) and
+    the UI (3000) and the API (9001); SSH never."""
     public_ports = settings(config)["publicPorts"]
     problems: list[str] = []
     for label, protocol, from_port, to_port, cidrs in _entries(resource_type, props):
@@ -543,7 +546,7 @@ RESOURCE_RULES: tuple[Rule, ...] = (
          imdsv2_required),
     Rule("ebs-encrypted", "Root and attached EBS volumes must be encrypted.", volumes_encrypted),
     Rule("no-public-ingress-except-ui-api",
-         "Ingress from 0.0.0.0/0 or ::/0 is allowed only to the public ports (3000, 9001), never to SSH (22).",
+         "Ingress from 0.0.0.0/0 or ::/0 is allowed only to the public ports (80, 443, 3000, 9001), never to SSH (22).",
          no_open_ingress,
          config={"publicPorts": {"type": "array", "items": {"type": "integer"},
                                  "default": DEFAULTS["publicPorts"]}}),

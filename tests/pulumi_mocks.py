@@ -27,6 +27,7 @@ PROJECT = "sirius-demo"
 FAKE_IP = "52.12.34.56"
 FAKE_AMI = "ami-0fedcba9876543210"
 FAKE_VPC = "vpc-0a1b2c3d4e5f60718"
+FAKE_ZONE_ID = "Z0FAKEZONE0123456789"  # what the mocked route53 getZone answers
 FAKE_SUBNETS = ["subnet-0bbbbbbbbbbbbbbb2", "subnet-0aaaaaaaaaaaaaaa1"]
 SECRET_SIG, SECRET_VALUE = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
 FAKE_ADMIN_PASSWORD = "fake-admin-password-0123"
@@ -71,6 +72,10 @@ class StackRun:
     unknown_outputs: set[str]
     invokes: list[str]
     warnings: list[str] = field(default_factory=list)
+    invoke_args: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (token, arguments)
+
+    def invoked(self, token: str) -> list[dict[str, Any]]:
+        return [args for name, args in self.invoke_args if name == token]
 
     def of_type(self, type_: str) -> list[Registration]:
         return [r for r in self.resources if r.type == type_]
@@ -85,6 +90,7 @@ class DemoMocks(pulumi_mocks.Mocks):
     def __init__(self, preview: bool):
         self.preview = preview
         self.invokes: list[str] = []
+        self.invoke_args: list[tuple[str, dict[str, Any]]] = []
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs):
         state = dict(args.inputs)
@@ -94,6 +100,8 @@ class DemoMocks(pulumi_mocks.Mocks):
             state.update(publicKeyOpenssh="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests", privateKeyOpenssh=FAKE_PRIVATE_KEY)
         elif args.typ == "aws:ec2/keyPair:KeyPair" and not self.preview:
             state.setdefault("keyName", f"{args.name}-1a2b3c")
+        elif args.typ == "aws:route53/record:Record":
+            state["fqdn"] = args.inputs["name"]
         elif args.typ == "command:remote:Command" and not self.preview:
             state["stdout"] = self._command_stdout(args.name)
             state["stderr"] = ""
@@ -114,6 +122,7 @@ class DemoMocks(pulumi_mocks.Mocks):
 
     def call(self, args: pulumi_mocks.MockCallArgs):
         self.invokes.append(args.token)
+        self.invoke_args.append((args.token, dict(args.args)))
         answers = {
             "aws:ec2/getAmi:getAmi": {"id": FAKE_AMI, "imageId": FAKE_AMI, "architecture": "x86_64"},
             "aws:ec2/getVpc:getVpc": {"id": FAKE_VPC, "default": True},
@@ -124,6 +133,8 @@ class DemoMocks(pulumi_mocks.Mocks):
                 "locations": ["us-west-2a", "us-west-2b", "us-west-2c"],
                 "locationTypes": ["availability-zone"] * 3,
             },
+            "aws:route53/getZone:getZone": {"id": FAKE_ZONE_ID, "zoneId": FAKE_ZONE_ID,
+                                            "name": args.args.get("name"), "privateZone": False},
         }
         return answers.get(args.token, {}), []
 
@@ -231,6 +242,7 @@ def run_stack(
         unknown_outputs=unknown,
         invokes=list(mocks.invokes),
         warnings=warnings.messages,
+        invoke_args=list(mocks.invoke_args),
     )
 
 

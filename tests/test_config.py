@@ -208,3 +208,73 @@ def test_every_documented_config_value_gets_past_the_cli_type_check():
         assert cli_accepts(schema[key].type, value), f"`pulumi config set {key} {value}` fails the CLI's type check"
         if schema[key].type == "string" and key.endswith("Cidrs"):
             valid(**{key: value})  # and then the program takes it
+
+
+# --- DNS and HTTPS ---------------------------------------------------------------------------
+
+
+def test_no_domain_by_default_and_production_certificates():
+    demo = valid()
+    assert (demo.domain, demo.https, demo.hosted_zone_id, demo.acme_email, demo.acme_ca) == ("", False, None, "", "production")
+
+
+def test_domain_is_taken_lower_cased_without_the_root_dot():
+    demo = valid(domain="Demo.Example.COM.", hostedZoneId="Z0123456789ABCDEFGHIJ", acmeEmail="ops@example.com",
+                 acmeCa="staging")
+    assert (demo.domain, demo.https, demo.hosted_zone_id) == ("demo.example.com", True, "Z0123456789ABCDEFGHIJ")
+    assert (demo.acme_email, demo.acme_ca) == ("ops@example.com", "staging")
+
+
+@pytest.mark.parametrize(
+    ("stack", "domain"),
+    [("pr-42", "pr-42.demos.example.com"),
+     ("branch-feature-scan-ui-0123456789", "branch-feature-scan-ui-0123456789.demos.example.com")],
+)
+def test_domain_suffix_names_the_demo_after_its_stack(stack, domain):
+    demo = parse({"domainSuffix": "demos.example.com"}, stack=stack, lookup_public_ip=ok_lookup)
+    assert demo.domain == domain and demo.https
+
+
+def test_a_stack_name_that_is_no_dns_label_is_cleaned_and_hashed():
+    demo = parse({"domainSuffix": "demos.example.com"}, stack="Alice_Test", lookup_public_ip=ok_lookup)
+    label, _, suffix = demo.domain.partition(".")
+    assert suffix == "demos.example.com" and re.fullmatch(r"alice-test-[0-9a-f]{10}", label)
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "says"),
+    [
+        ({"domain": "localhost"}, "domain", "at least two labels"),
+        ({"domain": "demo_1.example.com"}, "domain", "e.g. demo.example.com"),
+        ({"domain": "203.0.113.7"}, "domain", "a DNS name"),
+        ({"domain": "https://demo.example.com"}, "domain", "a DNS name"),
+        ({"domain": "-demo.example.com"}, "domain", "a DNS name"),
+        ({"domainSuffix": "example"}, "domainSuffix", "at least two labels"),
+        ({"domainSuffix": "demos.example.com;id"}, "domainSuffix", "a DNS name"),
+        ({"domain": "demo.example.com", "domainSuffix": "demos.example.com"}, "domainSuffix", "together with domain"),
+        ({"domain": "demo.example.com", "hostedZoneId": "z0123"}, "hostedZoneId", "e.g. Z0123456789ABCDEFGHIJ"),
+        ({"domain": "demo.example.com", "hostedZoneId": "/hostedzone/Z0123"}, "hostedZoneId", "hosted zone id"),
+        ({"hostedZoneId": "Z0123456789ABCDEFGHIJ"}, "hostedZoneId", "without domain or domainSuffix"),
+        ({"acmeEmail": "ops"}, "acmeEmail", "an email address"),
+        ({"acmeEmail": "ops@example..com"}, "acmeEmail", "an email address"),
+        ({"acmeCa": "prod"}, "acmeCa", "production, staging or an https:// ACME directory URL"),
+        ({"acmeCa": "http://ca.example.com/directory"}, "acmeCa", "an https:// ACME directory URL"),
+        ({"acmeCa": ""}, "acmeCa", "production, staging"),
+    ],
+)
+def test_bad_dns_and_https_settings_name_key_and_form(raw, key, says):
+    found = problems(**raw)
+    assert list(found) == [key] and says in found[key]
+
+
+def test_a_suffix_too_long_for_the_stack_name_is_refused_naming_the_name():
+    suffix = ".".join(["a" * 61] * 4)  # 247 characters: a valid name on its own
+    assert valid(domainSuffix=suffix).domain == "t." + suffix
+    with pytest.raises(ConfigError) as caught:
+        parse({"domainSuffix": suffix}, stack="pr-123456789", lookup_public_ip=ok_lookup)
+    [(key, message)] = caught.value.problems
+    assert key == "domainSuffix" and "'pr-123456789.aaa" in message and "at most 253 characters" in message
+
+
+def test_an_acme_directory_url_is_a_certificate_authority():
+    assert valid(domain="demo.example.com", acmeCa="https://ca.internal:14000/dir").acme_ca == "https://ca.internal:14000/dir"

@@ -26,13 +26,27 @@ from tests.pulumi_mocks import FAKE_IP, FAKE_PRIVATE_KEY, run_stack
 SCHEMA = infra_config.load_schema()
 BASE = {"sshCidrs": "198.51.100.7/32"}
 # Settings that reach a command line, and the flag that carries them.
-FLAG_OF = {"ref": "--ref", "imageTag": "--tag", "repoUrl": "--repo", "imageRegistry": "--registry"}
+FLAG_OF = {"ref": "--ref", "imageTag": "--tag", "repoUrl": "--repo", "imageRegistry": "--registry",
+           "domain": "--domain", "domainSuffix": "--domain", "acmeEmail": "--acme-email", "acmeCa": "--acme-ca"}
+# The argument a setting becomes, when that is not the value as it was set.
+ARGUMENT_OF = {
+    "imageTag": lambda parsed, value: parsed.image_tag,
+    "domain": lambda parsed, value: parsed.domain,  # lower-cased, no trailing dot
+    "domainSuffix": lambda parsed, value: parsed.domain,  # demo.<suffix>
+    "acmeEmail": lambda parsed, value: parsed.acme_email,
+    "acmeCa": lambda parsed, value: parsed.acme_ca,
+}
 # What each key needs next to it so that it is the only thing under test.
 COMPANIONS = {
     "sshPublicKey": {"sshPrivateKey": FAKE_PRIVATE_KEY},
     "keyName": {"sshPrivateKey": FAKE_PRIVATE_KEY},
     "subnetId": {"vpcId": "vpc-0123456789abcdef0"},
+    # Without a domain these never reach a host (nor a resource).
+    "hostedZoneId": {"domain": "demo.example.com"},
+    "acmeEmail": {"domain": "demo.example.com"},
+    "acmeCa": {"domain": "demo.example.com"},
 }
+_DNS = r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?){0,2}\.[a-z]{2,6}"
 # Values of the accepted shape, with the punctuation that shape allows (they reach the host).
 REACHING = {
     "ref": st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,30}", fullmatch=True),
@@ -49,6 +63,13 @@ REACHING = {
     "vpcId": st.from_regex(r"vpc-[0-9a-f]{8,17}", fullmatch=True),
     "subnetId": st.from_regex(r"subnet-[0-9a-f]{8,17}", fullmatch=True),
     "expiresAt": st.just("2026-12-01T02:00:00Z"),
+    "domain": st.from_regex(_DNS, fullmatch=True),
+    "domainSuffix": st.from_regex(_DNS, fullmatch=True),
+    "hostedZoneId": st.from_regex(r"Z[A-Z0-9]{1,20}", fullmatch=True),
+    "acmeEmail": st.from_regex(r"[A-Za-z0-9._%+-]{1,10}@[a-z0-9-]{1,10}\.[a-z]{2,6}", fullmatch=True),
+    "acmeCa": st.one_of(st.sampled_from(["production", "staging"]),
+                        st.from_regex(r"https://[a-z0-9.-]{1,12}(:[0-9]{1,5})?(/[A-Za-z0-9._~-]{1,10}){0,3}/?",
+                                      fullmatch=True)),
 }
 INJECTIONS = [
     "$(touch /tmp/x)", "`touch /tmp/x`", ";touch /tmp/x", "\nreboot", "-x", "--help", "' ; touch /tmp/x ; '",
@@ -81,7 +102,13 @@ def spec_of(parsed: infra_config.DemoConfig) -> commands.DeploySpec:
     return deploy_spec(parsed, FAKE_IP, image_tags)
 
 
-BASELINE = argvs(spec_of(infra_config.parse(BASE, stack="demo", schema=SCHEMA)))
+# The commands with a key's companions alone (a private key alone is refused, and reaches no host anyway).
+BASELINE = {
+    key: argvs(spec_of(infra_config.parse(
+        {**BASE, **{k: v for k, v in COMPANIONS.get(key, {}).items() if k != "sshPrivateKey"}},
+        stack="demo", schema=SCHEMA)))
+    for key in SCHEMA
+}
 
 
 def check(key: str, value: str) -> None:
@@ -96,11 +123,11 @@ def check(key: str, value: str) -> None:
     built = argvs(spec_of(parsed))
     for argv in built:
         assert shlex.split(commands.shell(argv)) == argv, argv
-    if key not in FLAG_OF:
-        assert built == BASELINE, f"{key} changed a host command"
+    expected = ARGUMENT_OF.get(key, lambda parsed, value: value)(parsed, value)
+    if key not in FLAG_OF or not expected:  # never on a command line, or empty: as if not set
+        assert built == BASELINE[key], f"{key} changed a host command"
         return
     for argv in built[:1]:  # the remote deploy (user_data carries no setting)
-        expected = parsed.image_tag if key == "imageTag" else value
         assert argv[argv.index(FLAG_OF[key]) + 1] == expected
 
 

@@ -35,7 +35,7 @@ SG, SG_RULE, INGRESS, EGRESS = rules.SECURITY_GROUP, rules.SECURITY_GROUP_RULE, 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 SECRET_SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
 OPEN_SSH = "ingress from {}: tcp 22 includes SSH (22), which must never be open to the internet"
-ONLY = "only ports 3000, 9001 may be public"
+ONLY = "only ports 80, 443, 3000, 9001 may be public"
 NOT_ALLOWED = "instance type {!r} is not allowed; allowed: t3.medium, t3.large"
 ENCRYPT = "{} is {}; EBS volumes must be encrypted"
 IMDS = 'metadataOptions.httpTokens is {}; IMDSv2 must be required: set httpTokens to "required"'
@@ -103,6 +103,19 @@ CASES = [
      {"cidrIpv4": "0.0.0.0/0", "ipProtocol": "tcp", "fromPort": 3000, "toPort": 3000}, None, []),
     ("ingress-api-v6", rules.no_open_ingress, INGRESS,
      {"cidrIpv6": "::/0", "ipProtocol": "tcp", "fromPort": 9001, "toPort": 9001}, None, []),
+    ("ingress-http", rules.no_open_ingress, INGRESS,
+     {"cidrIpv4": "0.0.0.0/0", "ipProtocol": "tcp", "fromPort": 80, "toPort": 80}, None, []),
+    ("ingress-https-v6", rules.no_open_ingress, INGRESS,
+     {"cidrIpv6": "::/0", "ipProtocol": "6", "fromPort": 443.0, "toPort": 443.0}, None, []),
+    ("ingress-range-http-to-https", rules.no_open_ingress, INGRESS,
+     {"cidrIpv4": "0.0.0.0/0", "ipProtocol": "tcp", "fromPort": 80, "toPort": 443}, None,
+     [f"ingress from 0.0.0.0/0: tcp 80-443 is open; {ONLY}"]),
+    ("ingress-alternate-http", rules.no_open_ingress, INGRESS,
+     {"cidrIpv4": "0.0.0.0/0", "ipProtocol": "tcp", "fromPort": 8443, "toPort": 8443}, None,
+     [f"ingress from 0.0.0.0/0: tcp 8443 is open; {ONLY}"]),
+    ("ingress-https-only-configured", rules.no_open_ingress, INGRESS,
+     {"cidrIpv4": "0.0.0.0/0", "ipProtocol": "tcp", "fromPort": 9001, "toPort": 9001}, {"publicPorts": [80, 443]},
+     ["ingress from 0.0.0.0/0: tcp 9001 is open; only ports 80, 443 may be public"]),
     ("ingress-ssh-own-cidr", rules.no_open_ingress, INGRESS,
      {"cidrIpv4": "198.51.100.7/32", "ipProtocol": "tcp", "fromPort": 22, "toPort": 22}, None, []),
     ("ingress-private-db", rules.no_open_ingress, INGRESS,
@@ -444,6 +457,11 @@ PROGRAM_STACKS = {
                      False, ("sshPrivateKey",)),
     "preview": ({"ref": "v1.1.0"}, True, ()),
     "preview-pr": ({"ref": "pr-42", **OWN_KEY}, True, ("sshPrivateKey",)),
+    "https": ({"domain": "demo.example.com", "publicCidrs": "0.0.0.0/0,::/0", "acmeEmail": "ops@example.com"},
+              False, ()),
+    "pr-7": ({"ref": "pr-7", "domainSuffix": "demos.example.com", "acmeCa": "staging",
+              "hostedZoneId": "Z0123456789ABCDEFGHIJ"}, False, ()),
+    "preview-https": ({"domain": "demo.example.com"}, True, ()),
 }
 
 
@@ -472,6 +490,23 @@ def test_program_resources_pass_the_pack_through_the_analyzer(pack, program_runs
     for resource in run.resources:
         assert analyze(servicer, resource.type, resource.raw, resource.name) == [], resource.name
     assert analyze_stack(servicer, run.resources) == []
+
+
+def test_the_public_ports_are_the_engines():
+    """The pack runs on its own (no engine/ next to it), so its default list is a copy: of
+    exactly the ports the program can open to the world, with a domain and without."""
+    from engine import rules as engine_rules
+
+    expected = {engine_rules.HTTP_PORT, engine_rules.HTTPS_PORT, engine_rules.UI_PORT, engine_rules.API_PORT}
+    assert sorted(rules.DEFAULTS["publicPorts"]) == sorted(expected)
+
+
+def test_https_stacks_open_only_http_and_https_to_the_world(program_runs):
+    """Not vacuous: the HTTPS stacks really open 80 and 443 to /0, and the pack accepts them."""
+    for stack in ("https", "pr-7"):
+        world = {(r.inputs["fromPort"], r.inputs.get("cidrIpv4") or r.inputs.get("cidrIpv6"))
+                 for r in program_runs[stack].of_type(INGRESS) if r.inputs["fromPort"] != 22}
+        assert {port for port, _ in world} == {80, 443} and "0.0.0.0/0" in {cidr for _, cidr in world}
 
 
 def test_the_rules_really_look_at_the_program(program_runs):

@@ -12,7 +12,7 @@ import pulumi
 import pytest
 
 from tests.conftest import FAKE_PUBLIC_IP
-from tests.pulumi_mocks import FAKE_IP, run_stack
+from tests.pulumi_mocks import FAKE_IP, FAKE_ZONE_ID, ROOT, run_stack
 
 SSH_ONLY = {"sshCidrs": "198.51.100.7/32"}
 INSTANCE = "aws:ec2/instance:Instance"
@@ -224,6 +224,13 @@ def test_unpublished_branch_warns(ip_echo):
         ({"volumeSize": "thirty"}, "volumeSize"),
         ({"volumeSize": "10"}, "volumeSize"),
         ({"sshCidrs": "0.0.0.0/0"}, "sshCidrs"),
+        ({"domain": "demo_1.example.com"}, "domain"),
+        ({"domain": "localhost"}, "domain"),
+        ({"domainSuffix": "demos.example.com;id"}, "domainSuffix"),
+        ({"domain": "demo.example.com", "domainSuffix": "demos.example.com"}, "domainSuffix"),
+        ({"domain": "demo.example.com", "hostedZoneId": "zone-1"}, "hostedZoneId"),
+        ({"domain": "demo.example.com", "acmeEmail": "ops"}, "acmeEmail"),
+        ({"domain": "demo.example.com", "acmeCa": "letsencrypt"}, "acmeCa"),
     ],
 )
 def test_bad_input_stops_before_any_resource(config, key, ip_echo):
@@ -232,7 +239,9 @@ def test_bad_input_stops_before_any_resource(config, key, ip_echo):
     assert f"sirius-demo:{key}:" in str(caught.value)
 
 
-def test_bad_input_registers_nothing(ip_echo):
+@pytest.mark.parametrize("config", [{"ref": "a b", "volumeSize": "thirty"},
+                                    {"domain": "demo.example.com", "hostedZoneId": "zone-1", "acmeCa": "x"}])
+def test_bad_input_registers_nothing(ip_echo, config):
     from tests import pulumi_mocks
 
     monitor_requests = []
@@ -245,7 +254,7 @@ def test_bad_input_registers_nothing(ip_echo):
     pulumi_mocks.CapturingMonitor.RegisterResource = spy
     try:
         with pytest.raises(pulumi.RunError):
-            run_stack({"ref": "a b", "volumeSize": "thirty"}, ip_lookup_url=ip_echo)
+            run_stack(config, ip_lookup_url=ip_echo)
     finally:
         pulumi_mocks.CapturingMonitor.RegisterResource = original
     assert [t for t in monitor_requests if t != "pulumi:pulumi:Stack"] == []  # only the root stack
@@ -263,3 +272,118 @@ def test_expiry_tag_on_branch_stacks(ip_echo):
         if resource.type in TAGGABLE:
             assert resource.tags.get("ExpiresAt") == "2026-12-01T02:00:00Z", resource.name
     assert "ExpiresAt" not in run_stack({}, ip_lookup_url=ip_echo).one(INSTANCE).tags
+
+
+# --- DNS and HTTPS ----------------------------------------------------------------------------
+
+RECORD = "aws:route53/record:Record"
+GET_ZONE = "aws:route53/getZone:getZone"
+HTTPS = {"domain": "demo.example.com", **SSH_ONLY}
+
+
+def ingress_by_port(run) -> dict[int, set[str]]:
+    by_port: dict[int, set[str]] = {}
+    for rule in run.of_type(INGRESS):
+        by_port.setdefault(rule.inputs["fromPort"], set()).add(rule.inputs.get("cidrIpv4") or rule.inputs.get("cidrIpv6"))
+        assert rule.inputs["toPort"] == rule.inputs["fromPort"] and rule.inputs["ipProtocol"] == "tcp"
+    return by_port
+
+
+@pytest.fixture(scope="module")
+def https_run():
+    return run_stack(HTTPS)
+
+
+def test_a_domain_gets_an_a_record_for_the_elastic_ip_in_its_parent_zone(https_run):
+    record = https_run.one(RECORD).inputs
+    assert (record["name"], record["type"], record["ttl"], record["records"]) == ("demo.example.com", "A", 60, [FAKE_IP])
+    assert record["allowOverwrite"] is False  # another stack's record fails the update, never changes hands
+    assert record["zoneId"] == FAKE_ZONE_ID
+    assert https_run.invoked(GET_ZONE) == [{"name": "example.com", "privateZone": False}]
+
+
+def test_a_configured_zone_is_used_without_a_lookup():
+    run = run_stack({**HTTPS, "domain": "a.b.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ"})
+    assert run.one(RECORD).inputs["zoneId"] == "Z0123456789ABCDEFGHIJ"
+    assert run.invoked(GET_ZONE) == []
+
+
+def test_a_deeper_name_is_looked_up_in_its_parent():
+    run = run_stack({**HTTPS, "domain": "a.b.example.com"})
+    assert run.invoked(GET_ZONE) == [{"name": "b.example.com", "privateZone": False}]
+
+
+def test_with_a_domain_only_http_https_and_ssh_are_open():
+    run = run_stack({**HTTPS, "publicCidrs": "0.0.0.0/0,::/0"})
+    assert ingress_by_port(run) == {80: {"0.0.0.0/0", "::/0"}, 443: {"0.0.0.0/0", "::/0"}, 22: {"198.51.100.7/32"}}
+    assert len({r.name for r in run.of_type(INGRESS)}) == 5
+    # The same group as without a domain: a new description would replace it under the interface.
+    plain = run_stack(SSH_ONLY)
+    assert run.one("aws:ec2/securityGroup:SecurityGroup").inputs == plain.one("aws:ec2/securityGroup:SecurityGroup").inputs
+
+
+def test_https_urls_and_outputs(https_run):
+    outputs = https_run.outputs
+    assert (outputs["uiUrl"], outputs["apiUrl"]) == ("https://demo.example.com", "https://demo.example.com/sirius-api")
+    assert (outputs["https"], outputs["domain"], outputs["publicIp"]) == (True, "demo.example.com", FAKE_IP)
+    assert not any("plain HTTP" in w for w in https_run.warnings)
+
+
+def test_the_deploy_knows_the_domain_and_waits_for_its_record(https_run):
+    argv = deploy_command(https_run)
+    assert (flag(argv, "--domain"), flag(argv, "--acme-ca")) == ("demo.example.com", "production")
+    assert "--acme-email" not in argv
+    assert flag(argv, "--public-host") == FAKE_IP
+    [deploy] = [r for r in https_run.of_type("command:remote:Command") if r.name.endswith("-deploy")]
+    assert https_run.one(RECORD).urn.split("::")[-1] in {urn.split("::")[-1] for urn in deploy.dependencies}
+
+
+def test_the_acme_account_email_and_ca_reach_the_deploy():
+    argv = deploy_command(run_stack({**HTTPS, "acmeEmail": "ops@example.com", "acmeCa": "staging"}))
+    assert (flag(argv, "--acme-email"), flag(argv, "--acme-ca")) == ("ops@example.com", "staging")
+
+
+def test_without_a_domain_plain_http_as_before_and_said_so(runs):
+    run = runs["demo"]
+    assert not run.of_type(RECORD) and GET_ZONE not in run.invokes
+    assert set(ingress_by_port(run)) == {3000, 9001, 22}
+    assert run.outputs["https"] is False and "domain" not in run.outputs
+    assert any("plain HTTP" in w and "sirius-demo:domain" in w for w in run.warnings)
+    assert "--domain" not in deploy_command(run) and "--acme-ca" not in deploy_command(run)
+
+
+def test_a_branch_stack_with_a_suffix_is_named_after_the_stack_with_staging_certificates():
+    """What branch-demo.yml deploys: Pulumi.branch.yaml's config, plus domainSuffix."""
+    import yaml
+
+    template = yaml.safe_load((ROOT / "Pulumi.branch.yaml").read_text())["config"]
+    config = {key.split(":", 1)[1]: str(value) for key, value in template.items() if key.startswith("sirius-demo:")}
+    run = run_stack({**config, **SSH_ONLY, "ref": "pr-42", "domainSuffix": "demos.example.com"}, stack="pr-42")
+    assert run.one(RECORD).inputs["name"] == "pr-42.demos.example.com"
+    assert run.invoked(GET_ZONE) == [{"name": "demos.example.com", "privateZone": False}]
+    argv = deploy_command(run)
+    assert (flag(argv, "--domain"), flag(argv, "--acme-ca")) == ("pr-42.demos.example.com", "staging")
+    assert run.outputs["uiUrl"] == "https://pr-42.demos.example.com"
+
+
+def test_a_preview_with_a_domain_knows_the_urls_before_the_address():
+    run = run_stack(HTTPS, preview=True)
+    assert run.outputs["uiUrl"] == "https://demo.example.com" and "publicIp" in run.unknown_outputs
+    assert run.one(RECORD).inputs["name"] == "demo.example.com"
+
+
+def test_an_apex_name_is_looked_up_as_its_own_zone():
+    run = run_stack({**HTTPS, "domain": "example.com"})
+    assert run.invoked(GET_ZONE) == [{"name": "example.com", "privateZone": False}]
+    assert run.one(RECORD).inputs["name"] == "example.com"
+
+
+@pytest.mark.parametrize(("config", "warned"), [
+    ({"publicCidrs": "203.0.113.0/24"}, True),
+    ({"publicCidrs": "::/0"}, True),  # the record is an A record: validation comes over IPv4
+    ({"publicCidrs": "0.0.0.0/0,::/0"}, False),
+    ({"publicCidrs": "203.0.113.0/24", "acmeCa": "https://ca.internal/directory"}, False),  # a CA of your own
+])
+def test_narrow_public_cidrs_warn_that_lets_encrypt_cannot_validate(config, warned):
+    run = run_stack({**HTTPS, **config})
+    assert any("Let's Encrypt checks demo.example.com" in w for w in run.warnings) == warned

@@ -108,7 +108,9 @@ def test_a_new_command_line_reruns_the_deploy_and_the_docs_say_so(run):
     """pulumi-command runs `create` again when any input changes, so the deploy re-runs for
     settings that only reach its command line, not just for its triggers."""
     changed = {"healthTimeout": ("900", "--health-timeout 900"), "repoUrl": ("file:///srv/sirius.git", "--repo file:///srv/sirius.git"),
-               "imageRegistry": ("127.0.0.1:5000/siriusscan", "--registry 127.0.0.1:5000/siriusscan")}
+               "imageRegistry": ("127.0.0.1:5000/siriusscan", "--registry 127.0.0.1:5000/siriusscan"),
+               "domain": ("demo.example.com", "--domain demo.example.com"), "acmeCa": ("staging", "--acme-ca staging"),
+               "acmeEmail": ("ops@example.com", "--acme-email ops@example.com")}
     before = commands_of(run)["deploy"]
     after = commands_of(run_stack({**BASE, **{key: value for key, (value, _) in changed.items()}}))["deploy"]
     assert after.inputs["triggers"] == before.inputs["triggers"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shlex
@@ -596,6 +597,7 @@ def test_branch_template_only_has_declared_keys_and_valid_values():
     )
     assert parsed.instance_type == "t3.medium" and parsed.volume_size == 30
     assert parsed.ssh_cidrs == ("52.10.20.30/32",)  # auto: the machine running pulumi up
+    assert parsed.acme_ca == "staging" and not parsed.https  # staging certificates once a domainSuffix is set
 
 
 # --- properties ---------------------------------------------------------------------------
@@ -684,3 +686,28 @@ def test_summary_carries_the_last_deploys_measured_timeline():
     assert "| sirius-ui | 24.0 | 25.1 | 33.9 | yes |" in text and "| sirius-api | - | - | - | no |" in text
     assert "Critical path: sirius-postgres → sirius-api → sirius-ui" in text
     assert "Last deploy" not in render_summary({"health": {"status": "healthy"}}, stack="demo")
+
+
+# --- DNS labels for domainSuffix ------------------------------------------------------------
+
+DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+@pytest.mark.parametrize("stack", ["pr-42", "demo", "branch-main", "branch-feature-scan-ui-0123456789", "org/proj/pr-7"])
+def test_stack_names_that_are_dns_labels_are_kept(stack):
+    assert stacks.dns_label(stack) == stack.rsplit("/", 1)[-1]
+
+
+@pytest.mark.parametrize("stack", ["Demo", "branch-v1.2", "my_stack", "a--b", "branch-" + "x" * 90, "-x-", "___"])
+def test_other_stack_names_become_a_hashed_dns_label(stack):
+    label = stacks.dns_label(stack)
+    assert DNS_LABEL.fullmatch(label) and "--" not in label and label.endswith(
+        hashlib.sha256(stack.encode()).hexdigest()[:10])
+
+
+@given(st.lists(st.one_of(branch_names, st.integers(1, 999_999_999)), unique=True, max_size=40))
+def test_branch_and_pull_request_stacks_get_distinct_valid_dns_labels(sources):
+    names = {stack_name(pr=s) if isinstance(s, int) else branch_stack_name(s) for s in sources}
+    labels = {stacks.dns_label(name) for name in names}
+    assert len(labels) == len(names)
+    assert all(DNS_LABEL.fullmatch(label) and "--" not in label for label in labels)

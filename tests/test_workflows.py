@@ -794,3 +794,14 @@ def test_monitor_steps_open_the_issue_when_down_and_close_it_when_up(actions_env
     status, calls, _ = run_monitor(actions_env, {"uiUrl": ui.url, "apiUrl": api.url})
     gh_calls = [call for call in calls.splitlines() if call.startswith("gh ")]
     assert status == "ok" and len(gh_calls) == 1 and gh_calls[0].startswith("gh api --paginate --method GET")
+
+
+@pytest.mark.parametrize("suffix", ["", "demos.example.com"])
+def test_branch_demo_config_sets_the_domain_suffix_only_when_the_variable_is_set(actions_env, suffix):
+    result, _, calls = run_step("branch-demo.yml", "up", actions_env, name="Stack config from Pulumi.branch.yaml",
+                                STACK="pr-42", EXPIRES_AT="2026-12-04T10:00:00Z", REF="pr-42", IMAGE_TAG="",
+                                DEMO_SSH_CIDRS="", DEMO_DOMAIN_SUFFIX=suffix)
+    assert result.returncode == 0, result.stderr
+    assert "pulumi config set --stack pr-42 ref pr-42" in calls.splitlines()
+    set_suffix = [line for line in calls.splitlines() if "domainSuffix" in line]
+    assert set_suffix == ([f"pulumi config set --stack pr-42 domainSuffix {suffix}"] if suffix else [])
