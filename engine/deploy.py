@@ -23,7 +23,7 @@ import shutil
 import time
 from datetime import datetime, timezone
 
-from engine import REPORT_SCHEMA, compat, diskcare, envfile, override, plan, rollback, rules
+from engine import REPORT_SCHEMA, compat, demodata, diskcare, envfile, override, plan, rollback, rules
 from engine.docker import Compose, Result, log, project_containers, run
 from engine.settings import Settings
 
@@ -125,6 +125,8 @@ class Deploy:
         built = self.build(compose, services, digests)
         self.up(compose, services, digests, built)
         self.report["status"] = self.gate(compose, services)
+        if self.report["status"] == "healthy":  # after the gate: demo data never decides health
+            self.report["demoData"] = demodata.seed(self.s, self.project)
         if self.report["status"] != "healthy":
             bad = self.report["unhealthy"]
             self.report["error"] = f"not healthy within {self.s.health_timeout}s: {', '.join(bad)}"

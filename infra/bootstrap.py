@@ -30,9 +30,16 @@ USER_DATA_LIMIT = 16 * 1024
 _ZIP_MAIN = b"import sys\nfrom engine.__main__ import main\nsys.exit(main(sys.argv[1:]))\n"
 
 
+# Data the engine reads with pkgutil.get_data, from the zipapp as from a checkout.
+ENGINE_DATA = ("demo-hosts.json",)
+
+
 def engine_files(modules: tuple[str, ...] | None = None) -> dict[str, bytes]:
-    """engine/*.py (or only `modules`) by path inside the zipapp."""
-    paths = sorted(ENGINE_DIR.glob("*.py")) if modules is None else [ENGINE_DIR / m for m in sorted(modules)]
+    """engine/*.py and ENGINE_DATA (or only `modules`) by path inside the zipapp, sorted."""
+    if modules is None:
+        paths = sorted([*ENGINE_DIR.glob("*.py"), *(ENGINE_DIR / name for name in ENGINE_DATA)])
+    else:
+        paths = [ENGINE_DIR / m for m in sorted(modules)]
     return {f"engine/{p.name}": p.read_bytes() for p in paths}
 
 

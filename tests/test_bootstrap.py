@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import subprocess
 import zipfile
 
@@ -45,3 +47,26 @@ def test_the_full_engine_runs_from_its_zipapp(tmp_path):
     engine.write_bytes(bootstrap.engine_archive())
     bad = subprocess.run([*commands.engine_argv("deploy", str(engine)), "--tag", "bad tag!"], capture_output=True, text=True)
     assert bad.returncode == 2 and "--tag 'bad tag!': expected a Docker tag" in bad.stderr
+
+
+def test_the_full_engine_carries_the_demo_data_and_reads_it_from_the_zipapp(tmp_path):
+    archive = bootstrap.engine_archive()
+    names = zipfile.ZipFile(io.BytesIO(archive)).namelist()
+    assert "engine/demo-hosts.json" in names and "engine/demodata.py" in names
+    assert names[1:] == sorted(names[1:])  # __main__.py first, then sorted: reproducible
+    engine = tmp_path / "engine.pyz"
+    engine.write_bytes(archive)
+    # Loaded the way the deploy loads it, with nothing but the zipapp on the path.
+    probe = "from engine import demodata; hosts = demodata.load_hosts(); print(len(hosts), hosts[0]['vulnerabilities'][0]['vid'], demodata.__file__)"
+    result = subprocess.run(["python3", "-I", "-c", f"import sys; sys.path.insert(0, {str(engine)!r}); {probe}"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    count, vid, module = result.stdout.split()
+    assert module.startswith(str(engine) + "/")  # imported from the zipapp, not from a checkout
+    assert int(count) == len(json.loads((bootstrap.ENGINE_DIR / "demo-hosts.json").read_text())["hosts"])
+    assert vid.startswith("CVE-")
+
+
+def test_the_boot_engine_leaves_the_demo_data_out():
+    names = zipfile.ZipFile(io.BytesIO(bootstrap.engine_archive(bootstrap.BOOT_MODULES))).namelist()
+    assert not any(name.endswith(".json") for name in names)
