@@ -18,7 +18,7 @@ import shutil
 import time
 from datetime import datetime, timezone
 
-from engine import REPORT_SCHEMA, compat, envfile, override, plan, rules
+from engine import REPORT_SCHEMA, compat, envfile, override, plan, proxy, rules
 from engine.docker import Compose, Result, log, project_containers, run
 from engine.settings import Settings
 
@@ -101,6 +101,11 @@ class Deploy:
         built = self.build(compose, services, digests)
         self.up(compose, services, digests, built)
         self.report["status"] = self.gate(compose, services)
+        if self.report["status"] == "healthy" and self.s.domain:  # HTTPS after the stack: it keeps serving meanwhile
+            self.report["proxy"] = self.proxy.gate(self.compose, self.project)
+            if self.report["proxy"]["error"]:
+                self.fail(f"HTTPS for {self.s.domain}: {self.report['proxy']['error']} "
+                          f"(the stack is up on its own ports)")
         if self.report["status"] != "healthy":
             bad = self.report["unhealthy"]
             self.report["error"] = f"not healthy within {self.s.health_timeout}s: {', '.join(bad)}"
@@ -193,7 +198,7 @@ class Deploy:
         secrets = envfile.with_secrets(envfile.parse(old_env))
         api_key = envfile.ensure_api_key(d)
         self.secrets = [*secrets.values(), api_key]
-        new_env = envfile.render(secrets, s.public_host, s.image_tag, rules.UI_PORT, rules.API_PORT)
+        new_env = envfile.render(secrets, s.public_host, s.image_tag, rules.UI_PORT, rules.API_PORT, domain=s.domain)
         self.same_settings = envfile.same_but_tag(old_env, new_env)
         envfile.write_private(env_path, new_env)
 
@@ -332,8 +337,10 @@ class Deploy:
             self.report["services"][svc] = {"image": s.ref_of(image), "digest": digests.get(image),
                                             "builtLocally": image in built, "recreated": False, "health": "unknown"}
         path = os.path.join(s.state_dir, RUN_OVERRIDE)
+        self.proxy = proxy.Proxy(s)
+        extra = self.proxy.prepare(self.remaining())  # {} without a domain
         text = override.render(services, wanted, bind_address=s.bind_address,
-                               fast_health=self.report["startInterval"], start_period=s.health_timeout)
+                               fast_health=self.report["startInterval"], start_period=s.health_timeout, **extra)
         with open(path, "w") as f:
             f.write(text)
         self.compose = compose.with_files(path)
@@ -344,7 +351,7 @@ class Deploy:
         # What compose would see change apart from images: the commit, the override's shape.
         shape = json.dumps([self.report["commit"], override.render(
             services, dict.fromkeys(services, ""), bind_address=s.bind_address,
-            fast_health=self.report["startInterval"], start_period=s.health_timeout)])
+            fast_health=self.report["startInterval"], start_period=s.health_timeout, **extra)])
         shape_file = os.path.join(s.state_dir, "deployed-shape.json")
         same_shape = os.path.exists(shape_file) and open(shape_file).read() == shape
         step = plan.plan_up(wanted, running, verdicts, same_project=same_shape and self.same_settings)
