@@ -135,9 +135,9 @@ def obtain_error(log_text: str, domain: str) -> str | None:
             if item not in challenges:
                 challenges.append(item)
         elif msg == _ISSUER_FAILED:
-            failure = f"{_ISSUER_FAILED} {entry.get('issuer', '')}: {entry.get('error', '')}"
-            if challenges:
-                failure += "; the CA said: " + "; ".join(challenges)
+            # The CA's answer first: Caddy's own summary is long and says less.
+            said = f"the CA said: {'; '.join(challenges)}; " if challenges else ""
+            failure = f"{_ISSUER_FAILED} {entry.get('issuer', '')}: {said}Caddy: {entry.get('error', '')}"
         elif msg == _OBTAINED:
             challenges, failure = [], None
     if failure is None and challenges:  # an attempt still under way when the budget ran out

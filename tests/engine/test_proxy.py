@@ -129,7 +129,9 @@ def test_env_urls_go_through_the_proxy_with_a_domain():
 def test_obtain_error_quotes_the_issuer_and_the_cas_answers():
     reason = proxy.obtain_error(FAILED_LOG, DOMAIN)
     assert reason.startswith("could not get certificate from issuer 127.0.0.1:14100-dir: ")
+    assert "; Caddy: [demo.sirius.test] solving challenges: " in reason
     assert "no solvers available for remaining challenges" in reason
+    assert reason.index("the CA said: ") < reason.index("Caddy: ")
     assert ("tls-alpn-01: urn:ietf:params:acme:error:unauthorized: Failed to connect to 127.0.0.2:18443 "
             "for the tls-alpn-01 challenge") in reason
     assert "http-01: urn:ietf:params:acme:error:connection: " in reason and "connection refused" in reason
