@@ -47,6 +47,7 @@ _CHALLENGE_FAILED = "challenge failed"
 _OBTAINING = "obtaining certificate"
 _OBTAINED = "certificate obtained successfully"
 _MAX_REASON = 1500
+LOG_LINES = 2000
 
 
 def upstream_host(s: Settings) -> str:
@@ -323,12 +324,16 @@ class Proxy:
                 log(f"proxy: https://{s.domain}/ ok; certificate from {report['issuer']} until {report['notAfter']}")
                 return done(None)
             c = self.container(project)
-            logs = run(["docker", "logs", c["Id"]], timeout=60) if c else None
-            text = (logs.out + logs.err) if logs else ""
             state = (c or {}).get("State") or {}
-            if c is None or state.get("Status") in ("exited", "dead") or state.get("Restarting"):
+            stopped = c is None or state.get("Status") in ("exited", "dead") or state.get("Restarting")
+            expired = time.monotonic() >= deadline
+            if stopped or expired:
+                # Caddy logs to stderr; the tail holds this start's attempts (it logs no access lines).
+                logs = run(["docker", "logs", "--tail", str(LOG_LINES), c["Id"]], timeout=60) if c else None
+                text = (logs.out + logs.err) if logs else ""
+            if stopped:
                 return done(f"{SERVICE} is not running: {container_error(text) or state.get('Status', 'missing')}")
-            if time.monotonic() >= deadline:
+            if expired:
                 reason = obtain_error(text, s.domain)
                 return done(f"no certificate within {s.cert_timeout}s: {reason}" if reason else problem)
             time.sleep(POLL_SECONDS)
