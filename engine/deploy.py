@@ -23,7 +23,7 @@ import shutil
 import time
 from datetime import datetime, timezone
 
-from engine import REPORT_SCHEMA, compat, demodata, diskcare, envfile, override, plan, rollback, rules
+from engine import REPORT_SCHEMA, compat, demodata, diskcare, envfile, override, plan, proxy, rollback, rules
 from engine.docker import Compose, Result, log, project_containers, run
 from engine.settings import Settings
 
@@ -68,6 +68,7 @@ class Deploy:
         self.up_error = ""
         self.same_settings = False
         self.switched = False  # the project dir and .env are the new deploy's: a failure now needs a rollback
+        self.stack_healthy = False  # every service passed the gate (HTTPS may still fail: no rollback for that)
         self.run_images: dict[str, str] = {}
         self.override_text = ""
         self.env_text = ""
@@ -92,7 +93,7 @@ class Deploy:
             try:
                 self.lock(lock)
                 self.attempt()
-                if self.report["status"] == "healthy":
+                if self.stack_healthy:
                     self.keep_healthy()
                 elif self.switched:
                     self.roll_back()
@@ -126,7 +127,13 @@ class Deploy:
         self.up(compose, services, digests, built)
         self.report["status"] = self.gate(compose, services)
         if self.report["status"] == "healthy":  # after the gate: demo data never decides health
+            self.stack_healthy = True
             self.report["demoData"] = demodata.seed(self.s, self.project)
+        if self.report["status"] == "healthy" and self.s.domain:  # HTTPS after the stack: it keeps serving meanwhile
+            self.report["proxy"] = self.proxy.gate(self.compose, self.project)
+            if self.report["proxy"]["error"]:
+                self.fail(f"HTTPS for {self.s.domain}: {self.report['proxy']['error']} "
+                          f"(the stack is up on its own ports)")
         if self.report["status"] != "healthy":
             bad = self.report["unhealthy"]
             self.report["error"] = f"not healthy within {self.s.health_timeout}s: {', '.join(bad)}"
@@ -214,7 +221,8 @@ class Deploy:
         secrets = envfile.with_secrets(envfile.parse(old_env))
         api_key = envfile.ensure_api_key(d)  # only written when missing: the running stack's stays
         self.secrets = [*secrets.values(), api_key]
-        new_env = self.env_text = envfile.render(secrets, s.public_host, s.image_tag, rules.UI_PORT, rules.API_PORT)
+        new_env = self.env_text = envfile.render(secrets, s.public_host, s.image_tag, rules.UI_PORT, rules.API_PORT,
+                                                 domain=s.domain)
         self.same_settings = envfile.same_but_tag(old_env, new_env)
 
         # Same base name as the project dir: compose names an unnamed project after it.
@@ -383,8 +391,10 @@ class Deploy:
             self.report["services"][svc] = {"image": s.ref_of(image), "digest": digests.get(image),
                                             "builtLocally": image in built, "recreated": False, "health": "unknown"}
         path = os.path.join(s.state_dir, RUN_OVERRIDE)
+        self.proxy = proxy.Proxy(s)
+        extra = self.proxy.prepare(self.remaining())  # {} without a domain
         text = override.render(services, wanted, bind_address=s.bind_address,
-                               fast_health=self.report["startInterval"], start_period=s.health_timeout)
+                               fast_health=self.report["startInterval"], start_period=s.health_timeout, **extra)
         with open(path, "w") as f:
             f.write(text)
         self.run_images, self.override_text = wanted, text
@@ -396,7 +406,7 @@ class Deploy:
         # What compose would see change apart from images: the commit, the override's shape.
         shape = json.dumps([self.report["commit"], override.render(
             services, dict.fromkeys(services, ""), bind_address=s.bind_address,
-            fast_health=self.report["startInterval"], start_period=s.health_timeout)])
+            fast_health=self.report["startInterval"], start_period=s.health_timeout, **extra)])
         shape_file = os.path.join(s.state_dir, SHAPE_FILE)
         same_shape = os.path.exists(shape_file) and open(shape_file).read() == shape
         self.shape = shape

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import secrets as random
 
+from engine import rules
+
 API_KEY_FILE = "secrets/sirius_api_key.txt"
 # Where compose mounts the key in ui, api and engine. Upstream's installer writes it to
 # .env too: sirius-engine's health check interpolates it at compose time.
@@ -32,13 +34,22 @@ def with_secrets(existing: dict[str, str]) -> dict[str, str]:
     return {name: existing.get(name) or random.token_hex(size) for name, size in GENERATED.items()}
 
 
-def render(secrets: dict[str, str], public_host: str, image_tag: str, ui_port: int, api_port: int) -> str:
+def public_urls(public_host: str, ui_port: int, api_port: int, domain: str = "") -> tuple[str, str]:
+    """The UI's and the API's URLs for a browser: through the HTTPS proxy when there is a domain."""
+    if domain:
+        return f"https://{domain}", f"https://{domain}{rules.API_PATH}"
     host = f"[{public_host}]" if ":" in public_host else public_host
+    return f"http://{host}:{ui_port}", f"http://{host}:{api_port}"
+
+
+def render(secrets: dict[str, str], public_host: str, image_tag: str, ui_port: int, api_port: int,
+           domain: str = "") -> str:
+    ui_url, api_url = public_urls(public_host, ui_port, api_port, domain)
     values = {
         **secrets,
         "DATABASE_URL": f"postgresql://postgres:{secrets['POSTGRES_PASSWORD']}@sirius-postgres:5432/sirius",
-        "NEXTAUTH_URL": f"http://{host}:{ui_port}",
-        "NEXT_PUBLIC_SIRIUS_API_URL": f"http://{host}:{api_port}",
+        "NEXTAUTH_URL": ui_url,
+        "NEXT_PUBLIC_SIRIUS_API_URL": api_url,
         "SIRIUS_API_KEY_FILE": API_KEY_MOUNT,
         TAG_KEY: image_tag,
     }

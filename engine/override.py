@@ -55,8 +55,12 @@ def _port(entry: dict, host_ip: str) -> str:
 
 
 def render(services: dict, images: dict[str, str], *, bind_address: str, fast_health: bool,
-           start_period: int) -> str:
-    """YAML text (JSON scalars; `!override` needs YAML) of the override."""
+           start_period: int, extra_services: dict | None = None, extra_volumes: tuple[str, ...] = ()) -> str:
+    """YAML text (JSON scalars; `!override` needs YAML) of the override.
+
+    `extra_services` (name -> compose spec) and `extra_volumes` are services the engine
+    adds to the project (the HTTPS proxy, engine/proxy.py), written as JSON flow maps.
+    """
     lines = ["services:"]
     for name in sorted(services):
         spec = services[name]
@@ -69,4 +73,8 @@ def render(services: dict, images: dict[str, str], *, bind_address: str, fast_he
         if fast_health and check and not check.get("disable"):
             lines += ["    healthcheck:", f"      start_period: {start_period}s",
                       f"      start_interval: {START_INTERVAL}"]
+    for name in sorted(extra_services or {}):
+        lines.append(f"  {name}: {json.dumps(extra_services[name], sort_keys=True)}")
+    if extra_volumes:
+        lines += ["volumes:", *(f"  {name}: {{}}" for name in extra_volumes)]
     return "\n".join(lines) + "\n"

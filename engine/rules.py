@@ -24,7 +24,12 @@ PUBLIC_SERVICES = {"sirius-ui": UI_PORT, "sirius-api": API_PORT}
 # With a domain, the world reaches the demo only through the HTTPS proxy on these.
 HTTP_PORT = 80
 HTTPS_PORT = 443
-API_PATH = "/sirius-api"  # the API behind the HTTPS proxy; the UI's NextAuth owns /api
+# The API behind the proxy: the UI (NextAuth) owns /api/auth/*, so the API cannot live
+# under /api. Caddy strips this prefix: https://<domain>/sirius-api/health is GET /health.
+API_PATH = "/sirius-api"
+# The proxy's image: Caddy, pinned by version (the engine pulls it only when missing).
+PROXY_IMAGE = "docker.io/library/caddy:2.8.4"
+PROXY_IMAGE_FORM = "an image reference with a tag or digest, e.g. docker.io/library/caddy:2.8.4"
 # ACME directories by the `acmeCa` setting's names; any other https:// URL is taken as is
 # (a private CA, or pebble in the tests).
 ACME_CAS = {
@@ -45,8 +50,11 @@ IMAGE_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 REPO_URL_PATTERN = re.compile(r"(?:https://[A-Za-z0-9.-]+(?::\d{1,5})?|file://)(?:/[A-Za-z0-9._~-]+)+/?")
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 _DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,63}")
+_EMAIL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,63}")
 _ACME_URL = re.compile(r"https://[A-Za-z0-9.-]+(?::\d{1,5})?(?:/[A-Za-z0-9._~-]+)*/?")
+# registry/path:tag or registry/path@sha256:<hex> (a tag or a digest is required: no moving default).
+_IMAGE_REF = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::\d{1,5})?(?:/[a-z0-9][a-z0-9._-]*)+"
+                        r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?")
 # Docker's tag grammar.
 IMAGE_TAG_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 # A safe subset of git's ref grammar: nothing a shell or git option parser reads as syntax.
@@ -115,6 +123,12 @@ def acme_directory(ca: str) -> str | None:
     if ca in ACME_CAS:
         return ACME_CAS[ca]
     return ca if _ACME_URL.fullmatch(ca) and ".." not in ca else None
+
+
+def is_image_ref(value: str) -> bool:
+    """A pinned image reference: it names a tag or a digest."""
+    return (isinstance(value, str) and bool(_IMAGE_REF.fullmatch(value)) and ".." not in value
+            and ("@sha256:" in value or ":" in value.rsplit("/", 1)[-1]))
 
 
 def is_repo_url(url: str) -> bool:

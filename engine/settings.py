@@ -46,6 +46,11 @@ class Settings:
     domain: str = ""  # "" = no HTTPS proxy; the UI and API on their raw ports
     acme_email: str = ""
     acme_ca: str = "production"
+    acme_ca_root: str = ""  # PEM roots of a private CA: its ACME directory and what it issues
+    proxy_image: str = rules.PROXY_IMAGE
+    proxy_http_port: int = rules.HTTP_PORT
+    proxy_https_port: int = rules.HTTPS_PORT
+    cert_timeout: int = 120  # seconds for the certificate, after the stack is healthy
 
     def tag_of(self, image: str) -> str:
         return self.image_tags.get(image, self.image_tag)
@@ -80,6 +85,13 @@ def validate(s: Settings) -> Settings:
     _check("--domain", s.domain == "" or rules.is_domain(s.domain), rules.DOMAIN_FORM, s.domain)
     _check("--acme-email", s.acme_email == "" or rules.is_email(s.acme_email), rules.EMAIL_FORM, s.acme_email)
     _check("--acme-ca", rules.acme_directory(s.acme_ca) is not None, rules.ACME_CA_FORM, s.acme_ca)
+    _check("--acme-ca-root", s.acme_ca_root == "" or (bool(_PATH.fullmatch(s.acme_ca_root)) and ".." not in s.acme_ca_root),
+           "an absolute path", s.acme_ca_root)
+    _check("--proxy-image", rules.is_image_ref(s.proxy_image), rules.PROXY_IMAGE_FORM, s.proxy_image)
+    for flag, port in (("--proxy-http-port", s.proxy_http_port), ("--proxy-https-port", s.proxy_https_port)):
+        _check(flag, 1 <= port <= 65535, "a TCP port from 1 to 65535", port)
+    _check("--proxy-https-port", s.proxy_https_port != s.proxy_http_port, "a port other than --proxy-http-port", s.proxy_https_port)
+    _check("--cert-timeout", 1 <= s.cert_timeout <= 3600, "seconds from 1 to 3600", s.cert_timeout)
     return s
 
 
@@ -101,8 +113,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", dest="project_dir", default=d["project_dir"])
     for flag in ("--rollback", "--demo-data"):
         p.add_argument(flag, action=argparse.BooleanOptionalAction, default=d[flag[2:].replace("-", "_")])
-    for flag in ("--domain", "--acme-email", "--acme-ca"):
+    for flag in ("--domain", "--acme-email", "--acme-ca", "--acme-ca-root", "--proxy-image"):
         p.add_argument(flag, default=d[flag[2:].replace("-", "_")])
+    for flag in ("--proxy-http-port", "--proxy-https-port", "--cert-timeout"):
+        p.add_argument(flag, type=int, default=d[flag[2:].replace("-", "_")])
     return p
 
 
@@ -121,4 +135,6 @@ def from_args(argv: list[str]) -> Settings:
         state_dir=a.state_dir, pull_attempts=a.pull_attempts, pull_delay=a.pull_delay,
         min_free_gb=a.min_free_gb, install_seconds=a.install_seconds, rollback=a.rollback,
         demo_data=a.demo_data, domain=a.domain, acme_email=a.acme_email, acme_ca=a.acme_ca,
+        acme_ca_root=a.acme_ca_root, proxy_image=a.proxy_image, proxy_http_port=a.proxy_http_port,
+        proxy_https_port=a.proxy_https_port, cert_timeout=a.cert_timeout,
     ))

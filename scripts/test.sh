@@ -6,9 +6,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # A registry, busybox for the stand-in images, sshd for the remote commands, runc for
 # the test Engine (and iptables, which its embedded DNS needs inside containers), shellcheck: everything the host engine meets on a real instance.
+# caddy (its binary becomes the proxy's stand-in image), pebble (Let's Encrypt's ACME test CA) and openssl
+# (pebble's listener certificate): the HTTPS tests.
 # The Docker Engine itself (26, from trixie) is installed by install-test-docker.sh.
 DEBIAN_PACKAGES=(docker-registry busybox-static runc iptables shellcheck openssh-server openssh-client jq git
-  ca-certificates iproute2 util-linux procps)
+  ca-certificates iproute2 util-linux procps caddy pebble openssl)
 
 missing=()
 for package in "${DEBIAN_PACKAGES[@]}"; do

@@ -39,6 +39,16 @@ def test_per_image_tags():
         (["--acme-email", "nobody"], "--acme-email"),
         (["--acme-ca", "http://ca.example/dir"], "--acme-ca"),
         (["--acme-ca", "letsencrypt"], "--acme-ca"),
+        (["--acme-ca-root", "roots.pem"], "--acme-ca-root"),
+        (["--acme-ca-root", "/etc/../root.pem"], "--acme-ca-root"),
+        (["--acme-ca-root", "/tmp/a b.pem"], "--acme-ca-root"),
+        (["--proxy-image", "caddy"], "--proxy-image"),
+        (["--proxy-image", "docker.io/library/caddy"], "--proxy-image"),
+        (["--proxy-image", "docker.io/library/caddy:2;id"], "--proxy-image"),
+        (["--proxy-http-port", "0"], "--proxy-http-port"),
+        (["--proxy-https-port", "65536"], "--proxy-https-port"),
+        (["--proxy-http-port", "8443", "--proxy-https-port", "8443"], "--proxy-https-port"),
+        (["--cert-timeout", "0"], "--cert-timeout"),
     ],
 )
 def test_bad_values_are_refused_naming_the_flag(argv, flag):
@@ -53,3 +63,13 @@ def test_rollback_demo_data_and_https_flags():
                             "--acme-ca", "https://127.0.0.1:14000/dir", "--acme-email", "ops@example.com"])
     assert (s.rollback, s.demo_data, s.domain, s.acme_ca, s.acme_email) == (
         False, False, "demo.example.com", "https://127.0.0.1:14000/dir", "ops@example.com")
+
+
+def test_proxy_flags():
+    s = settings.from_args([])
+    assert (s.proxy_image, s.proxy_http_port, s.proxy_https_port, s.acme_ca_root, s.cert_timeout) == (
+        "docker.io/library/caddy:2.8.4", 80, 443, "", 120)
+    s = settings.from_args(["--proxy-image", "127.0.0.1:5000/testbed/caddy:2.6.2", "--proxy-http-port", "8080",
+                            "--proxy-https-port", "8443", "--acme-ca-root", "/tmp/x/roots.pem", "--cert-timeout", "30"])
+    assert (s.proxy_image, s.proxy_http_port, s.proxy_https_port, s.acme_ca_root, s.cert_timeout) == (
+        "127.0.0.1:5000/testbed/caddy:2.6.2", 8080, 8443, "/tmp/x/roots.pem", 30)
