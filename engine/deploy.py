@@ -97,6 +97,8 @@ class Deploy:
                     self.keep_healthy()
                 elif self.switched:
                     self.roll_back()
+            except DeployError as err:  # the lock
+                self.failed(str(err))
             except Exception as err:  # noqa: BLE001 - a bug must still leave a report behind
                 self.failed(f"internal error ({type(err).__name__}): {err}")
             finally:
@@ -111,10 +113,13 @@ class Deploy:
         return plan.exit_code(self.report["status"])
 
     def attempt(self) -> None:
+        """The deploy's steps; whatever stops them is reported, and a switched project rolls back."""
         try:
             self.steps()
         except DeployError as err:
             self.failed(str(err))
+        except Exception as err:  # noqa: BLE001 - a bug after the switch must still roll back
+            self.failed(f"internal error ({type(err).__name__}): {err}")
 
     def steps(self) -> None:
         self.precheck()
@@ -122,6 +127,10 @@ class Deploy:
         services = self.check()
         self.phase("check")
         digests = self.pull(services)
+        self.proxy = proxy.Proxy(self.s)
+        self.proxy_extra = self.proxy.prepare(self.remaining())  # {} without a domain
+        if self.proxy.error:  # before the switch: the running stack and its proxy stay as they are
+            self.fail(self.proxy.error)
         compose = self.switch()
         built = self.build(compose, services, digests)
         self.up(compose, services, digests, built)
@@ -391,8 +400,7 @@ class Deploy:
             self.report["services"][svc] = {"image": s.ref_of(image), "digest": digests.get(image),
                                             "builtLocally": image in built, "recreated": False, "health": "unknown"}
         path = os.path.join(s.state_dir, RUN_OVERRIDE)
-        self.proxy = proxy.Proxy(s)
-        extra = self.proxy.prepare(self.remaining())  # {} without a domain
+        extra = self.proxy_extra
         text = override.render(services, wanted, bind_address=s.bind_address,
                                fast_health=self.report["startInterval"], start_period=s.health_timeout, **extra)
         with open(path, "w") as f:
@@ -480,14 +488,21 @@ class Deploy:
         try:
             image_ids = {plan.service_of(c): c["Image"] for c in project_containers(self.project)}
             record = {"ref": s.ref, "imageTag": s.image_tag, "commit": self.report["commit"], "project": self.project,
-                      "runImages": self.run_images, "imageIds": image_ids, "shape": self.shape, "deployedAt": utc_now()}
+                      "runImages": self.run_images, "imageIds": image_ids, "shape": self.shape, "env": self.env_text,
+                      "override": self.override_text, "deployedAt": utc_now()}
+            rollback.save(s.state_dir, record)
             run(["git", "-C", s.project_dir, "update-ref", rollback.PIN_REF, self.report["commit"]])
-            rollback.save(s.state_dir, record, self.env_text, self.override_text)
-            keep = set(image_ids.values()) | set((previous or {}).get("imageIds", {}).values())
-            repositories = {diskcare.repository_of(ref) for r in (record, previous) if r for ref in r["runImages"].values()}
-            self.report["disk"] = diskcare.prune(repositories, keep)
+            self.disk_care(record, previous)
         except Exception as err:  # noqa: BLE001 - the stack is healthy; these only help the next deploy
             log(f"deploy: WARNING: recording the healthy deploy or disk care failed: {type(err).__name__}: {err}")
+
+    def disk_care(self, running: dict, target: dict | None) -> None:
+        """Remove the Sirius images neither the running deploy nor the rollback target uses."""
+        keep = set(running["imageIds"].values()) | set((target or {}).get("imageIds", {}).values())
+        failed = set(self.run_images.values())  # after a rollback: the failed deploy's images go too
+        repositories = {diskcare.repository_of(ref) for r in (running, target) if r
+                        for ref in [*r["runImages"].values(), *failed]}
+        self.report["disk"] = diskcare.prune(repositories, keep)
 
     def roll_back(self) -> None:
         """Put the last healthy deploy back: its commit, .env and pinned images, on the same volumes."""
@@ -498,7 +513,7 @@ class Deploy:
             entry["reason"] = "rollback is off (--no-rollback)"
         elif record is None:
             entry["reason"] = "no earlier healthy deploy on this host"
-        elif rollback.is_same_deploy(record, self.report["commit"], self.run_images):
+        elif rollback.is_same_deploy(record, self.report["commit"], self.run_images, self.env_text, self.override_text):
             entry["reason"] = "the failed deploy is the last healthy one; nothing else to put back"
         if entry["reason"]:
             log(f"rollback: none: {entry['reason']}")
@@ -507,26 +522,36 @@ class Deploy:
         log(f"rollback: putting back {rollback.describe(record)}")
         started = time.monotonic()
         self.deadline = time.time() + s.health_timeout
+        self.project = record["project"]
+        self.secrets += list(envfile.with_secrets(envfile.parse(record["env"])).values())
         try:
             # Same shape and settings as the failed deploy but for images: recreate only what
             # it changed, as a tag change does; otherwise a full `up`.
             env_path, shape_path = os.path.join(s.project_dir, ".env"), os.path.join(s.state_dir, SHAPE_FILE)
             same_project = (os.path.exists(shape_path) and open(shape_path).read() == record.get("shape")
-                            and envfile.same_but_tag(open(env_path).read(), rollback.env_text(s.state_dir)))
+                            and envfile.same_but_tag(open(env_path).read(), record["env"]))
             self.checkout(record["commit"])
-            envfile.write_private(env_path, rollback.env_text(s.state_dir))
+            envfile.write_private(env_path, record["env"])
             path = os.path.join(s.state_dir, RUN_OVERRIDE)
             with open(path, "w") as f:
-                f.write(rollback.override_text(s.state_dir))
+                f.write(record["override"])
             with open(shape_path, "w") as f:
                 f.write(record.get("shape") or "")
             self.compose = Compose(s.project_dir, path)
             before = {plan.service_of(c): c for c in project_containers(self.project)}
+            verdicts = {svc: plan.verdict_of(c) for svc, c in before.items()}
             step = plan.plan_up(record["runImages"], {svc: c["Config"]["Image"] for svc, c in before.items()},
-                                {svc: plan.verdict_of(c) for svc, c in before.items()}, same_project)
+                                verdicts, same_project)
             log(f"rollback: up: {step.kind}" + (f" ({' '.join(step.services)})" if step.services else ""))
             args = step.compose_args()
             result = self.compose(*args, timeout=max(self.remaining(), MIN_UP_SECONDS)) if args else Result(0, "", "")
+            # A service the failed deploy left crash-looping (its dependency was down) starts
+            # afresh: `up` keeps a container whose config did not change, restart count and all.
+            stuck = sorted(svc for svc, v in verdicts.items() if v == plan.FAILED and svc not in step.services)
+            if result.ok and stuck:
+                log(f"rollback: restarting {' '.join(stuck)}")
+                result = self.compose(*plan.UpPlan("recreate", tuple(stuck)).compose_args(),
+                                      timeout=max(self.remaining(), MIN_UP_SECONDS))
             self.up_error = "" if result.ok else envfile.redact(result.err[-3000:], self.secrets)
             services = record["runImages"]
             status, containers, _ = self.wait_healthy(services)
@@ -541,6 +566,10 @@ class Deploy:
         else:
             entry["status"] = "healthy"
             self.report["status"], self.report["serving"] = "rolled-back", rollback.served(record)
+            try:
+                self.disk_care(record, None)
+            except Exception as err:  # noqa: BLE001 - the demo serves again; space only helps the next deploy
+                log(f"disk: care skipped: {type(err).__name__}: {err}")
         finally:
             entry["seconds"] = round(time.monotonic() - started, 1)
 

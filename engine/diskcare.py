@@ -69,6 +69,8 @@ def prune(repositories: set[str], keep_ids: set[str]) -> dict:
 
 def low_disk_advice(root: str, free: float, needed: int) -> str:
     """What the free-disk pre-check says: how much is free, and how to get more."""
-    return (f"only {free:.1f} GiB free under {root}; a deploy needs {needed} GiB. Unused images are removed after "
-            "every healthy deploy; to free space now: `sudo docker image prune --all` (keeps images in use) and "
-            "`sudo docker builder prune --force`, or raise the stack's volumeSize")
+    return (f"only {free:.1f} GiB free under {root}; a deploy needs {needed} GiB. Healthy deploys and rollbacks "
+            "remove unused Sirius images themselves; to free space now: `sudo docker builder prune --force` and "
+            "`sudo docker image prune --force` (build cache, untagged images), then if need be "
+            "`sudo docker image prune --all --force` (every image no container uses, the rollback target's too), "
+            "or raise the stack's volumeSize")

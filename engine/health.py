@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 
-from engine import REPORT_SCHEMA, deploy, plan
+from engine import REPORT_SCHEMA, deploy, plan, rollback
 from engine.docker import project_containers
 
 
@@ -17,7 +17,9 @@ from engine.docker import project_containers
 def report(state_dir: str) -> dict:
     path = os.path.join(state_dir, deploy.REPORT_FILE)
     last = json.load(open(path)) if os.path.exists(path) else None
-    project = (last or {}).get("project") or "sirius"
+    # After a rollback the last deploy is the failed one; what runs is the last healthy one.
+    serving = rollback.load(state_dir) if (last or {}).get("status") == "rolled-back" else None
+    project = (serving or last or {}).get("project") or "sirius"
     containers = {plan.service_of(c): c for c in project_containers(project)}
     expected = sorted(set((last or {}).get("services") or {}) | set(containers))
     services = {}
@@ -32,10 +34,12 @@ def report(state_dir: str) -> dict:
         }
     healthy = bool(services) and all(s["ok"] for s in services.values())
     last = last or {}
+    digests = ({name: ref.partition("@")[2] or None for name, ref in serving["runImages"].items()} if serving
+               else {name: s.get("digest") for name, s in (last.get("services") or {}).items()})
     return {
         "schema": REPORT_SCHEMA, "status": "healthy" if healthy else "unhealthy", "checkedAt": deploy.utc_now(),
-        "services": services, "imageTag": last.get("imageTag"), "builtLocally": last.get("builtLocally", []),
-        "digests": {name: s.get("digest") for name, s in (last.get("services") or {}).items()},
+        "services": services, "imageTag": (serving or last).get("imageTag"),
+        "builtLocally": [] if serving else last.get("builtLocally", []), "digests": digests,
         "deploySeconds": last.get("totalSeconds"), "phases": last.get("phases"), "lastDeploy": last or None,
     }
 

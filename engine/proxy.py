@@ -35,7 +35,8 @@ from engine.settings import Settings
 
 SERVICE = "sirius-proxy"
 VOLUME = "caddy_data"
-CADDYFILE = "Caddyfile"
+# Named by content: the override a rollback restores mounts the Caddyfile it ran with.
+CADDYFILE = "Caddyfile-{digest}"
 CADDYFILE_MOUNT = "/etc/caddy/Caddyfile"
 CA_ROOT_MOUNT = "/etc/caddy/acme-ca-root.pem"
 DATA_DIR = "/data"  # the official image's XDG_DATA_HOME: certificates and ACME account
@@ -214,14 +215,14 @@ class Proxy:
     def prepare(self, timeout: float) -> dict:
         """Write the Caddyfile, pull the image if missing; the override's extra arguments.
 
-        Without a domain: {} (the override stays what it always was). When the image
-        cannot be pulled the proxy is left out, so `up` still brings the stack up on its
-        own ports, and the gate reports why."""
+        Without a domain: {} (the override stays what it always was). Runs before the
+        project switches: when the image cannot be pulled (`error`), the deploy stops with
+        the running stack and its proxy untouched."""
         s = self.s
         if not s.domain:
             return {}
         text = caddyfile(s)
-        path = os.path.join(s.state_dir, CADDYFILE)
+        path = os.path.join(s.state_dir, CADDYFILE.format(digest=hashlib.sha256(text.encode()).hexdigest()[:16]))
         with open(path + ".tmp", "w") as f:
             f.write(text)
         os.chmod(path + ".tmp", 0o644)

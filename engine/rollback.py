@@ -1,13 +1,15 @@
 """The last healthy deploy on this host: what a failed deploy puts back.
 
-After every healthy deploy the engine keeps what ran, in the state dir:
-- `last-healthy.json`: the ref, tag and commit, the image each service ran (by digest,
-  or the local tag of a local build) and the image ids, for the report and disk care;
-- `last-healthy.env`: the .env it ran with (the same secrets: .env keeps them across
-  deploys), root-only like .env itself;
-- `last-healthy.run.yaml`: the generated override, which pins every image and carries
-  the same ports, bind address and health timing;
-- the git ref `refs/sirius-demo/last-healthy` on the commit, so git never prunes it.
+After every healthy deploy the engine keeps what ran in one file, `last-healthy.json`
+in the state dir (0600, root's, like .env: it holds the same secrets), replaced whole so
+it is never half-written:
+- the ref, tag and commit, and the project's name;
+- the image each service ran (by digest, or the local tag of a local build) and the
+  image ids, for the report and for disk care;
+- the .env it ran with (the same secrets: .env keeps them across deploys);
+- the generated override, which pins every image and carries the same ports, bind
+  address, health timing and proxy config (the Caddyfile is named by its content).
+The git ref `refs/sirius-demo/last-healthy` keeps the commit from being pruned.
 
 Putting these back and running `up` gives the same containers on the same volumes.
 """
@@ -20,45 +22,27 @@ import os
 from engine import envfile
 
 RECORD = "last-healthy.json"
-ENV_COPY = "last-healthy.env"
-OVERRIDE_COPY = "last-healthy.run.yaml"
 PIN_REF = "refs/sirius-demo/last-healthy"
+_KEYS = ("ref", "imageTag", "commit", "project", "runImages", "imageIds", "env", "override")
 
 
 def load(state_dir: str) -> dict | None:
-    """The last healthy deploy's record, or None (first deploy, or a record left half-written)."""
+    """The last healthy deploy's record, or None (the first deploy, or an unreadable record)."""
     try:
         record = json.load(open(os.path.join(state_dir, RECORD)))
     except (OSError, ValueError):
         return None
-    copies = (os.path.join(state_dir, ENV_COPY), os.path.join(state_dir, OVERRIDE_COPY))
-    if not isinstance(record, dict) or not all(os.path.isfile(p) for p in copies):
-        return None
-    return record
+    return record if isinstance(record, dict) and all(k in record for k in _KEYS) else None
 
 
-def save(state_dir: str, record: dict, env_text: str, override_text: str) -> None:
-    """Record a healthy deploy; the JSON goes last, so a half-written save is never loaded."""
-    envfile.write_private(os.path.join(state_dir, ENV_COPY), env_text)
-    with open(os.path.join(state_dir, OVERRIDE_COPY), "w") as f:
-        f.write(override_text)
-    path = os.path.join(state_dir, RECORD)
-    with open(path + ".tmp", "w") as f:
-        json.dump(record, f, sort_keys=True)
-    os.replace(path + ".tmp", path)
+def save(state_dir: str, record: dict) -> None:
+    envfile.write_private(os.path.join(state_dir, RECORD), json.dumps(record, sort_keys=True))
 
 
-def env_text(state_dir: str) -> str:
-    return open(os.path.join(state_dir, ENV_COPY)).read()
-
-
-def override_text(state_dir: str) -> str:
-    return open(os.path.join(state_dir, OVERRIDE_COPY)).read()
-
-
-def is_same_deploy(record: dict, commit: str | None, run_images: dict[str, str]) -> bool:
+def is_same_deploy(record: dict, commit: str | None, run_images: dict[str, str], env: str, override: str) -> bool:
     """Whether the failed deploy ran exactly what the record holds: then there is nothing to put back."""
-    return record.get("commit") == commit and record.get("runImages") == run_images
+    return (record.get("commit"), record.get("runImages"), record.get("env"), record.get("override")) == (
+        commit, run_images, env, override)
 
 
 def served(record: dict) -> dict:

@@ -151,12 +151,17 @@ def test_https_deploy_gets_a_certificate_through_the_proxy_and_keeps_it(site, ca
 
 def test_a_refused_certificate_fails_the_deploy_with_the_cas_reason_and_the_stack_stays_up(
         site, caddy_ref, ports, no_sirius_images):
+    assert site.deploy(TAG_V1).code == 0  # an earlier healthy deploy: a rollback would have a target
     # The domain resolves to 127.0.0.2, where nothing listens: the CA cannot validate it.
     with Pebble(*ports, resolve_to="127.0.0.2") as pebble:
         failed = deploy(site, pebble, caddy_ref, ports, cert_timeout=15)
         assert failed.code == 1
         report, proxy = failed.report, failed.report["proxy"]
         assert report["status"] == "failed" and proxy["https"] == "failed"
+        # The stack is healthy: a certificate is no reason to roll back, and this is the new target.
+        assert report["rollback"] is None and site.env_file()["NEXTAUTH_URL"] == f"https://{DOMAIN}"
+        assert json.loads((site.state / "last-healthy.json").read_text())["commit"] == report["commit"]
+        assert "sirius-proxy" in json.loads((site.state / "last-healthy.json").read_text())["override"]
         assert report["error"].startswith(f"HTTPS for {DOMAIN}: no certificate within 15s: ")
         assert "(the stack is up on its own ports)" in report["error"]
         # Caddy's reason, with the CA's own problem document.
