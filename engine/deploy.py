@@ -3,8 +3,8 @@ start, prove healthy, report; put the last healthy deploy back when this one fai
 
     pre-checks -> fetch -> compatibility check (staged) -> pull (retried; a missing tag
     is not) -> switch the project -> local build of what is missing -> up
-    -> health gate (deadline) -> healthy: record it, disk care / unhealthy: rollback
-    -> report
+    -> health gate (deadline) -> demo data -> HTTPS (with a domain)
+    -> stack healthy: record it, disk care / otherwise: roll back -> report
 
 Nothing the running stack uses changes before the switch: a ref that fails the check
 or an image that cannot be had leaves the demo as it was.
