@@ -142,7 +142,7 @@ class Deploy:
             self.report["proxy"] = self.proxy.gate(self.compose, self.project)
             if self.report["proxy"]["error"]:
                 self.fail(f"HTTPS for {self.s.domain}: {self.report['proxy']['error']} "
-                          f"(the stack is up on its own ports)")
+                          f"(the stack itself is healthy and stays up)")
         if self.report["status"] != "healthy":
             bad = self.report["unhealthy"]
             self.report["error"] = f"not healthy within {self.s.health_timeout}s: {', '.join(bad)}"

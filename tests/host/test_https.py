@@ -163,7 +163,7 @@ def test_a_refused_certificate_fails_the_deploy_with_the_cas_reason_and_the_stac
         assert json.loads((site.state / "last-healthy.json").read_text())["commit"] == report["commit"]
         assert "sirius-proxy" in json.loads((site.state / "last-healthy.json").read_text())["override"]
         assert report["error"].startswith(f"HTTPS for {DOMAIN}: no certificate within 15s: ")
-        assert "(the stack is up on its own ports)" in report["error"]
+        assert "(the stack itself is healthy and stays up)" in report["error"]
         # Caddy's reason, with the CA's own problem document.
         assert "could not get certificate from issuer" in proxy["error"] or "challenges failed" in proxy["error"]
         assert "urn:ietf:params:acme:error:" in proxy["error"] and "127.0.0.2" in proxy["error"]
