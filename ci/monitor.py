@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import Any
 
 from ci.stacks import SHARED_STACK, TIME_FORMAT, markdown_cell, render_summary
+from engine.rules import API_HEALTH_PATH
 
 UI_PATH = "/"
-API_HEALTH_PATH = "/health"
 HEALTHY = "healthy"
 DEFAULT_ATTEMPTS = 5
 DEFAULT_TIMEOUT = 10.0  # seconds per request

@@ -192,7 +192,7 @@ def _seed(settings: Settings, project: str, key: str, started: float) -> dict:
     if loaded_for(read_marker(settings.state_dir), volume):
         return outcome(0, 0, ALREADY_LOADED, elapsed())
     hosts = load_hosts()
-    address = settings.bind_address or "127.0.0.1"
+    address = rules.local_address(settings.bind_address)
     api = Api(f"http://{address}:{rules.API_PORT}", key, started + BUDGET_SECONDS)
     try:
         status, body = api.first_get("/host")

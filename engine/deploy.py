@@ -263,7 +263,7 @@ class Deploy:
         if problems:
             self.report["problems"] = problems
             self.fail("compatibility check: " + "; ".join(problems))
-        self.project = self.report["project"] = rendered.get("name") or "sirius"
+        self.project = self.report["project"] = rendered.get("name") or rules.DEFAULT_PROJECT
         return rendered["services"]
 
     def switch(self) -> Compose:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 
-from engine import REPORT_SCHEMA, deploy, plan, rollback
+from engine import REPORT_SCHEMA, deploy, plan, rollback, rules
 from engine.docker import project_containers
 
 
@@ -19,7 +19,7 @@ def report(state_dir: str) -> dict:
     last = json.load(open(path)) if os.path.exists(path) else None
     # After a rollback the last deploy is the failed one; what runs is the last healthy one.
     serving = rollback.load(state_dir) if (last or {}).get("status") == "rolled-back" else None
-    project = (serving or last or {}).get("project") or "sirius"
+    project = (serving or last or {}).get("project") or rules.DEFAULT_PROJECT
     containers = {plan.service_of(c): c for c in project_containers(project)}
     expected = sorted(set((last or {}).get("services") or {}) | set(containers))
     services = {}

@@ -52,8 +52,8 @@ LOG_LINES = 2000
 
 
 def upstream_host(s: Settings) -> str:
-    """Where the proxy (host network) reaches the UI and API: their bind address, else loopback."""
-    return s.bind_address if s.bind_address and s.bind_address != "0.0.0.0" else "127.0.0.1"
+    """Where the proxy (host network) reaches the UI and API."""
+    return rules.local_address(s.bind_address)
 
 
 def caddyfile(s: Settings) -> str:
@@ -269,12 +269,12 @@ class Proxy:
                 return facts, f"the certificate is for {facts['names']}, not {s.domain}"
             if ui.status >= 500:
                 return facts, f"https://{s.domain}/ answered {ui.status} through the proxy"
-            conn.request("GET", f"{rules.API_PATH}/health")
+            conn.request("GET", f"{rules.API_PATH}{rules.API_HEALTH_PATH}")
             api = conn.getresponse()
             api.read()
             facts["api"] = api.status == 200
             if not facts["api"]:
-                return facts, f"https://{s.domain}{rules.API_PATH}/health answered {api.status}"
+                return facts, f"https://{s.domain}{rules.API_PATH}{rules.API_HEALTH_PATH} answered {api.status}"
         except (OSError, http.client.HTTPException) as err:
             return facts, f"https://{s.domain}/: {err}"
         finally:

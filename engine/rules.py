@@ -27,6 +27,9 @@ HTTPS_PORT = 443
 # The API behind the proxy: the UI (NextAuth) owns /api/auth/*, so the API cannot live
 # under /api. Caddy strips this prefix: https://<domain>/sirius-api/health is GET /health.
 API_PATH = "/sirius-api"
+API_HEALTH_PATH = "/health"  # the API's own check: 200 and {"status": "healthy"}, no key
+# The compose project's name when the file names none (upstream's does: sirius).
+DEFAULT_PROJECT = "sirius"
 # The proxy's image: Caddy, pinned by version (the engine pulls it only when missing).
 PROXY_IMAGE = "docker.io/library/caddy:2.8.4"
 PROXY_IMAGE_FORM = "an image reference with a tag or digest, e.g. docker.io/library/caddy:2.8.4"
@@ -129,6 +132,11 @@ def is_image_ref(value: str) -> bool:
     """A pinned image reference: it names a tag or a digest."""
     return (isinstance(value, str) and bool(_IMAGE_REF.fullmatch(value)) and ".." not in value
             and ("@sha256:" in value or ":" in value.rsplit("/", 1)[-1]))
+
+
+def local_address(bind_address: str) -> str:
+    """Where the host itself reaches the UI and API: their bind address, else loopback."""
+    return bind_address if bind_address and bind_address != "0.0.0.0" else "127.0.0.1"
 
 
 def is_repo_url(url: str) -> bool:
