@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from engine.rules import ACME_CAS, API_PATH, acme_directory
 from infra import dns, network
-from infra.config import OPEN_WORLD, DemoConfig
+from infra.config import DemoConfig
 from infra.instance import SSH_USER, DemoHost
 from infra.keys import ssh_key
 from infra.remote import RemoteDeploy
@@ -33,7 +33,7 @@ def warnings(config: DemoConfig) -> list[str]:
         found.append("no domain: the UI and API are plain HTTP, so the admin login and API keys cross the network "
                      "in clear. Set sirius-demo:domain (or domainSuffix) for HTTPS; see README, DNS and HTTPS.")
     lets_encrypt = acme_directory(config.acme_ca) in ACME_CAS.values()
-    if config.https and lets_encrypt and not OPEN_WORLD & set(config.public_cidrs):
+    if config.https and lets_encrypt and "0.0.0.0/0" not in config.public_cidrs:
         found.append(f"publicCidrs ({', '.join(config.public_cidrs)}) leaves out 0.0.0.0/0, but Let's Encrypt checks "
                      f"{config.domain} from its own, unpublished addresses on port 80 (or 443): the certificate will "
                      "not be issued. Open publicCidrs to 0.0.0.0/0, or set acmeCa to an ACME directory those CIDRs reach.")
