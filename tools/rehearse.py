@@ -88,7 +88,28 @@ def format_report(report: dict) -> str:
     if path:
         lines.append("critical path: " + " -> ".join(
             f"{name} ({_seconds((services.get(name) or {}).get('healthySeconds'))}s)" for name in path))
+    lines += _after_the_gate(report)
     return "\n".join(lines)
+
+
+def _after_the_gate(report: dict) -> list[str]:
+    """Rollback, demo data and disk care, one line each when they happened."""
+    lines = []
+    rollback = report.get("rollback") or {}
+    if rollback.get("status") == "healthy":
+        to = rollback.get("to") or {}
+        lines.append(f"ROLLED BACK in {rollback.get('seconds')}s: serving ref {to.get('ref')}, tag {to.get('imageTag')}, "
+                     f"commit {(to.get('commit') or '')[:12]}")
+    elif rollback:
+        lines.append(f"rollback {rollback.get('status')}: {rollback.get('reason')}")
+    demo = report.get("demoData") or {}
+    if demo:
+        lines.append(f"demo data: {demo.get('loaded')} hosts loaded" + (f" ({demo['reason']})" if demo.get("reason") else ""))
+    disk = report.get("disk") or {}
+    if disk:
+        lines.append(f"disk: {disk.get('removedImages')} unused images removed, "
+                     f"{disk.get('freeGbBefore')} -> {disk.get('freeGbAfter')} GiB free")
+    return lines
 
 
 def run_deploy(spec: commands.DeploySpec, home: Path) -> tuple[int, dict | None]:

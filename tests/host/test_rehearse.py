@@ -60,3 +60,10 @@ def test_format_report_reads_at_a_glance():
     assert "sirius-ui   starting       1.0     1.5       -  no    yes       r/sirius-ui:v1 (sha256:bbbbbbbbbbbb)" in text
     assert "sirius-api  healthy        0.9     1.2     7.2  yes" in text
     assert text.endswith("critical path: sirius-api (7.2s)")
+    after = rehearse.format_report({**report, "status": "rolled-back", "demoData": {"loaded": 0, "reason": "already loaded"},
+                                    "rollback": {"status": "healthy", "seconds": 4.2,
+                                                 "to": {"ref": "main", "imageTag": "v0", "commit": "d" * 40}},
+                                    "disk": {"removedImages": 3, "freeGbBefore": 10.0, "freeGbAfter": 12.5}})
+    assert after.splitlines()[-3:] == ["ROLLED BACK in 4.2s: serving ref main, tag v0, commit dddddddddddd",
+                                       "demo data: 0 hosts loaded (already loaded)",
+                                       "disk: 3 unused images removed, 10.0 -> 12.5 GiB free"]
