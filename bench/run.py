@@ -17,6 +17,11 @@ start period), then takes rounds in turn; each figure is the median of its ratio
   noop_vs_fresh              deploying the running tag again             (<= 0.1)
   ssh_ui_tag_change_vs_fresh the UI change through the program's remote command,
                              over SSH                                    (<= 0.4)
+  rollback_vs_fresh          v1 -> api-crash (the API exits at start): the rollback's own
+                             seconds (report) back to a healthy v1, vs a fresh v1 (<= 0.5)
+
+Every deploy runs with the defaults: a fresh one loads the demo data after its gate
+(timed with it), and each healthy one ends with disk care.
 
 Images are removed from the engine before every fresh run, so pulls are real. Every
 plain compose run binds the fixture's ports to 127.0.0.1. Writes bench/results.json.
@@ -36,6 +41,7 @@ from pathlib import Path
 from infra import bootstrap, commands
 from testbed.harness import (
     SERVICE_IMAGES,
+    TAG_API_CRASH,
     TAG_PR,
     TAG_V1,
     TAG_V2,
@@ -60,6 +66,7 @@ TARGETS = {
     "api_tag_change_vs_fresh": 0.5,
     "noop_vs_fresh": 0.1,
     "ssh_ui_tag_change_vs_fresh": 0.4,
+    "rollback_vs_fresh": 0.5,
 }
 API_CHANGE = {"sirius-api": TAG_PR}  # pr-7's API build, every other image as v1
 
@@ -97,6 +104,15 @@ class Bench:
 
     def deploy(self, tag: str, image_tags: dict[str, str] | None = None) -> float:
         return self.timed(commands.deploy_argv(self.spec(tag, image_tags), engine=str(self.zipapp)))
+
+    def rollback_seconds(self, bad_tag: str) -> float:
+        """A bad tag over the running stack: the seconds the report gives its rollback."""
+        argv = commands.deploy_argv(self.spec(bad_tag), engine=str(self.zipapp))
+        result = subprocess.run(argv, env=self.engine.env, capture_output=True, text=True)
+        report = json.loads(result.stdout.strip().splitlines()[-1])
+        if result.returncode == 0 or report["status"] != "rolled-back":
+            raise RuntimeError(f"{bad_tag} was not rolled back: {report['status']}: {result.stderr[-2000:]}")
+        return report["rollback"]["seconds"]
 
     def fresh(self, tag: str, image_tags: dict[str, str] | None = None) -> float:
         self.reset()
@@ -163,12 +179,15 @@ def measure(pairs: int) -> int:
                 got["api_change"] = bench.deploy(TAG_V1, API_CHANGE)
                 got["fresh_api"] = bench.fresh(TAG_V1, API_CHANGE)
                 got["ssh_ui_change"] = ssh_ui_change(bench, ssh)
+                bench.fresh(TAG_V1)  # untimed
+                got["rollback"] = bench.rollback_seconds(TAG_API_CRASH)
                 ratios["fresh_vs_ready_floor"].append(got["fresh"] / got["ready_floor"])
                 ratios["fresh_vs_upstream_compose"].append(got["fresh"] / got["upstream_compose"])
                 ratios["ui_tag_change_vs_fresh"].append(got["ui_change"] / got["fresh_v2"])
                 ratios["api_tag_change_vs_fresh"].append(got["api_change"] / got["fresh_api"])
                 ratios["noop_vs_fresh"].append(got["noop"] / got["fresh"])
                 ratios["ssh_ui_tag_change_vs_fresh"].append(got["ssh_ui_change"] / got["fresh_v2"])
+                ratios["rollback_vs_fresh"].append(got["rollback"] / got["fresh"])
                 for key, value in got.items():
                     seconds.setdefault(key, []).append(value)
                 print(f"round {pair + 1}/{pairs}: " + " ".join(f"{k} {v:.1f}s" for k, v in got.items()), flush=True)
