@@ -3,6 +3,8 @@
     python -m tools.rehearse --ref v1.1.0
     python -m tools.rehearse --ref pr-42 --tag pr-42-amd64
     python -m tools.rehearse --ref main --registry 127.0.0.1:5000/siriusscan --repo file:///srv/sirius.git
+    python -m tools.rehearse --domain demo.sirius.test --acme-ca https://127.0.0.1:14000/dir \
+        -- --acme-ca-root /tmp/pebble-roots.pem --proxy-http-port 5002   # HTTPS with a private CA
     python -m tools.rehearse --down
 
 Runs the very engine zipapp that the instance runs, with the same flags
@@ -29,7 +31,8 @@ DEFAULT_HOME = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / 
 def build_spec(args: argparse.Namespace) -> commands.DeploySpec:
     """Validate the flags with the stack config's own rules, then build the deploy."""
     raw = {"ref": args.ref, "imageTag": args.tag or "", "repoUrl": args.repo, "imageRegistry": args.registry,
-           "healthTimeout": str(args.health_timeout), "sshCidrs": "127.0.0.1/32"}
+           "healthTimeout": str(args.health_timeout), "sshCidrs": "127.0.0.1/32", "domain": args.domain,
+           "acmeCa": args.acme_ca, "acmeEmail": args.acme_email, "rollback": args.rollback, "demoData": args.demo_data}
     config = parse(raw, stack="rehearsal")
     home = Path(args.home).resolve()
     return commands.DeploySpec(
@@ -37,7 +40,7 @@ def build_spec(args: argparse.Namespace) -> commands.DeploySpec:
         ref=config.ref,
         git_ref=config.git_ref,
         image_tag=config.image_tag,
-        public_host="localhost",
+        public_host=config.domain or "localhost",
         health_timeout=config.health_timeout,
         registry=config.image_registry,
         project_dir=str(home / "sirius"),
@@ -47,6 +50,11 @@ def build_spec(args: argparse.Namespace) -> commands.DeploySpec:
         pull_attempts=args.pull_attempts,
         pull_delay=args.pull_delay,
         min_free_gb=args.min_free_gb,
+        rollback=config.rollback,
+        demo_data=config.demo_data,
+        domain=config.domain,
+        acme_email=config.acme_email,
+        acme_ca=config.acme_ca,
     )
 
 
@@ -112,12 +120,13 @@ def _after_the_gate(report: dict) -> list[str]:
     return lines
 
 
-def run_deploy(spec: commands.DeploySpec, home: Path) -> tuple[int, dict | None]:
+def run_deploy(spec: commands.DeploySpec, home: Path, engine_args: list[str] = ()) -> tuple[int, dict | None]:
     """Run the engine zipapp; progress goes straight to our stderr, the report is parsed from stdout."""
     home.mkdir(parents=True, exist_ok=True)
     engine = home / "engine.pyz"
     engine.write_bytes(bootstrap.engine_archive())
-    result = subprocess.run(commands.deploy_argv(spec, engine=str(engine)), stdout=subprocess.PIPE, text=True)
+    argv = [*commands.deploy_argv(spec, engine=str(engine)), *engine_args]
+    result = subprocess.run(argv, stdout=subprocess.PIPE, text=True)
     try:
         return result.returncode, commands.report_of(result.stdout)
     except ValueError:
@@ -146,8 +155,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pull-attempts", type=int)
     parser.add_argument("--pull-delay", type=int)
     parser.add_argument("--min-free-gb", type=int)
+    parser.add_argument("--domain", default="", help="HTTPS through the proxy for this name (default: none)")
+    parser.add_argument("--acme-ca", default="production", help="production, staging or an ACME directory URL")
+    parser.add_argument("--acme-email", default="")
+    parser.add_argument("--no-rollback", dest="rollback", action="store_false")
+    parser.add_argument("--no-demo-data", dest="demo_data", action="store_false")
     parser.add_argument("--down", action="store_true", help="remove the rehearsal's containers and volumes")
+    parser.add_argument("engine_args", nargs=argparse.REMAINDER,
+                        help="after --: more engine flags, e.g. -- --acme-ca-root FILE (the engine checks them)")
     args = parser.parse_args(argv)
+    args.engine_args = args.engine_args[1:] if args.engine_args[:1] == ["--"] else args.engine_args
 
     if args.down:
         return down(Path(args.home))
@@ -156,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         parser.exit(2, f"{err}\n")
     print(f"rehearsing {spec.ref} (tag {spec.image_tag}) from {spec.repo_url} on the local Docker Engine", file=sys.stderr)
-    code, report = run_deploy(spec, Path(args.home).resolve())
+    code, report = run_deploy(spec, Path(args.home).resolve(), args.engine_args)
     print(format_report(report) if report else "the engine printed no report")
     return code
 

@@ -14,11 +14,11 @@ import json
 import socket
 import ssl
 import subprocess
+import sys
 import time
 
 import pytest
 
-from infra import commands
 from testbed.acme import Pebble, caddy_image
 from testbed.harness import TAG_V1, free_port
 from .site import Deploy, Site
@@ -46,14 +46,18 @@ def ports():
 
 
 def deploy(site: Site, pebble: Pebble, caddy_ref: str, ports: tuple[int, int], cert_timeout: int = 60) -> Deploy:
-    """The engine's deploy as the host runs it, with the flags the Pulumi side does not set (tests only)."""
-    spec = site.spec(TAG_V1, domain=DOMAIN, acme_ca=pebble.directory, acme_email="ops@example.com")
-    argv = [*commands.deploy_argv(spec, engine=str(site.zipapp)), "--proxy-image", caddy_ref,
-            "--acme-ca-root", str(pebble.roots_file), "--proxy-http-port", str(ports[0]),
-            "--proxy-https-port", str(ports[1]), "--cert-timeout", str(cert_timeout)]
+    """The laptop rehearsal (python -m tools.rehearse) with a domain and pebble as the CA, in the
+    site's dirs, plus the engine flags only tests need after `--`."""
+    argv = [sys.executable, "-m", "tools.rehearse", "--home", str(site.project.parent), "--ref", "main",
+            "--tag", TAG_V1, "--registry", f"{site.registry.host}/siriusscan", "--repo", site.repo_url,
+            "--health-timeout", "90", "--min-free-gb", "1", "--pull-attempts", "2", "--pull-delay", "1",
+            "--domain", DOMAIN, "--acme-ca", pebble.directory, "--acme-email", "ops@example.com",
+            "--", "--proxy-image", caddy_ref, "--acme-ca-root", str(pebble.roots_file),
+            "--proxy-http-port", str(ports[0]), "--proxy-https-port", str(ports[1]), "--cert-timeout", str(cert_timeout)]
     started = time.monotonic()
     result = subprocess.run(argv, capture_output=True, text=True, env=site.engine.env, timeout=600)
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = json.loads((site.state / "deploy.json").read_text())
+    assert f"status: {report['status']}" in result.stdout  # the rehearsal's table
     return Deploy(result.returncode, report, result.stdout, result.stderr, time.monotonic() - started)
 
 
