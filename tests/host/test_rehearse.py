@@ -23,7 +23,9 @@ def test_rehearsal_deploys_and_prints_a_table(clean_project, registry, sirius_re
     for phase in ("install", "fetch", "check", "pull", "build", "up", "healthy"):
         assert f"\n{phase} " in table
     assert "sirius-ui" in table and "sirius-migrate" in table
-    assert re.search(r"critical path: sirius-(rabbitmq|postgres|valkey) \(", table) and table.rstrip().endswith("s)")
+    assert re.search(r"^critical path: sirius-(rabbitmq|postgres|valkey) \(.*s\)$", table, re.M)
+    assert table.rstrip().splitlines()[-2:][0] == "demo data: 22 hosts loaded"
+    assert re.fullmatch(r"disk: 0 unused images removed, [\d.]+ -> [\d.]+ GiB free", table.rstrip().splitlines()[-1])
 
     down = subprocess.run([sys.executable, "-m", "tools.rehearse", "--down", "--home", str(tmp_path)],
                           capture_output=True, text=True, env=clean_project.env, timeout=300)
