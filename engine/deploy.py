@@ -492,7 +492,11 @@ class Deploy:
                       "override": self.override_text, "deployedAt": utc_now()}
             rollback.save(s.state_dir, record)
             run(["git", "-C", s.project_dir, "update-ref", rollback.PIN_REF, self.report["commit"]])
-            self.disk_care(record, previous)
+            if previous and (previous["runImages"], previous["imageIds"]) == (self.run_images, image_ids):
+                free = diskcare.free_gb(diskcare.docker_root())  # the same images as last time: nothing new to remove
+                self.report["disk"] = {"freeGbBefore": free, "freeGbAfter": free, "removedImages": 0, "notRemoved": 0}
+            else:
+                self.disk_care(record, previous)
         except Exception as err:  # noqa: BLE001 - the stack is healthy; these only help the next deploy
             log(f"deploy: WARNING: recording the healthy deploy or disk care failed: {type(err).__name__}: {err}")
 
@@ -502,7 +506,7 @@ class Deploy:
         failed = set(self.run_images.values())  # after a rollback: the failed deploy's images go too
         repositories = {diskcare.repository_of(ref) for r in (running, target) if r
                         for ref in [*r["runImages"].values(), *failed]}
-        self.report["disk"] = diskcare.prune(repositories, keep)
+        self.report["disk"] = diskcare.prune(repositories, keep, build_cache=bool(self.report["builtLocally"]))
 
     def roll_back(self) -> None:
         """Put the last healthy deploy back: its commit, .env and pinned images, on the same volumes."""

@@ -49,8 +49,9 @@ def local_images() -> list[dict]:
     return rows
 
 
-def prune(repositories: set[str], keep_ids: set[str]) -> dict:
-    """Remove what nothing keeps; the report's `disk` entry (free GiB before and after)."""
+def prune(repositories: set[str], keep_ids: set[str], build_cache: bool = True) -> dict:
+    """Remove what nothing keeps, and dangling build cache when a build made some (only
+    local builds do); the report's `disk` entry (free GiB before and after)."""
     root = docker_root()
     before = free_gb(root)
     removed, failed = [], []
@@ -59,9 +60,9 @@ def prune(repositories: set[str], keep_ids: set[str]) -> dict:
         # to remove an image a container uses.
         result = run(["docker", "image", "rm", "--force", image_id], timeout=300)
         (removed if result.ok else failed).append(image_id)
-    cache = run(["docker", "builder", "prune", "--force"], timeout=300)
-    if failed or not cache.ok:
-        log(f"disk: could not remove {len(failed)} image(s)" + ("" if cache.ok else "; build cache prune failed"))
+    cache = run(["docker", "builder", "prune", "--force"], timeout=300) if build_cache else None
+    if failed or (cache and not cache.ok):
+        log(f"disk: could not remove {len(failed)} image(s)" + ("; build cache prune failed" if cache and not cache.ok else ""))
     after = free_gb(root)
     log(f"disk: removed {len(removed)} unused Sirius image(s); {before} -> {after} GiB free")
     return {"freeGbBefore": before, "freeGbAfter": after, "removedImages": len(removed), "notRemoved": len(failed)}

@@ -130,3 +130,5 @@ def test_tag_changes_keep_at_most_two_sets_of_images(site, standins, no_sirius_i
     kept = site.engine.run("image", "ls", "--digests", "--format", "{{.Digest}}", ui).stdout.split()
     assert set(kept) == {standins.digest("sirius-ui", TAG_V2), standins.digest("sirius-ui", TAG_LATEST)}
     assert removed >= 1
+    again = site.deploy(TAG_LATEST)  # the same images again: nothing to look for
+    assert again.code == 0 and again.report["disk"]["removedImages"] == 0 and "disk: removed" not in again.stderr
