@@ -78,6 +78,15 @@ def _required(var: str, service: str | None) -> str:
     return f"${{{var}:?{var} is required{where}. {_INSTALLER}}}"
 
 
+def _api_key_env(release: str, service: str) -> list[str]:
+    """How `service` gets the API key: the key file since v1.1.0, v1.0.0's required variable."""
+    if release == "main":
+        return ["SIRIUS_API_KEY_FILE=${SIRIUS_API_KEY_FILE:-" + API_KEY_FILE + "}"]
+    if release == "v1.0.0":
+        return [f"SIRIUS_API_KEY=${{SIRIUS_API_KEY:?SIRIUS_API_KEY is required for {service}}}"]
+    return []
+
+
 def _resources(limit_mem: str, limit_cpus: str, res_mem: str, res_cpus: str) -> str:
     return ("    deploy:\n      resources:\n        limits:\n"
             f"          memory: {limit_mem}\n          cpus: \"{limit_cpus}\"\n"
@@ -175,10 +184,7 @@ def _ui(release: str, registry: str) -> str:
             "NEXT_PUBLIC_SIRIUS_API_URL=${NEXT_PUBLIC_SIRIUS_API_URL:-http://localhost:9001}",
             "DISCORD_CLIENT_ID=${DISCORD_CLIENT_ID:-dummy_client_id}",
             "DISCORD_CLIENT_SECRET=${DISCORD_CLIENT_SECRET:-dummy_client_secret}"]
-    if main:
-        env.append("SIRIUS_API_KEY_FILE=${SIRIUS_API_KEY_FILE:-" + API_KEY_FILE + "}")
-    elif release == "v1.0.0":
-        env.append("SIRIUS_API_KEY=${SIRIUS_API_KEY:?SIRIUS_API_KEY is required for sirius-ui}")
+    env += _api_key_env(release, "sirius-ui")
     out = "  sirius-ui:\n" + _head("sirius-ui", release, registry, restart_first=False)
     out += _ports("sirius-ui") + "    environment:\n" + "".join(f"      - {e}\n" for e in env)
     if main:
@@ -229,10 +235,7 @@ def _api(release: str, registry: str) -> str:
     env += ["API_PORT=${API_PORT:-9001}", "CORS_ALLOWED_ORIGINS=${CORS_ALLOWED_ORIGINS:-*}"]
     env += _backend_env(release, "sirius-api")
     env.append("LOG_LEVEL=${LOG_LEVEL:-" + ("info" if release in ("demo", "v0.4.1") else "error") + "}")
-    if main:
-        env.append("SIRIUS_API_KEY_FILE=${SIRIUS_API_KEY_FILE:-" + API_KEY_FILE + "}")
-    elif release == "v1.0.0":
-        env.append("SIRIUS_API_KEY=${SIRIUS_API_KEY:?SIRIUS_API_KEY is required for sirius-api}")
+    env += _api_key_env(release, "sirius-api")
     out = "  sirius-api:\n" + _head("sirius-api", release, registry, restart_first=False)
     out += _ports("sirius-api") + "    environment:\n" + "".join(f"      - {e}\n" for e in env)
     if main:
@@ -260,10 +263,7 @@ def _engine(release: str, registry: str) -> str:
                                else "${API_BASE_URL:-http://sirius-api:9001}"),
             "AGENT_ID=${AGENT_ID:-sirius-engine}", "HOST_ID=${HOST_ID:-sirius-engine}",
             "ENABLE_SCRIPTING=${ENABLE_SCRIPTING:-true}", "LOG_LEVEL=${LOG_LEVEL:-info}"]
-    if main:
-        env.append("SIRIUS_API_KEY_FILE=${SIRIUS_API_KEY_FILE:-" + API_KEY_FILE + "}")
-    elif release == "v1.0.0":
-        env.append("SIRIUS_API_KEY=${SIRIUS_API_KEY:?SIRIUS_API_KEY is required for sirius-engine}")
+    env += _api_key_env(release, "sirius-engine")
     out = "  sirius-engine:\n" + _head("sirius-engine", release, registry, restart_first=False)
     if main:
         out += "    cap_add:\n      - NET_RAW\n"
