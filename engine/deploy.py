@@ -97,10 +97,8 @@ class Deploy:
                     self.keep_healthy()
                 elif self.switched:
                     self.roll_back()
-            except DeployError as err:  # the lock
-                self.failed(str(err))
-            except Exception as err:  # noqa: BLE001 - a bug must still leave a report behind
-                self.failed(f"internal error ({type(err).__name__}): {err}")
+            except Exception as err:  # noqa: BLE001 - the lock, or a bug: either must leave a report behind
+                self.failed(err)
             finally:
                 self.report["finishedAt"] = utc_now()
                 self.report["totalSeconds"] = round(time.time() - self.started, 1)
@@ -116,10 +114,8 @@ class Deploy:
         """The deploy's steps; whatever stops them is reported, and a switched project rolls back."""
         try:
             self.steps()
-        except DeployError as err:
-            self.failed(str(err))
         except Exception as err:  # noqa: BLE001 - a bug after the switch must still roll back
-            self.failed(f"internal error ({type(err).__name__}): {err}")
+            self.failed(err)
 
     def steps(self) -> None:
         self.precheck()
@@ -135,20 +131,21 @@ class Deploy:
         built = self.build(compose, services, digests)
         self.up(compose, services, digests, built)
         self.report["status"] = self.gate(compose, services)
-        if self.report["status"] == "healthy":  # after the gate: demo data never decides health
+        if self.report["status"] == "healthy":
             self.stack_healthy = True
-            self.report["demoData"] = demodata.seed(self.s, self.project)
-        if self.report["status"] == "healthy" and self.s.domain:  # HTTPS after the stack: it keeps serving meanwhile
-            self.report["proxy"] = self.proxy.gate(self.compose, self.project)
-            if self.report["proxy"]["error"]:
-                self.fail(f"HTTPS for {self.s.domain}: {self.report['proxy']['error']} "
-                          f"(the stack itself is healthy and stays up)")
-        if self.report["status"] != "healthy":
+            self.report["demoData"] = demodata.seed(self.s, self.project)  # after the gate: never decides health
+            if self.s.domain:  # HTTPS after the stack: it keeps serving meanwhile
+                self.report["proxy"] = self.proxy.gate(self.compose, self.project)
+                if self.report["proxy"]["error"]:
+                    self.fail(f"HTTPS for {self.s.domain}: {self.report['proxy']['error']} "
+                              f"(the stack itself is healthy and stays up)")
+        else:
             bad = self.report["unhealthy"]
             self.report["error"] = f"not healthy within {self.s.health_timeout}s: {', '.join(bad)}"
             self.diagnose(compose, bad)
 
-    def failed(self, message: str) -> None:
+    def failed(self, err: Exception) -> None:
+        message = str(err) if isinstance(err, DeployError) else f"internal error ({type(err).__name__}): {err}"
         self.report["status"], self.report["error"] = "failed", envfile.redact(message, self.secrets)
         self.report["problems"] = [envfile.redact(p, self.secrets) for p in self.report["problems"]]
         log(f"deploy: ERROR: {self.report['error']}")
@@ -216,9 +213,10 @@ class Deploy:
             self.fail(f"cannot fetch {s.repo_url}: {result.last_line()}")
         # Objects only: the checkout waits for the switch, after the check and the pull.
         self.report["commit"] = run([*git, "rev-parse", "FETCH_HEAD^{commit}"]).out.strip()
-        self.compose_text = run([*git, "show", f"{self.report['commit']}:docker-compose.yaml"])
-        if not self.compose_text.ok:
+        shown = run([*git, "show", f"{self.report['commit']}:docker-compose.yaml"])
+        if not shown.ok:
             self.fail(f"{s.repo_url} at {s.git_ref} has no docker-compose.yaml")
+        self.compose_text = shown.out
         self.phase("fetch")
 
     def check(self) -> dict:
@@ -239,22 +237,21 @@ class Deploy:
         shutil.rmtree(os.path.dirname(stage), ignore_errors=True)
         os.makedirs(stage, mode=0o700)
         with open(os.path.join(stage, "docker-compose.yaml"), "w") as f:
-            f.write(self.compose_text.out)
+            f.write(self.compose_text)
         envfile.write_private(os.path.join(stage, ".env"), new_env)
         os.symlink(os.path.join(d, "secrets"), os.path.join(stage, "secrets"))
         try:
-            return self.check_staged(Compose(stage), new_env)
+            return self.check_staged(Compose(stage))
         finally:
             shutil.rmtree(os.path.dirname(stage), ignore_errors=True)
 
-    def check_staged(self, compose: Compose, new_env: str) -> dict:
+    def check_staged(self, compose: Compose) -> dict:
         rendered, error = compose.config()
         if rendered is None:
             self.report["problems"] = compat.render_problems(error)
             self.fail("compatibility check: " + "; ".join(self.report["problems"]))
-        env = {**envfile.parse(new_env), **os.environ}  # compose: the process env wins over .env
-        text = open(compose.files[0]).read()
-        probe = compat.probe_env(text, env)
+        env = {**envfile.parse(self.env_text), **os.environ}  # compose: the process env wins over .env
+        probe = compat.probe_env(self.compose_text, env)
         probed = compose.config(env={**os.environ, **probe})[0] if probe != env else None
         if probe != env and probed is None:
             log("check: WARNING: could not render the project with empty variables marked; "
@@ -407,10 +404,6 @@ class Deploy:
             f.write(text)
         self.run_images, self.override_text = wanted, text
         self.compose = compose.with_files(path)
-        before = {plan.service_of(c): c for c in project_containers(self.project)}
-        self.before_ids = {svc: c["Id"] for svc, c in before.items()}
-        running = {svc: c["Config"]["Image"] for svc, c in before.items()}
-        verdicts = {svc: plan.verdict_of(c) for svc, c in before.items()}
         # What compose would see change apart from images: the commit, the override's shape.
         shape = json.dumps([self.report["commit"], override.render(
             services, dict.fromkeys(services, ""), bind_address=s.bind_address,
@@ -418,15 +411,8 @@ class Deploy:
         shape_file = os.path.join(s.state_dir, SHAPE_FILE)
         same_shape = os.path.exists(shape_file) and open(shape_file).read() == shape
         self.shape = shape
-        step = plan.plan_up(wanted, running, verdicts, same_project=same_shape and self.same_settings)
-        log(f"up: {step.kind}" + (f" ({' '.join(step.services)})" if step.services else ""))
-        args = step.compose_args()
-        result = self.compose(*args, timeout=max(self.remaining(), MIN_UP_SECONDS)) if args else Result(0, "", "")
-        if not result.ok:
-            log(f"up: docker compose up did not finish cleanly: {envfile.redact(result.last_line(), self.secrets)}")
-            self.up_error = envfile.redact(result.err[-3000:], self.secrets)
-        else:
-            self.up_error = ""
+        before, _, result = self.bring_up(wanted, same_shape and self.same_settings, "up")
+        self.before_ids = {svc: c["Id"] for svc, c in before.items()}
         with open(shape_file, "w") as f:
             f.write(shape)
         self.phase("up")
@@ -459,6 +445,24 @@ class Deploy:
             if status:
                 return status, containers, ready_at
             time.sleep(POLL_SECONDS)
+
+    def bring_up(self, wanted: dict[str, str], same_project: bool, who: str) -> tuple[dict, plan.UpPlan, Result]:
+        """`up` as plan.plan_up decides for `wanted` (service -> image): the containers found
+        before it, the plan and compose's result."""
+        before = {plan.service_of(c): c for c in project_containers(self.project)}
+        step = plan.plan_up(wanted, {svc: c["Config"]["Image"] for svc, c in before.items()},
+                            {svc: plan.verdict_of(c) for svc, c in before.items()}, same_project)
+        log(f"{who}: {step.kind}" + (f" ({' '.join(step.services)})" if step.services else ""))
+        return before, step, self.compose_up(step)
+
+    def compose_up(self, step: plan.UpPlan) -> Result:
+        """Run the plan's `docker compose up`; `up_error` keeps compose's complaint, redacted."""
+        args = step.compose_args()
+        result = self.compose(*args, timeout=max(self.remaining(), MIN_UP_SECONDS)) if args else Result(0, "", "")
+        self.up_error = "" if result.ok else envfile.redact(result.err[-3000:], self.secrets)
+        if not result.ok:
+            log(f"up: docker compose up did not finish cleanly: {envfile.redact(result.last_line(), self.secrets)}")
+        return result
 
     def gate(self, compose: Compose, services: dict) -> str:
         status, containers, ready_at = self.wait_healthy(services)
@@ -493,8 +497,7 @@ class Deploy:
             rollback.save(s.state_dir, record)
             run(["git", "-C", s.project_dir, "update-ref", rollback.PIN_REF, self.report["commit"]])
             if previous and (previous["runImages"], previous["imageIds"]) == (self.run_images, image_ids):
-                free = diskcare.free_gb(diskcare.docker_root())  # the same images as last time: nothing new to remove
-                self.report["disk"] = {"freeGbBefore": free, "freeGbAfter": free, "removedImages": 0, "notRemoved": 0}
+                self.report["disk"] = diskcare.unchanged()
             else:
                 self.disk_care(record, previous)
         except Exception as err:  # noqa: BLE001 - the stack is healthy; these only help the next deploy
@@ -542,21 +545,14 @@ class Deploy:
             with open(shape_path, "w") as f:
                 f.write(record.get("shape") or "")
             self.compose = Compose(s.project_dir, path)
-            before = {plan.service_of(c): c for c in project_containers(self.project)}
-            verdicts = {svc: plan.verdict_of(c) for svc, c in before.items()}
-            step = plan.plan_up(record["runImages"], {svc: c["Config"]["Image"] for svc, c in before.items()},
-                                verdicts, same_project)
-            log(f"rollback: up: {step.kind}" + (f" ({' '.join(step.services)})" if step.services else ""))
-            args = step.compose_args()
-            result = self.compose(*args, timeout=max(self.remaining(), MIN_UP_SECONDS)) if args else Result(0, "", "")
+            before, step, result = self.bring_up(record["runImages"], same_project, "rollback: up")
             # A service the failed deploy left crash-looping (its dependency was down) starts
             # afresh: `up` keeps a container whose config did not change, restart count and all.
-            stuck = sorted(svc for svc, v in verdicts.items() if v == plan.FAILED and svc not in step.services)
+            stuck = sorted(svc for svc, c in before.items()
+                           if plan.verdict_of(c) == plan.FAILED and svc not in step.services)
             if result.ok and stuck:
                 log(f"rollback: restarting {' '.join(stuck)}")
-                result = self.compose(*plan.UpPlan("recreate", tuple(stuck)).compose_args(),
-                                      timeout=max(self.remaining(), MIN_UP_SECONDS))
-            self.up_error = "" if result.ok else envfile.redact(result.err[-3000:], self.secrets)
+                self.compose_up(plan.UpPlan("recreate", tuple(stuck)))
             services = record["runImages"]
             status, containers, _ = self.wait_healthy(services)
             entry["unhealthy"] = sorted(svc for svc in services

@@ -65,7 +65,18 @@ def prune(repositories: set[str], keep_ids: set[str], build_cache: bool = True) 
         log(f"disk: could not remove {len(failed)} image(s)" + ("; build cache prune failed" if cache and not cache.ok else ""))
     after = free_gb(root)
     log(f"disk: removed {len(removed)} unused Sirius image(s); {before} -> {after} GiB free")
-    return {"freeGbBefore": before, "freeGbAfter": after, "removedImages": len(removed), "notRemoved": len(failed)}
+    return report(before, after, len(removed), len(failed))
+
+
+def unchanged() -> dict:
+    """The same images as the last healthy deploy: nothing to remove, the free space only."""
+    free = free_gb(docker_root())
+    return report(free, free)
+
+
+def report(before: float, after: float, removed: int = 0, not_removed: int = 0) -> dict:
+    """The deploy report's `disk` entry."""
+    return {"freeGbBefore": before, "freeGbAfter": after, "removedImages": removed, "notRemoved": not_removed}
 
 
 def low_disk_advice(root: str, free: float, needed: int) -> str:

@@ -29,7 +29,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 
-from engine import rules
+from engine import plan, rules
 from engine.docker import Compose, log, project_containers, run
 from engine.settings import Settings
 
@@ -295,8 +295,7 @@ class Proxy:
         return facts, None
 
     def container(self, project: str) -> dict | None:
-        return next((c for c in project_containers(project)
-                     if ((c.get("Config") or {}).get("Labels") or {}).get("com.docker.compose.service") == SERVICE), None)
+        return next((c for c in project_containers(project) if plan.service_of(c) == SERVICE), None)
 
     def gate(self, compose: Compose, project: str) -> dict:
         """The `proxy` entry of the report; `error` set when HTTPS does not work."""
