@@ -64,6 +64,10 @@ def _check(flag: str, ok: bool, form: str, value: object) -> None:
         raise SettingsError(f"{flag} {str(value)[:80]!r}: expected {form}")
 
 
+def _is_path(path: str) -> bool:
+    return bool(_PATH.fullmatch(path)) and ".." not in path
+
+
 def validate(s: Settings) -> Settings:
     problem = rules.ref_problem(s.ref) or rules.release_problem(s.ref)
     _check("--ref", problem is None, f"a Sirius ref ({problem})", s.ref)
@@ -77,7 +81,7 @@ def validate(s: Settings) -> Settings:
     _check("--bind-address", s.bind_address == "" or bool(_BIND.fullmatch(s.bind_address)), "an IPv4 address", s.bind_address)
     _check("--repo", rules.is_repo_url(s.repo_url), "an https:// or file:/// URL", s.repo_url)
     for flag, path in (("--dir", s.project_dir), ("--state-dir", s.state_dir)):
-        _check(flag, bool(_PATH.fullmatch(path)) and ".." not in path, "an absolute path", path)
+        _check(flag, _is_path(path), "an absolute path", path)
     for flag, number, low in (("--health-timeout", s.health_timeout, 1), ("--build-timeout", s.build_timeout, 1),
                               ("--pull-attempts", s.pull_attempts, 1), ("--min-free-gb", s.min_free_gb, 0)):
         _check(flag, low <= number <= 10**8, f"a whole number from {low} to 10^8", number)
@@ -85,8 +89,7 @@ def validate(s: Settings) -> Settings:
     _check("--domain", s.domain == "" or rules.is_domain(s.domain), rules.DOMAIN_FORM, s.domain)
     _check("--acme-email", s.acme_email == "" or rules.is_email(s.acme_email), rules.EMAIL_FORM, s.acme_email)
     _check("--acme-ca", rules.acme_directory(s.acme_ca) is not None, rules.ACME_CA_FORM, s.acme_ca)
-    _check("--acme-ca-root", s.acme_ca_root == "" or (bool(_PATH.fullmatch(s.acme_ca_root)) and ".." not in s.acme_ca_root),
-           "an absolute path", s.acme_ca_root)
+    _check("--acme-ca-root", s.acme_ca_root == "" or _is_path(s.acme_ca_root), "an absolute path", s.acme_ca_root)
     _check("--proxy-image", rules.is_image_ref(s.proxy_image), rules.PROXY_IMAGE_FORM, s.proxy_image)
     for flag, port in (("--proxy-http-port", s.proxy_http_port), ("--proxy-https-port", s.proxy_https_port)):
         _check(flag, 1 <= port <= 65535, "a TCP port from 1 to 65535", port)

@@ -302,26 +302,20 @@ def _repo_url(value: Any) -> str:
     )
 
 
-def _dns_name(value: Any) -> str:
-    """A DNS name, lower-cased and without the root's trailing dot (DNS ignores both)."""
-    name = _string(value).strip().lower().removesuffix(".")
-    if name and not rules.is_domain(name):
-        raise ValueError(f"{_show(name)} is not valid; expected {rules.DOMAIN_FORM}")
-    return name
+def _checked(is_valid: Callable[[str], bool], form: str, *, empty_ok: bool = True,
+             normalise: Callable[[str], str] = str.strip) -> Callable[[Any], str]:
+    """A string setting checked with one of engine.rules' predicates ("" allowed when `empty_ok`)."""
+    def parse(value: Any) -> str:
+        text = normalise(_string(value))
+        if (text or not empty_ok) and not is_valid(text):
+            raise ValueError(f"{_show(text)} is not valid; expected {form}")
+        return text
+
+    return parse
 
 
-def _email(value: Any) -> str:
-    email = _string(value).strip()
-    if email and not rules.is_email(email):
-        raise ValueError(f"{_show(email)} is not valid; expected {rules.EMAIL_FORM}")
-    return email
-
-
-def _acme_ca(value: Any) -> str:
-    ca = _string(value).strip()
-    if rules.acme_directory(ca) is None:
-        raise ValueError(f"{_show(ca)} is not valid; expected {rules.ACME_CA_FORM}")
-    return ca
+# DNS ignores case and the root's trailing dot.
+_dns_name = _checked(rules.is_domain, rules.DOMAIN_FORM, normalise=lambda v: v.strip().lower().removesuffix("."))
 
 
 _RULES: dict[str, Callable[[Any], Any]] = {
@@ -350,8 +344,8 @@ _RULES: dict[str, Callable[[Any], Any]] = {
     "domain": _dns_name,
     "domainSuffix": _dns_name,
     "hostedZoneId": _optional(_HOSTED_ZONE_ID, "a Route 53 hosted zone id, e.g. Z0123456789ABCDEFGHIJ"),
-    "acmeEmail": _email,
-    "acmeCa": _acme_ca,
+    "acmeEmail": _checked(rules.is_email, rules.EMAIL_FORM),
+    "acmeCa": _checked(lambda ca: rules.acme_directory(ca) is not None, rules.ACME_CA_FORM, empty_ok=False),
 }
 SECRET_KEYS = frozenset({"sshPrivateKey"})
 
