@@ -447,7 +447,7 @@ def test_analyzer_does_not_trip_on_unknowns_or_secrets(pack):
 
 OWN_KEY = {"sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFake me@laptop", "sshPrivateKey": FAKE_PRIVATE_KEY}
 PROGRAM_STACKS = {
-    "demo": ({"ref": "demo"}, False, ()),
+    "demo": ({"ref": "main"}, False, ()),
     "release": ({"ref": "v1.1.0", "sshCidrs": "198.51.100.7/32"}, False, ()),
     "pr-42": ({"ref": "pr-42", "expiresAt": "2026-12-01T02:00:00Z"}, False, ()),
     "explicit-tag": ({"ref": "feature/scan-ui", "imageTag": "pr-9-amd64"}, False, ()),
