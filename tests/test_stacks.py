@@ -440,7 +440,8 @@ def test_health_is_labelled_as_the_health_at_the_last_deploy():
     text = render_summary(OUTPUTS, stack="pr-42")
     assert "| health at the last deploy | **healthy**" in text and "| health |" not in text
     assert "<summary>health at the last deploy</summary>" in text
-    outputs_row = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `health` |"))
+    outputs_row = next(line for line in (ROOT / "docs" / "operations.md").read_text().splitlines()
+                       if line.startswith("| `health` |"))
     assert "not a live reading" in outputs_row
 
 
