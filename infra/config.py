@@ -589,7 +589,7 @@ def all_config() -> dict[str, Any]:
     return {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
 
 
-def read_stack_config(schema: Mapping[str, Setting] | None = None) -> tuple[dict[str, Any], set[str], dict[str, Any]]:
+def read_stack_config() -> tuple[dict[str, Any], set[str], dict[str, Any]]:
     """This project's raw values (declared or not), which are secret, and the other namespaces'."""
     from pulumi.runtime import config as runtime_config
 
