@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 
 import pulumi
 import pytest
@@ -229,7 +230,7 @@ def test_a_live_ssh_agent_is_fine(tmp_path, ip_echo):
         for _ in range(100):
             if path.exists():
                 break
-            subprocess.run(["sleep", "0.05"], check=True)
+            time.sleep(0.05)
         assert sshagent.problem(str(path)) is None
         run = run_stack({}, ip_lookup_url=ip_echo, env={"SSH_AUTH_SOCK": str(path)})
         assert run.of_type(INSTANCE)
