@@ -9,8 +9,11 @@ the program stops with one `pulumi.RunError` before any resource is registered.
 from __future__ import annotations
 
 import base64
+import configparser
+import difflib
 import ipaddress
 import json
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +24,7 @@ import yaml
 
 from ci import stacks
 from engine import rules
+from infra import sshagent
 
 PROJECT = "sirius-demo"
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
@@ -33,7 +37,13 @@ MAX_HEALTH_TIMEOUT = 3600
 MIN_BUILD_TIMEOUT = 300
 MAX_BUILD_TIMEOUT = 4 * 3600
 
-_INSTANCE_TYPE = re.compile(r"([a-z]+)(\d+)([a-z-]*)\.([a-z0-9]+)")
+# Keys of other namespaces that this program reads (the default AWS provider's), and the
+# names people put in this project's namespace by mistake for them.
+AWS_REGION = "aws:region"
+_ELSEWHERE = {"region": AWS_REGION, "awsRegion": AWS_REGION, "profile": "aws:profile"}
+# An AWS region (us-west-2, ap-southeast-1, us-gov-west-1), and an availability zone of one.
+_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}")
+_ZONE = re.compile(r"([a-z]{2}(?:-[a-z]+)+-\d{1,2})[a-z]")
 _AWS_ID = {
     "ami": re.compile(r"ami-[0-9a-f]{8,17}"),
     "vpcId": re.compile(r"vpc-[0-9a-f]{8,17}"),
@@ -75,7 +85,7 @@ class ConfigError(ValueError):
 
     def __init__(self, problems: list[tuple[str, str]]):
         self.problems = problems
-        lines = [f"  {PROJECT}:{key}: {message}" for key, message in problems]
+        lines = [f"  {_label(key)}: {message}" for key, message in problems]
         super().__init__(
             "invalid stack configuration; fix these with `pulumi config set` and run again:\n"
             + "\n".join(lines)
@@ -129,6 +139,16 @@ class DemoConfig:
         return bool(self.domain)
 
 
+def _label(key: str) -> str:
+    """How a problem names what to fix: this project's key, another namespace's key, or an
+    environment variable (upper case)."""
+    if ":" in key:
+        return key
+    if key.isupper():
+        return f"{key} (environment)"
+    return f"{PROJECT}:{key}"
+
+
 def _show(value: str) -> str:
     return repr(value if len(value) <= 60 else value[:57] + "...")
 
@@ -169,7 +189,7 @@ def _git_ref(value: Any) -> str:
     problem = rules.ref_problem(ref)
     if problem:
         raise ValueError(f"{problem}; {rules.REF_FORM}")
-    problem = rules.release_problem(ref)
+    problem = rules.stale_ref_problem(ref)
     if problem:
         raise ValueError(problem)
     return ref
@@ -187,13 +207,12 @@ def _image_tag(value: Any) -> str | None:
 
 
 def _instance_type(value: Any) -> str:
+    """By the shared rule (engine.rules, which the policy pack applies too): its table offline;
+    `parse` asks AWS about a type the table does not know when it can."""
     name = _string(value)
-    match = _INSTANCE_TYPE.fullmatch(name)
-    if not match:
-        raise ValueError(f"{_show(name)} is not an EC2 instance type; expected family.size, e.g. t3.medium")
-    if "g" in match.group(3):
-        # Graviton families (t4g, m7g, c6gn...) are arm64; the AMI and images are amd64.
-        raise ValueError(f"{_show(name)} is an arm64 (Graviton) type; expected an amd64 type, e.g. t3.medium")
+    problem = rules.instance_type_problem(name)
+    if problem:
+        raise ValueError(problem)
     return name
 
 
@@ -357,16 +376,22 @@ def parse(
     secret_keys: frozenset[str] | set[str] = frozenset(),
     lookup_public_ip: Callable[[], str] | None = None,
     schema: Mapping[str, Setting] | None = None,
+    provider_config: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    describe_instance_type: Callable[[str], rules.InstanceSpec | None] | None = None,
 ) -> DemoConfig:
     """Validate raw stack config (unset keys missing or None) into a DemoConfig.
 
-    `lookup_public_ip` resolves `sshCidrs: auto`; it runs only when every other
-    value is valid, and its failure is reported against sshCidrs.
+    Every problem is collected: unknown keys, each value, and the checks across keys over
+    every value that parsed. `provider_config` holds the other namespaces' keys (aws:region);
+    `environ`, when given, is checked for a dead SSH agent and, with no aws:region, for a
+    region from the AWS environment. `describe_instance_type` gives AWS's data on an instance
+    type the shared table does not know (only with preflight on). `lookup_public_ip` resolves
+    `sshCidrs: auto`; it runs only when every other value is valid, and its failure is
+    reported against sshCidrs.
     """
     schema = schema if schema is not None else load_schema()
-    problems: list[tuple[str, str]] = []
-    unknown = sorted(set(raw) - set(schema))
-    problems += [(key, f"is not a setting of this project; known settings: {', '.join(schema)}") for key in unknown]
+    problems: list[tuple[str, str]] = [(key, _unknown_key(key, schema)) for key in sorted(set(raw) - set(schema))]
     values: dict[str, Any] = {}
     for key, setting in schema.items():
         value = raw.get(key)
@@ -381,11 +406,21 @@ def parse(
         if raw.get(key) and key not in secret_keys:
             problems.append((key, "is stored in plain text; expected a secret: `pulumi config set --secret " + key + " ...`"))
 
-    if not problems:
-        problems += _cross_checks(values)
-    if not problems:
+    if values.get("instanceType") and values.get("preflight") and describe_instance_type is not None:
+        problem = _aws_instance_type_problem(values["instanceType"], describe_instance_type)
+        if problem:
+            problems.append(("instanceType", problem))
+            del values["instanceType"]
+    problems += _cross_checks(values)
+    if "domain" in values and "domainSuffix" in values and not any(key == "domainSuffix" for key, _ in problems):
         values["domain"], problem = _stack_domain(values, stack)
         problems += problem
+    if provider_config is not None:
+        problems += _provider_problems(provider_config, environ or {})
+    if environ is not None:
+        problem = sshagent.problem(environ.get(sshagent.VARIABLE))
+        if problem:
+            problems.append((sshagent.VARIABLE, problem))
     if not problems and values["sshCidrs"] == (AUTO,):
         if lookup_public_ip is None:
             problems.append(("sshCidrs", "is auto but no public IP lookup is available; set CIDRs explicitly"))
@@ -450,8 +485,12 @@ def _stack_domain(values: Mapping[str, Any], stack: str) -> tuple[str, list[tupl
 
 
 def _cross_checks(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Checks across keys, each over the keys it needs that parsed (so one run lists them all)."""
+    def have(*keys: str) -> bool:
+        return all(key in values for key in keys)
+
     problems = []
-    open_ssh = OPEN_WORLD.intersection(values["sshCidrs"])
+    open_ssh = OPEN_WORLD.intersection(values["sshCidrs"]) if have("sshCidrs", "allowOpenSsh") else set()
     if open_ssh and not values["allowOpenSsh"]:
         problems.append(
             (
@@ -460,40 +499,126 @@ def _cross_checks(values: Mapping[str, Any]) -> list[tuple[str, str]]:
                 "or set allowOpenSsh: true if you really mean it",
             )
         )
-    if values["sshPublicKey"] and values["keyName"]:
-        problems.append(("keyName", "is set together with sshPublicKey; expected one of them, not both"))
-    if (values["sshPublicKey"] or values["keyName"]) and not values["sshPrivateKey"]:
-        which = "sshPublicKey" if values["sshPublicKey"] else "keyName"
-        problems.append(
-            ("sshPrivateKey", f"is missing; {which} needs its private key: `pulumi config set --secret sshPrivateKey < key`")
-        )
-    if values["sshPrivateKey"] and not (values["sshPublicKey"] or values["keyName"]):
-        problems.append(("sshPrivateKey", "is set without sshPublicKey or keyName; expected one of them with it"))
-    if values["domain"] and values["domainSuffix"]:
+    if have("sshPublicKey", "keyName", "sshPrivateKey"):
+        if values["sshPublicKey"] and values["keyName"]:
+            problems.append(("keyName", "is set together with sshPublicKey; expected one of them, not both"))
+        if (values["sshPublicKey"] or values["keyName"]) and not values["sshPrivateKey"]:
+            which = "sshPublicKey" if values["sshPublicKey"] else "keyName"
+            problems.append(
+                ("sshPrivateKey", f"is missing; {which} needs its private key: `pulumi config set --secret sshPrivateKey < key`")
+            )
+        if values["sshPrivateKey"] and not (values["sshPublicKey"] or values["keyName"]):
+            problems.append(("sshPrivateKey", "is set without sshPublicKey or keyName; expected one of them with it"))
+    if have("domain", "domainSuffix") and values["domain"] and values["domainSuffix"]:
         problems.append(("domainSuffix", "is set together with domain; expected one of them: domain names this "
                                          "stack's demo, domainSuffix names it after the stack"))
-    if values["hostedZoneId"] and not (values["domain"] or values["domainSuffix"]):
+    if have("hostedZoneId") and values["hostedZoneId"] and not (values.get("domain") or values.get("domainSuffix")):
         problems.append(("hostedZoneId", "is set without domain or domainSuffix; expected one of them with it"))
-    if values["subnetId"] and not values["vpcId"]:
+    if have("subnetId", "vpcId") and values["subnetId"] and not values["vpcId"]:
         problems.append(("vpcId", "is empty while subnetId is set; expected the VPC id of that subnet"))
     return problems
 
 
-def read_stack_config(schema: Mapping[str, Setting] | None = None) -> tuple[dict[str, Any], set[str]]:
-    """Raw values of this project's keys from the running Pulumi program, and which are secret."""
+def _unknown_key(key: str, schema: Mapping[str, Setting]) -> str:
+    """Why `key` (in this project's namespace) is refused, with the declared name it most likely meant."""
+    message = "is not a setting of this project (Pulumi.yaml declares the settings)"
+    if key in _ELSEWHERE:
+        return (f"{message}; the {key} is {_ELSEWHERE[key]}: `pulumi config rm {PROJECT}:{key}`, then "
+                f"`pulumi config set {_ELSEWHERE[key]} VALUE`")
+    by_lower = {name.lower(): name for name in schema}
+    close = difflib.get_close_matches(key.lower(), list(by_lower), n=1, cutoff=0.6)
+    if close:
+        meant = by_lower[close[0]]
+        return f"{message}; did you mean {meant}? `pulumi config rm {key}`, then `pulumi config set {meant} VALUE`"
+    return f"{message}; remove it with `pulumi config rm {key}`; the settings are: {', '.join(schema)}"
+
+
+def _aws_instance_type_problem(name: str, describe: Callable[[str], rules.InstanceSpec | None]) -> str | None:
+    """The shared rule over AWS's own data for a type the table does not know."""
+    if name in rules.KNOWN_INSTANCE_TYPES:
+        return None
+    try:
+        spec = describe(name)
+    except Exception as err:  # noqa: BLE001 - an unknown type, no credentials, no network
+        return (f"{name!r}: AWS's instance type data could not be read ({str(err).strip()[:200]}); "
+                f"expected {rules.INSTANCE_TYPE_FORM}, or preflight: false to skip the check offline")
+    return rules.instance_type_problem(name, spec)
+
+
+def _provider_problems(provider: Mapping[str, Any], environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The AWS provider's keys this program depends on: the region, and names close to it."""
+    problems = []
+    for key in sorted(provider):
+        namespace, _, name = key.partition(":")
+        if namespace == "aws" and key != AWS_REGION and difflib.SequenceMatcher(None, name.lower(), "region").ratio() >= 0.8:
+            problems.append((key, f"is not a setting of the AWS provider; did you mean {AWS_REGION}? "
+                                  f"`pulumi config rm {key}`, then `pulumi config set {AWS_REGION} VALUE`"))
+    region = provider.get(AWS_REGION)
+    if region is None:
+        if not _environment_region(provider, environ):
+            problems.append((AWS_REGION, "is not set, and neither AWS_REGION, AWS_DEFAULT_REGION nor the AWS profile "
+                                         f"names one; expected a region: `pulumi config set {AWS_REGION} us-west-2`"))
+    elif not isinstance(region, str) or not _REGION.fullmatch(region):
+        zone = _ZONE.fullmatch(region) if isinstance(region, str) else None
+        what = f"is an availability zone of {zone.group(1)}" if zone else "is not an AWS region"
+        problems.append((AWS_REGION, f"{_show(str(region))} {what}; expected a region such as us-west-2: "
+                                     f"`pulumi config set {AWS_REGION} us-west-2`"))
+    return problems
+
+
+def _environment_region(provider: Mapping[str, Any], environ: Mapping[str, str]) -> str | None:
+    """The region the AWS provider falls back to without aws:region: the environment, then the profile."""
+    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        if environ.get(variable):
+            return environ[variable]
+    profile = provider.get("aws:profile") or environ.get("AWS_PROFILE") or "default"
+    path = environ.get("AWS_CONFIG_FILE") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".aws", "config")
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(path)
+    except configparser.Error:
+        return None
+    section = "default" if profile == "default" else f"profile {profile}"
+    return parser.get(section, "region", fallback=None)
+
+
+def all_config() -> dict[str, Any]:
+    """Every config key the running program was given (namespace:key), set or defaulted."""
     from pulumi.runtime import config as runtime_config
 
-    schema = schema if schema is not None else load_schema()
+    return {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+
+
+def read_stack_config() -> tuple[dict[str, Any], set[str], dict[str, Any]]:
+    """This project's raw values (declared or not), which are secret, and the other namespaces'."""
+    from pulumi.runtime import config as runtime_config
+
     raw: dict[str, Any] = {}
     secret: set[str] = set()
-    for key in schema:
-        full_key = f"{PROJECT}:{key}"
+    others: dict[str, Any] = {}
+    for full_key in all_config():
         value = runtime_config.get_config(full_key)
-        if value is not None:
-            raw[key] = value
-            if runtime_config.is_config_secret(full_key):
-                secret.add(key)
-    return raw, secret
+        namespace, _, key = full_key.partition(":")
+        if value is None:
+            continue
+        if namespace != PROJECT:
+            others[full_key] = value
+            continue
+        raw[key] = value
+        if runtime_config.is_config_secret(full_key):
+            secret.add(key)
+    return raw, secret, others
+
+
+def describe_instance_type(name: str) -> rules.InstanceSpec | None:
+    """AWS's data on an instance type (an invoke: only with preflight on, like the tag preflight)."""
+    import pulumi_aws as aws
+
+    found = aws.ec2.get_instance_type(instance_type=name)
+    if found.memory_size is None or found.default_vcpus is None:
+        return None
+    return rules.InstanceSpec(int(found.default_vcpus), int(found.memory_size),
+                              "x86_64" in (found.supported_architectures or []))
 
 
 def load(stack: str, lookup_public_ip: Callable[[], str]) -> DemoConfig:
@@ -502,9 +627,10 @@ def load(stack: str, lookup_public_ip: Callable[[], str]) -> DemoConfig:
 
     from infra import publicip
 
-    raw, secret = read_stack_config()
+    raw, secret, others = read_stack_config()
     try:
-        parsed = parse(raw, stack=stack, secret_keys=secret, lookup_public_ip=lookup_public_ip)
+        parsed = parse(raw, stack=stack, secret_keys=secret, lookup_public_ip=lookup_public_ip,
+                       provider_config=others, environ=os.environ, describe_instance_type=describe_instance_type)
     except ConfigError as err:
         raise pulumi.RunError(str(err)) from None
     if str(raw.get("sshCidrs", AUTO)).strip() == AUTO:

@@ -31,7 +31,7 @@ def warnings(config: DemoConfig) -> list[str]:
                      "Set sirius-demo:imageTag to pick one.")
     if not config.https:
         found.append("no domain: the UI and API are plain HTTP, so the admin login and API keys cross the network "
-                     "in clear. Set sirius-demo:domain (or domainSuffix) for HTTPS; see README, DNS and HTTPS.")
+                     "in clear. Set sirius-demo:domain (or domainSuffix) for HTTPS; see docs/dns-https.md.")
     lets_encrypt = acme_directory(config.acme_ca) in ACME_CAS.values()
     if config.https and lets_encrypt and "0.0.0.0/0" not in config.public_cidrs:
         found.append(f"publicCidrs ({', '.join(config.public_cidrs)}) leaves out 0.0.0.0/0, but Let's Encrypt checks "

@@ -25,10 +25,14 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-# The CLI runs this file with runpy from the pack's directory; rules.py sits next to it.
+# The CLI runs this file with runpy from the pack's directory; rules.py sits next to it, and
+# the repository root above it holds engine/rules.py, whose instance-type rule the pack shares.
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
+_REPOSITORY = os.path.dirname(_HERE)
+if _REPOSITORY not in sys.path:
+    sys.path.append(_REPOSITORY)
 import rules  # after the path is set
 
 PACK_NAME = "sirius-demo-guardrails"

@@ -27,6 +27,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+# The one copy of the instance-type rule, shared with the program's config check. The pack
+# lives in this repository; __main__.py puts the repository root on the path for it.
+from engine import rules as engine_rules
+
 INSTANCE = "aws:ec2/instance:Instance"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 VOLUME = "aws:ebs/volume:Volume"
@@ -56,8 +60,8 @@ TAGGABLE_TYPES = frozenset({
 
 DEFAULTS: dict[str, Any] = {
     "allowedInstanceTypes": ["t3.medium", "t3.large"],
-    # HTTP and HTTPS (the host's proxy, with a domain), else the UI and the API: the pack runs
-    # on its own, without engine/, and tests/test_policy.py checks these against engine.rules.
+    # HTTP and HTTPS (the host's proxy, with a domain), else the UI and the API: policy config
+    # defaults are literal JSON schema data, so tests/test_policy.py checks them against engine.rules.
     "publicPorts": [80, 443, 3000, 9001],
     "requiredTags": ["Project", "Stack"],
     "maxVolumeGib": 30,
@@ -302,6 +306,18 @@ def allowed_instance_type(resource_type: str, props: Mapping[str, Any], config: 
     if instance_type in allowed:
         return []
     return [f"instance type {instance_type!r} is not allowed; allowed: {', '.join(allowed)}"]
+
+
+def instance_type_runs_sirius(resource_type: str, props: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> list[str]:
+    """Instance types are amd64 with at least 2 vCPU and 4 GiB (engine.rules.instance_type_problem,
+    the rule the program's config applies to instanceType)."""
+    if resource_type not in (INSTANCE, LAUNCH_TEMPLATE):
+        return []
+    instance_type = _get(props, "instanceType")
+    if instance_type is None or is_unknown(instance_type):
+        return []
+    problem = engine_rules.instance_type_problem(instance_type)
+    return [f"instanceType: {problem}"] if problem else []
 
 
 # --- secrets in user data ---------------------------------------------------------
@@ -553,6 +569,9 @@ RESOURCE_RULES: tuple[Rule, ...] = (
     Rule("allowed-instance-types", "EC2 instance types must come from the allowed list.", allowed_instance_type,
          config={"allowedInstanceTypes": {"type": "array", "items": {"type": "string"},
                                           "default": DEFAULTS["allowedInstanceTypes"]}}),
+    Rule("instance-type-runs-sirius",
+         "EC2 instance types must be amd64 with at least 2 vCPU and 4 GiB of memory (what Sirius needs).",
+         instance_type_runs_sirius),
     Rule("no-secrets-in-user-data",
          "User data must not contain a private key, an AWS access key or a literal password.",
          no_secrets_in_user_data),

@@ -5,11 +5,11 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # A registry, busybox for the stand-in images, sshd for the remote commands, runc for
-# the test Engine (and iptables, which its embedded DNS needs inside containers), shellcheck: everything the host engine meets on a real instance.
+# the test Engine (and iptables, which its embedded DNS needs inside containers): everything the host engine meets on a real instance.
 # caddy (its binary becomes the proxy's stand-in image), pebble (Let's Encrypt's ACME test CA) and openssl
 # (pebble's listener certificate): the HTTPS tests.
 # The Docker Engine itself (26, from trixie) is installed by install-test-docker.sh.
-DEBIAN_PACKAGES=(docker-registry busybox-static runc iptables shellcheck openssh-server openssh-client jq git
+DEBIAN_PACKAGES=(docker-registry busybox-static runc iptables openssh-server openssh-client jq git
   ca-certificates iproute2 util-linux procps caddy pebble openssl)
 
 missing=()

@@ -34,6 +34,11 @@ FAKE_ADMIN_PASSWORD = "fake-admin-password-0123"
 FAKE_REPORT = {"schema": 1, "status": "healthy", "imageTag": "latest", "totalSeconds": 42.5,
                "services": {"sirius-ui": {"state": "running", "health": "healthy"}}, "builtLocally": []}
 FAKE_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nZmFrZS1rZXktZm9yLXRlc3Rz\n-----END OPENSSH PRIVATE KEY-----\n"
+# What the mocked aws.ec2.getInstanceType answers (AWS's figures), for types the rule's table lacks.
+FAKE_INSTANCE_TYPES = {
+    "m1.small": {"memorySize": 1740, "defaultVcpus": 1, "supportedArchitectures": ["i386", "x86_64"]},
+    "m5zn.large": {"memorySize": 8192, "defaultVcpus": 2, "supportedArchitectures": ["x86_64"]},
+}
 
 
 @dataclass
@@ -135,6 +140,7 @@ class DemoMocks(pulumi_mocks.Mocks):
             },
             "aws:route53/getZone:getZone": {"id": FAKE_ZONE_ID, "zoneId": FAKE_ZONE_ID,
                                             "name": args.args.get("name"), "privateZone": False},
+            "aws:ec2/getInstanceType:getInstanceType": FAKE_INSTANCE_TYPES.get(args.args.get("instanceType"), {}),
         }
         return answers.get(args.token, {}), []
 
@@ -190,13 +196,25 @@ def run_stack(
     preview: bool = False,
     secret_keys: tuple[str, ...] = (),
     ip_lookup_url: str | None = None,
+    env: dict[str, str | None] | None = None,
 ) -> StackRun:
-    """Run __main__.py for one stack configuration; raises what the program raises."""
+    """Run __main__.py for one stack configuration; raises what the program raises.
+
+    Keys with a namespace (`aws:region`) are passed as they are, the others in the project's;
+    None removes a key. `env` sets (None: unsets) environment variables for the run;
+    SSH_AUTH_SOCK is unset unless it names one, so the caller's own agent plays no part."""
     # The tag preflight asks a registry over the network: off unless a test turns it on.
     config = {"preflight": "false", **(config or {})}
     full_config = {"aws:region": "us-west-2"}
     for key, value in config.items():
-        full_config[f"{PROJECT}:{key}"] = value if isinstance(value, str) else _json(value)
+        full_key = key if ":" in key else f"{PROJECT}:{key}"
+        if value is None:
+            full_config.pop(full_key, None)
+        else:
+            full_config[full_key] = value if isinstance(value, str) else _json(value)
+    env = {"SSH_AUTH_SOCK": None, **(env or {})}
+    if ip_lookup_url is not None:
+        env["SIRIUS_DEMO_IP_LOOKUP_URL"] = ip_lookup_url
     mocks = DemoMocks(preview)
     monitor = CapturingMonitor(mocks)
     warnings = _Warnings()
@@ -209,10 +227,9 @@ def run_stack(
     pulumi_mocks.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, logger=logger, monitor=monitor)
     root = settings.get_root_resource()
 
-    previous_env = os.environ.get("SIRIUS_DEMO_IP_LOOKUP_URL")
+    previous_env = {name: os.environ.get(name) for name in env}
     previous_cwd = os.getcwd()
-    if ip_lookup_url is not None:
-        os.environ["SIRIUS_DEMO_IP_LOOKUP_URL"] = ip_lookup_url
+    _set_env(env)
     os.chdir(ROOT)
     try:
         _sync_await(run_pulumi_func(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")))
@@ -229,11 +246,7 @@ def run_stack(
                 unknown.add(name)
     finally:
         os.chdir(previous_cwd)
-        if ip_lookup_url is not None:
-            if previous_env is None:
-                os.environ.pop("SIRIUS_DEMO_IP_LOOKUP_URL", None)
-            else:
-                os.environ["SIRIUS_DEMO_IP_LOOKUP_URL"] = previous_env
+        _set_env(previous_env)
         logger.removeHandler(warnings)
     return StackRun(
         resources=[_registration(r) for r in monitor.requests],
@@ -244,6 +257,14 @@ def run_stack(
         warnings=warnings.messages,
         invoke_args=list(mocks.invoke_args),
     )
+
+
+def _set_env(values: dict[str, str | None]) -> None:
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _json(value: Any) -> str:

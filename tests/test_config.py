@@ -166,21 +166,25 @@ def test_error_message_lists_keys_with_namespace():
     assert "sirius-demo:volumeSize" in str(caught.value)
 
 
-def readme_table() -> dict[str, tuple[str, str, str]]:
-    readme = (ROOT / "README.md").read_text()
-    rows = re.findall(r"^\| `(\w+)` \| (\w+) \| `([^`]*)` \| (.*) \|$", readme, re.M)
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def config_table() -> dict[str, tuple[str, str, str]]:
+    """The settings table of docs/configuration.md."""
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| (\w+) \| `([^`]*)` \| (.*) \|$", text, re.M)
     return {key: (type_, default, meaning) for key, type_, default, meaning in rows}
 
 
-def test_every_declared_key_has_a_rule_and_the_readme_table_matches_pulumi_yaml():
+def test_every_declared_key_has_a_rule_and_the_docs_table_matches_pulumi_yaml():
     schema = config.load_schema()
     assert set(schema) == set(config._RULES)
-    table = readme_table()
+    table = config_table()
     for key, setting in schema.items():
-        assert key in table, f"README config table lacks {key}"
+        assert key in table, f"docs/configuration.md's table lacks {key}"
         default = "(empty)" if setting.default == "" else str(setting.default).lower() if isinstance(
             setting.default, bool) else str(setting.default)
-        assert table[key] == (setting.type, default, setting.description), f"README row of {key} differs"
+        assert table[key] == (setting.type, default, setting.description), f"docs/configuration.md row of {key} differs"
 
 
 def cli_accepts(type_: str, text: str) -> bool:
@@ -199,9 +203,9 @@ def test_every_documented_config_value_gets_past_the_cli_type_check():
     """`pulumi config set` examples, and the values quoted in the example error, are of the
     declared type: otherwise the CLI refuses them before the program says anything."""
     schema = config.load_schema()
-    texts = [(ROOT / "README.md").read_text(), (ROOT / "infra" / "config.py").read_text()]
+    texts = [path.read_text() for path in DOCS] + [(ROOT / "infra" / "config.py").read_text()]
     examples = [m for text in texts for m in re.findall(r"pulumi config set (?:--secret )?(?:sirius-demo:)?(\w+) ([^\s`]+)", text)]
-    examples += re.findall(r"^  sirius-demo:(\w+): '?([^' ]+)'? ", texts[0], re.M)
+    examples += [m for text in texts for m in re.findall(r"^  sirius-demo:(\w+): '?([^' ]+)'? ", text, re.M)]
     checked = [(key, value) for key, value in examples if key in schema and not value.startswith(("\"$", "<", "..."))]
     assert {"publicCidrs", "sshCidrs", "volumeSize"} <= {key for key, _ in checked}
     for key, value in checked:

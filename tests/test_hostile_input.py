@@ -179,7 +179,7 @@ def test_accepted_oddities_never_reach_a_command(config, needle):
 
 
 @example(ref="feature/scan-ui", tag="pr-9-amd64")
-@given(ref=st.sampled_from(["demo", "v1.1.0", "pr-42", "sha-" + "b" * 40]), tag=st.sampled_from(["", "v1.1.0"]))
+@given(ref=st.sampled_from(["beta", "v1.1.0", "pr-42", "sha-" + "b" * 40]), tag=st.sampled_from(["", "v1.1.0"]))
 @settings(max_examples=6, deadline=None)
 def test_the_commands_the_program_registers_split_back_into_arguments(ref, tag):
     """The strings the program really registers with pulumi-command, not only the builders."""

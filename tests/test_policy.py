@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import gzip
 import io
+import os
 import runpy
 import tarfile
 from pathlib import Path
@@ -447,7 +448,7 @@ def test_analyzer_does_not_trip_on_unknowns_or_secrets(pack):
 
 OWN_KEY = {"sshPublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFake me@laptop", "sshPrivateKey": FAKE_PRIVATE_KEY}
 PROGRAM_STACKS = {
-    "demo": ({"ref": "demo"}, False, ()),
+    "demo": ({"ref": "main"}, False, ()),
     "release": ({"ref": "v1.1.0", "sshCidrs": "198.51.100.7/32"}, False, ()),
     "pr-42": ({"ref": "pr-42", "expiresAt": "2026-12-01T02:00:00Z"}, False, ()),
     "explicit-tag": ({"ref": "feature/scan-ui", "imageTag": "pr-9-amd64"}, False, ()),
@@ -552,8 +553,11 @@ def pack_process():
     import grpc
     from pulumi.runtime.proto import analyzer_pb2_grpc
 
+    # pulumi_policy writes the port without a flush: unbuffered, as the CLI runs it, or it never
+    # reaches the pipe (a shell with PYTHONUNBUFFERED set hides that).
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen([sys.executable, "-m", "pulumi.policy", "127.0.0.1:1", str(PACK_DIR)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
     try:
         port = process.stdout.readline().strip()
         assert port.isdigit(), process.stderr.read() if process.poll() is not None else port

@@ -33,11 +33,13 @@ def test_no_note_without_a_proxy_or_when_the_echo_service_bypasses_it(no_proxy_e
     assert publicip.proxy_note("http://127.0.0.1:8080/") is None  # plain http: HTTPS_PROXY is not used
 
 
-def test_the_readme_names_both_laptop_traps_and_their_way_out():
+def test_troubleshooting_names_both_laptop_traps_and_their_way_out():
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    traps = readme[readme.index("#### Traps on a laptop"):]
-    traps = traps[:traps.index("\n### ")]
-    assert "SSH_AUTH_SOCK" in traps and "env -u SSH_AUTH_SOCK pulumi up" in traps
-    assert "HTTPS_PROXY" in traps and "pulumi config set sshCidrs" in traps
+    text = (Path(__file__).resolve().parent.parent / "docs" / "troubleshooting.md").read_text()
+    agent = text[text.index("## The SSH agent"):]
+    agent = agent[:agent.index("\n## ")]
+    assert "SSH_AUTH_SOCK" in agent and "env -u SSH_AUTH_SOCK pulumi up" in agent
+    proxy = text[text.index("## SSH times out"):]
+    proxy = proxy[:proxy.index("\n## ")]
+    assert "HTTPS_PROXY" in proxy and "pulumi config set sshCidrs" in proxy

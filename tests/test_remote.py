@@ -116,7 +116,7 @@ def test_a_new_command_line_reruns_the_deploy_and_the_docs_say_so(run):
     assert after.inputs["triggers"] == before.inputs["triggers"]
     for key, (_, flag) in changed.items():
         assert flag in after.inputs["create"] and flag not in before.inputs["create"], key
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "operations.md").read_text()
     deploy_item = readme[readme.index("3. `deploy`:"):readme.index("4. `health`:")]
     source = (ROOT / "infra" / "remote.py").read_text()
     for key in changed:

@@ -37,7 +37,7 @@ def needles(private_key: str) -> list[str]:
 
 STACKS = {
     # name: (config, preview, secret keys, private key in play, key output expected)
-    "generated-key": ({"ref": "demo"}, False, (), FAKE_PRIVATE_KEY, True),
+    "generated-key": ({"ref": "beta"}, False, (), FAKE_PRIVATE_KEY, True),
     "release": ({"ref": "v1.1.0"}, False, (), FAKE_PRIVATE_KEY, True),
     "pr-42": ({"ref": "pr-42", "expiresAt": "2026-12-01T02:00:00Z"}, False, (), FAKE_PRIVATE_KEY, True),
     "own-public-key": ({"sshPublicKey": OWN_PUBLIC_KEY, "sshPrivateKey": OWN_PRIVATE_KEY}, False, ("sshPrivateKey",),

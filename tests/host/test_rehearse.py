@@ -38,7 +38,7 @@ def test_rehearsal_refuses_bad_input_with_the_config_error(tmp_path):
     result = subprocess.run([sys.executable, "-m", "tools.rehearse", "--ref", "main;reboot", "--home", str(tmp_path)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
-    assert "sirius-demo:ref" in result.stderr and "';'" in result.stderr
+    assert "--ref:" in result.stderr and "';'" in result.stderr and "sirius-demo:" not in result.stderr
 
 
 def test_format_report_reads_at_a_glance():
