@@ -164,10 +164,10 @@ def loaded_for(marker: dict | None, identity: str) -> bool:
 def progress_for(marker: dict | None, identity: str) -> dict:
     """What an unfinished load of this volume already did: the CVEs it created, its snapshot."""
     if not marker or marker.get("volume") != identity:
-        return {"createdVulnerabilities": [], "snapshot": None}
+        return {"createdVulnerabilities": [], "snapshot": None, "started": False}
     created = marker.get("createdVulnerabilities")
     return {"createdVulnerabilities": [str(v) for v in created] if isinstance(created, list) else [],
-            "snapshot": marker.get("snapshot")}
+            "snapshot": marker.get("snapshot"), "started": True}
 
 
 def marker_record(identity: str, loaded: int, skipped: int, *, complete: bool = True,
@@ -357,9 +357,11 @@ def _seed(settings: Settings, project: str, key: str, started: float) -> dict:
     if loaded < len(todo):
         return unfinished(loaded, failure_reason(len(todo) - loaded, len(hosts), first_failure))
 
-    # 3. One point for the trends chart, once per volume.
+    # 3. One point for the trends chart, once per volume: after this load, or after an
+    # earlier one of this volume that stopped before it (not when a lost marker finds the
+    # set already there: its snapshot was taken then).
     snapshot = progress["snapshot"]
-    if not snapshot:
+    if not snapshot and (loaded or len(created) > len(progress["createdVulnerabilities"]) or progress["started"]):
         try:
             status, body = api.call("POST", SNAPSHOT_ROUTE)
         except (OSError, http.client.HTTPException) as err:

@@ -288,6 +288,7 @@ def test_a_lost_marker_does_not_duplicate_hosts_or_cves(tmp_path, api):
     assert again == {**again, "hosts": len(HOSTS), "vulnerabilities": len(CVES), "loaded": 0, "skipped": len(HOSTS),
                      "createdVulnerabilities": 0, "reason": None}
     assert len(api.vulns) == len(CVES) and len({h["ip"] for h in api.hosts}) == len(api.hosts) == len(HOSTS)
+    assert again["snapshot"] is None and len(api.snapshots) == 1  # the set is unchanged since its snapshot
 
 
 def test_hosts_already_listed_are_skipped_and_only_the_others_cves_created(tmp_path, api):
