@@ -136,14 +136,18 @@ the key (lines ``config: NAME=value``), so redaction of diagnostics can be
 tested.  API: ``GET /health`` -> ``{"status":"healthy",
 "version":$SIRIUS_VERSION,"standin_build":<marker>}``; every other route needs
 ``X-API-Key`` (401 otherwise; compared with the mounted secret);
-``GET /api/v1/system/health`` probes all services; ``POST /host`` (a JSON
-object) and ``GET /host`` (the stored hosts, a JSON array, oldest first) go
-through to the postgres stand-in, which keeps one file per host in its data
-volume (``standin-tables/hosts/`` under /var/lib/postgresql/data, served by
-``sirius-standin-table`` as busybox httpd CGI on 5432): like sirius-api's
-hosts in postgres they survive a recreated API container and go with the
-volume, so "demo data once per data volume" is tested as it behaves on the
-real stack, with the fixture's compose file unchanged.  Other POST/PUT bodies
+``GET /api/v1/system/health`` probes all services; the data routes (``POST/GET
+/host``, ``POST /vulnerability``, ``GET /host/vulnerabilities/all``, ``GET
+/host/<ip>/sources``, vulnerability snapshots; ``sirius-standin-data``) store
+what upstream stores, decoded as go-api decodes it (``sirius-standin-model``:
+a port sent as ``id`` is port 0, a CVE without ``riskScore`` scores 0, an
+unknown CVE in ``POST /host`` costs an NVD-like delay,
+``STANDIN_NVD_SECONDS``), in tables the postgres stand-in keeps in its data
+volume (``standin-tables/<table>/`` under /var/lib/postgresql/data, one file
+per row, served by ``sirius-standin-table`` as busybox httpd CGI on 5432):
+like sirius-api's rows in postgres they survive a recreated API container and
+go with the volume, so "demo data once per data volume" is tested as it
+behaves on the real stack, with the fixture's compose file unchanged.  Other POST/PUT bodies
 are kept in the API container and returned by a GET of the same path.  The UI page shows the version marker, NEXTAUTH_URL and
 NEXT_PUBLIC_SIRIUS_API_URL.  ``/etc/sirius-standin/version`` holds the marker.
 Each service becomes ready a few seconds after start (``STANDIN_START_DELAYS``:

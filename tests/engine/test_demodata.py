@@ -35,8 +35,9 @@ def test_the_data_set_is_a_company_of_about_twenty_hosts_with_real_cve_ids():
         assert h["os"] and h["osversion"] and re.fullmatch(r"(\d{1,3}\.){3}\d{1,3}", h["ip"])
         assert h["ports"] and h["vulnerabilities"], h["hostname"]
         for port in h["ports"]:
-            assert set(port) == {"id", "protocol", "state"} and isinstance(port["id"], int) and 0 < port["id"] < 65536
             assert port["protocol"] in ("tcp", "udp") and port["state"] == "open"
+        assert len({(p["number"], p["protocol"]) for p in h["ports"]}) == len(h["ports"]), h["hostname"]
+        assert {s["port"] for s in h["services"]} <= {p["number"] for p in h["ports"]}, h["hostname"]
         for vuln in h["vulnerabilities"]:
             assert CVE.fullmatch(vuln["vid"]), vuln
             assert len(vuln["title"]) >= 10 and len(vuln["description"]) >= 60, vuln["vid"]
@@ -65,11 +66,11 @@ def test_the_issues_landmark_cves_sit_on_the_products_they_belong_to():
                 "CVE-2021-44228": "Log4j 2.14.1", "CVE-2020-15782": "Siemens SIMATIC"}
     for vid, product in expected.items():
         assert by_vid.get(vid) and all(product in where for where in by_vid[vid]), (vid, by_vid.get(vid))
-    # One CVE, one title and description, wherever it appears.
+    # One CVE, one title, description and score, wherever it appears: the API keeps one row per CVE.
     texts: dict[str, set] = {}
     for h in DATA["hosts"]:
         for v in h["vulnerabilities"]:
-            texts.setdefault(v["vid"], set()).add((v["title"], v["description"]))
+            texts.setdefault(v["vid"], set()).add((v["title"], v["description"], v["riskScore"]))
     assert all(len(t) == 1 for t in texts.values())
 
 
@@ -131,11 +132,21 @@ def test_a_damaged_marker_means_not_loaded(tmp_path):
 
 
 class FakeApi(http.server.BaseHTTPRequestHandler):
-    """GET/POST /host with the X-API-Key check, like sirius-api."""
+    """sirius-api's demo-data routes, storing what upstream stores (see
+    tests/engine/data/sirius-api-model.json): the X-API-Key check; POST /host decoded
+    into go-api's Host (unknown keys dropped, a port without `number` is port 0, a CVE
+    without riskScore scores 0) and upserted by ip, each CVE not stored yet counted as an
+    NVD lookup; POST /vulnerability a plain insert; the vulnerabilities list; snapshots;
+    the source from X-Scanner-Name or the user agent."""
 
     key = KEY
     hosts: list[dict] = []
+    vulns: list[dict] = []  # rows, duplicates included
+    snapshots: list[str] = []
+    sources: dict[str, str] = {}
+    nvd_lookups: list[str] = []
     fail_posts_for: set[str] = set()
+    fail_routes: dict[str, int] = {}
 
     def answer(self, status: int, body) -> None:
         data = json.dumps(body).encode()
@@ -145,19 +156,65 @@ class FakeApi(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server API
+    def refused(self) -> bool:
         if self.headers.get("X-API-Key") != self.key:
-            return self.answer(401, {"error": "Unauthorized"})
-        self.answer(200, self.hosts)
+            self.answer(401, {"error": "Unauthorized"})
+            return True
+        if self.path in self.fail_routes:
+            self.answer(self.fail_routes[self.path], {"error": "failing on purpose"})
+            return True
+        return False
+
+    def vuln_row(self, vid: str) -> dict | None:
+        return next((v for v in self.vulns if v["vid"] == vid), None)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server API
+        if self.refused():
+            return
+        if self.path == "/host":
+            return self.answer(200, self.hosts)
+        if self.path == "/host/vulnerabilities/all":
+            linked = [vid for h in self.hosts for vid in (v["vid"] for v in h.get("vulnerabilities", []))]
+            rows = {v["vid"]: v for v in reversed(self.vulns)}  # the first row of a vid is the linked one
+            return self.answer(200, [{**rows[vid], "riskScore": rows[vid]["riskScore"], "hostCount": linked.count(vid)}
+                                     for vid in dict.fromkeys(linked)])
+        self.answer(404, {"error": "Not Found"})
 
     def do_POST(self) -> None:  # noqa: N802
-        if self.headers.get("X-API-Key") != self.key:
-            return self.answer(401, {"error": "Unauthorized"})
-        host = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if host["hostname"] in self.fail_posts_for:
+        if self.refused():
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length)) if length else {}
+        if self.path == "/vulnerability":
+            self.vulns.append({"vid": body.get("vid", ""), "title": body.get("title", ""),
+                               "description": body.get("description", ""), "riskScore": body.get("riskScore", 0)})
+            return self.answer(200, body)
+        if self.path == "/api/v1/statistics/vulnerability-snapshot":
+            self.snapshots.append(f"2026-12-03-{len(self.snapshots):06d}")
+            return self.answer(201, {"message": "Snapshot created successfully", "snapshot": {"snapshot_id": self.snapshots[-1]}})
+        if self.path != "/host":
+            return self.answer(404, {"error": "Not Found"})
+        if body.get("hostname") in self.fail_posts_for:
             return self.answer(500, {"error": "database is locked"})
-        self.hosts.append(host)
-        self.answer(200, {"status": "ok"})
+        for vuln in body.get("vulnerabilities", []):
+            if self.vuln_row(vuln["vid"]) is None:
+                self.nvd_lookups.append(vuln["vid"])
+                self.vulns.append({"vid": vuln["vid"], "title": vuln.get("title", ""),
+                                   "description": vuln.get("description", ""), "riskScore": vuln.get("riskScore", 0)})
+        ports = {(p.get("number", 0), p.get("protocol") or "tcp"): p.get("state") or "open" for p in body.get("ports", [])}
+        vulns = []
+        for vuln in body.get("vulnerabilities", []):
+            row = self.vuln_row(vuln["vid"])
+            if vuln.get("riskScore", 0) > 0:
+                row["riskScore"] = vuln["riskScore"]
+            vulns.append({k: row[k] for k in ("vid", "description", "title")} | ({"riskScore": row["riskScore"]} if row["riskScore"] else {}))
+        host = {k: body.get(k, "") for k in ("hid", "os", "osversion", "ip", "hostname")}
+        host |= {"ports": [{"number": n, "protocol": pr, "state": s} for (n, pr), s in ports.items()],
+                 "vulnerabilities": vulns, "cpe": None, "users": None, "notes": None}
+        type(self).hosts = [h for h in self.hosts if h["ip"] != host["ip"]] + [host]
+        agent = self.headers.get("User-Agent", "")
+        self.sources[host["ip"]] = self.headers.get("X-Scanner-Name") or ("python-script" if "python" in agent.lower() else "legacy")
+        self.answer(200, {"message": "Host added successfully with source attribution", "host_ip": host["ip"]})
 
     def log_message(self, *args) -> None:
         pass
@@ -165,7 +222,8 @@ class FakeApi(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def api(monkeypatch):
-    FakeApi.hosts, FakeApi.fail_posts_for, FakeApi.key = [], set(), KEY
+    FakeApi.hosts, FakeApi.vulns, FakeApi.snapshots, FakeApi.sources, FakeApi.nvd_lookups = [], [], [], {}, []
+    FakeApi.fail_posts_for, FakeApi.fail_routes, FakeApi.key = set(), {}, KEY
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeApi)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     monkeypatch.setattr(demodata.rules, "API_PORT", server.server_address[1])
@@ -184,31 +242,74 @@ def settings_for(tmp_path, key: str = KEY, **overrides) -> Settings:
                     state_dir=str(state), bind_address="127.0.0.1", **overrides)
 
 
-def test_seed_loads_every_host_once_then_says_it_already_did(tmp_path, api):
+HOSTS = demodata.load_hosts()
+CVES = demodata.vulnerability_bodies(HOSTS)
+
+
+def test_seed_creates_the_cves_then_the_hosts_then_one_snapshot_and_reports_what_the_api_lists(tmp_path, api):
     s = settings_for(tmp_path)
     first = demodata.seed(s, "sirius")
-    total = len(demodata.load_hosts())
-    assert (first["loaded"], first["skipped"], first["reason"]) == (total, 0, None)
-    assert [h["ip"] for h in api.hosts] == [h["ip"] for h in demodata.load_hosts()]
+    assert first == {**first, "hosts": len(HOSTS), "vulnerabilities": len(CVES), "loaded": len(HOSTS), "skipped": 0,
+                     "createdVulnerabilities": len(CVES), "snapshot": api.snapshots[0], "reason": None}
+    assert api.nvd_lookups == []  # every CVE was stored before its first host
+    assert [v["vid"] for v in api.vulns] == [v["vid"] for v in CVES]  # each once
+    assert [h["ip"] for h in api.hosts] == [h["ip"] for h in HOSTS]
+    assert set(api.sources.values()) == {"sirius-demo"} and len(api.snapshots) == 1
+    assert all(h["ports"] and all(p["number"] > 0 for p in h["ports"]) for h in api.hosts)
     again = demodata.seed(s, "sirius")
     assert (again["loaded"], again["reason"]) == (0, demodata.ALREADY_LOADED)
-    assert len(api.hosts) == total
+    assert len(api.hosts) == len(HOSTS) and len(api.vulns) == len(CVES) and len(api.snapshots) == 1
 
 
-def test_a_lost_marker_does_not_duplicate_hosts(tmp_path, api):
+def test_the_old_id_ports_and_missing_scores_are_caught_by_the_read_back(tmp_path, api, monkeypatch):
+    """The data set as it was before issue 18: the API answers 200 to every POST, yet
+    lists every host with one port 0 and every CVE unscored; the report says so."""
+    def old_model(raw=None):
+        hosts = json.loads((Path(demodata.__file__).parent / demodata.DATA_FILE).read_text())["hosts"]
+        for h in hosts:
+            h["ports"] = [{"id": p["number"], "protocol": p["protocol"], "state": p["state"]} for p in h["ports"]]
+            h["vulnerabilities"] = [{k: v[k] for k in ("vid", "title", "description")} for v in h["vulnerabilities"]]
+        return [{k: h[k] for k in demodata.HOST_FIELDS} for h in hosts]
+
+    monkeypatch.setattr(demodata, "load_hosts", old_model)
+    result = demodata.seed(settings_for(tmp_path), "sirius")
+    assert (result["hosts"], result["loaded"]) == (len(HOSTS), len(HOSTS))
+    assert result["reason"] == (f"read back: {len(HOSTS)} hosts listed with other ports (first: {HOSTS[0]['hostname']}); "
+                                f"{len(CVES)} vulnerabilities without a score (first: {CVES[0]['vid']})")
+    assert {p["number"] for h in api.hosts for p in h["ports"]} == {0}
+    assert not demodata.loaded_for(demodata.read_marker(str(tmp_path / "state")), "sirius_postgres_data@2026-11-28T16:00:00Z")
+
+
+def test_a_lost_marker_does_not_duplicate_hosts_or_cves(tmp_path, api):
     s = settings_for(tmp_path)
-    api.hosts = [dict(h) for h in demodata.load_hosts()[:5]]
+    assert demodata.seed(s, "sirius")["reason"] is None
+    (tmp_path / "state" / demodata.MARKER_FILE).unlink()
+    again = demodata.seed(s, "sirius")
+    assert again == {**again, "hosts": len(HOSTS), "vulnerabilities": len(CVES), "loaded": 0, "skipped": len(HOSTS),
+                     "createdVulnerabilities": 0, "reason": None}
+    assert len(api.vulns) == len(CVES) and len({h["ip"] for h in api.hosts}) == len(api.hosts) == len(HOSTS)
+    assert again["snapshot"] is None and len(api.snapshots) == 1  # the set is unchanged since its snapshot
+
+
+def test_hosts_already_listed_are_skipped_and_only_the_others_cves_created(tmp_path, api):
+    s = settings_for(tmp_path)
+    api.hosts = [dict(h, vulnerabilities=[]) for h in HOSTS[:5]]
     result = demodata.seed(s, "sirius")
-    assert (result["loaded"], result["skipped"], result["reason"]) == (len(demodata.load_hosts()) - 5, 5, None)
-    assert len({h["ip"] for h in api.hosts}) == len(api.hosts)
+    assert (result["loaded"], result["skipped"], result["hosts"]) == (len(HOSTS) - 5, 5, len(HOSTS))
+    wanted = {v["vid"] for v in demodata.vulnerability_bodies(HOSTS[5:])}
+    assert {v["vid"] for v in api.vulns} == wanted and len(api.vulns) == len(wanted)
+    # The 5 hosts listed without their CVEs: the read-back says so, the marker stays open.
+    assert result["reason"].startswith("read back: ") and "vulnerabilities not listed" in result["reason"]
 
 
 def test_a_new_data_volume_is_loaded_again(tmp_path, api, monkeypatch):
     s = settings_for(tmp_path)
     assert demodata.seed(s, "sirius")["reason"] is None
-    api.hosts = []  # the database went with its volume
+    api.hosts, api.vulns = [], []  # the database went with its volume
     monkeypatch.setattr(demodata, "data_volume", lambda project: "sirius_postgres_data@2026-12-01T00:00:00Z")
-    assert demodata.seed(s, "sirius")["loaded"] == len(demodata.load_hosts())
+    again = demodata.seed(s, "sirius")
+    assert (again["loaded"], again["createdVulnerabilities"], again["reason"]) == (len(HOSTS), len(CVES), None)
+    assert len(api.snapshots) == 2
 
 
 def test_disabled_makes_no_call(tmp_path, api):
@@ -224,16 +325,29 @@ def test_a_refused_key_is_reported_without_the_key_and_leaves_no_marker(tmp_path
     assert wrong not in json.dumps(result) + capsys.readouterr().err
 
 
-def test_failed_posts_are_counted_and_retried_by_the_next_deploy(tmp_path, api):
+def test_failed_posts_are_counted_and_finished_by_the_next_deploy_without_duplicates(tmp_path, api):
     s = settings_for(tmp_path)
-    hosts = demodata.load_hosts()
-    api.fail_posts_for = {hosts[3]["hostname"]}
+    api.fail_posts_for = {HOSTS[3]["hostname"]}
     first = demodata.seed(s, "sirius")
-    assert first["loaded"] == len(hosts) - 1
-    assert first["reason"] == f"1 of {len(hosts)} hosts not loaded ({hosts[3]['hostname']}: HTTP 500); the next deploy tries again"
+    assert first["loaded"] == len(HOSTS) - 1 and first["snapshot"] is None and api.snapshots == []
+    assert first["reason"] == f"1 of {len(HOSTS)} hosts not loaded ({HOSTS[3]['hostname']}: HTTP 500); the next deploy tries again"
     api.fail_posts_for = set()
     second = demodata.seed(s, "sirius")
-    assert (second["loaded"], second["skipped"], second["reason"]) == (1, len(hosts) - 1, None)
+    assert (second["loaded"], second["skipped"], second["createdVulnerabilities"], second["reason"]) == (
+        1, len(HOSTS) - 1, len(CVES), None)
+    # HOSTS[3]'s CVEs were created by the first run and not listed (no host yet): not posted again.
+    assert len(api.vulns) == len(CVES) and len(api.snapshots) == 1
+
+
+def test_a_failed_snapshot_is_taken_by_the_next_deploy_and_only_then(tmp_path, api):
+    s = settings_for(tmp_path)
+    api.fail_routes = {demodata.SNAPSHOT_ROUTE: 500}
+    first = demodata.seed(s, "sirius")
+    assert first["reason"] == "vulnerability snapshot: HTTP 500" and first["loaded"] == len(HOSTS)
+    api.fail_routes = {}
+    second = demodata.seed(s, "sirius")
+    assert (second["loaded"], second["snapshot"], second["reason"]) == (0, api.snapshots[0], None)
+    assert demodata.seed(s, "sirius")["reason"] == demodata.ALREADY_LOADED and len(api.snapshots) == 1
 
 
 def test_an_api_that_is_not_there_is_a_reason_within_the_budget(tmp_path, api, monkeypatch):
