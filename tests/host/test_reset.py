@@ -16,6 +16,7 @@ import urllib.request
 
 import pytest
 
+from ci import reset as reset_workflow
 from engine import demodata
 from testbed.harness import SERVICE_IMAGES, TAG_BROKEN, TAG_V1
 from .site import Site
@@ -120,6 +121,10 @@ def test_a_reset_undoes_what_visitors_changed(site, standins, no_sirius_images):
     assert code == 0 and health["lastReset"]["status"] == "reset" and health["lastDeploy"]["status"] == "healthy"
     for secret in site.secret_values():
         assert secret not in reset.stdout + reset.stderr
+    # What the workflow reads of it, from pulumi's log of the command's output.
+    markdown, ok = reset_workflow.render_summary(reset_workflow.reset_report(indented(reset.stdout)), stack="demo",
+                                                 outcome="success")
+    assert ok and "fresh: a fresh demo" in markdown and f"tag `{TAG_V1}`" in markdown
 
 
 def test_a_reset_that_fails_serves_the_last_healthy_deploy_on_fresh_data(site, standins, no_sirius_images):
@@ -147,3 +152,13 @@ def test_a_reset_that_fails_serves_the_last_healthy_deploy_on_fresh_data(site, s
         assert containers[service]["image"].endswith(f"{image}@{standins.digest(image, TAG_V1)}"), service
     code, health = site.health()
     assert code == 0 and health["status"] == "healthy" and health["imageTag"] == TAG_V1
+    # The workflow fails on it and says which demo serves.
+    markdown, ok = reset_workflow.render_summary(reset_workflow.reset_report(indented(reset.stdout)), stack="demo",
+                                                 outcome="failure")
+    assert not ok and "**FAILED**" in markdown and "last-healthy: the last healthy deploy" in markdown
+    assert f"tag `{TAG_V1}`" in markdown and "sirius-ui" in markdown
+
+
+def indented(stdout: str) -> str:
+    """The command's stdout as pulumi logs it: each line indented."""
+    return "\n".join("      " + line for line in stdout.splitlines())
