@@ -55,3 +55,12 @@ def test_the_workflow_it_describes():
     laptop = next(c for c in shown_commands() if c.startswith("pulumi up"))
     assert shlex.split(laptop)[:5] == ["pulumi", "up", "--stack", "demo", "--replace"]
     assert "pulumi stack output --stack demo resetUrn" in laptop
+
+
+def test_the_bench_figure_it_names_is_measured_and_kept():
+    import json
+
+    from bench import run as bench
+
+    assert "reset_vs_fresh" in bench.TARGETS and "--only reset_vs_fresh" in DOC
+    assert "reset_vs_fresh" in json.loads((ROOT / "bench" / "results.json").read_text())
