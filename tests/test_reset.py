@@ -68,3 +68,18 @@ def test_the_report_is_found_in_pulumis_log_however_it_is_prefixed():
            '    {"schema": broken\n')
     assert reset.reset_report(log)["status"] == "reset"
     assert reset.reset_report("error: update failed\n") is None
+
+
+def test_the_due_job_needs_nothing_but_the_pyyaml_it_installs():
+    """reset.yml's due job installs only PyYAML (the line of requirements.txt it greps)."""
+    import re
+    import subprocess
+    import sys
+
+    lines = (reset.ROOT / "requirements.txt").read_text().splitlines()
+    assert len([line for line in lines if re.match(r"(?i)^pyyaml", line)]) == 1
+    blocked = "pulumi pulumi_aws pulumi_command pulumi_tls requests".split()
+    code = (f"import sys; sys.modules.update(dict.fromkeys({blocked!r}))\n"
+            "from ci import reset; sys.exit(reset.main(['due', '--stack=demo', '--event=workflow_dispatch']))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=reset.ROOT, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith("due=true"), result.stderr
