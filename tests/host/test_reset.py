@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 
 from ci import reset as reset_workflow
-from engine import demodata
+from engine import demodata, settings
 from testbed.harness import SERVICE_IMAGES, TAG_BROKEN, TAG_V1
 from .site import Site
 
@@ -162,3 +162,23 @@ def test_a_reset_that_fails_serves_the_last_healthy_deploy_on_fresh_data(site, s
 def indented(stdout: str) -> str:
     """The command's stdout as pulumi logs it: each line indented."""
     return "\n".join("      " + line for line in stdout.splitlines())
+
+
+def test_a_reset_stopped_before_the_wipe_still_leaves_a_fresh_last_healthy_demo(site, standins, no_sirius_images):
+    """The project cannot be fetched (the repository went away): nothing was removed yet, so
+    the fallback removes the visitors' data itself and puts the last healthy deploy back."""
+    good = site.deploy(TAG_V1)
+    assert good.code == 0, good.stderr
+    password = visit(site)
+    before_volumes = volumes(site)
+    remembered = site.state / settings.REMEMBERED
+    remembered.write_text(json.dumps({**json.loads(remembered.read_text()), "repo_url": "file:///nonexistent/sirius.git"}))
+
+    reset = site.reset()
+    assert reset.code == 1
+    report = reset.report
+    assert report["status"] == "rolled-back" and report["reset"]["demo"] == "last-healthy"
+    assert "cannot fetch file:///nonexistent/sirius.git" in report["error"]
+    assert set(report["reset"]["removedVolumes"]) == DATA_VOLUMES
+    assert report["serving"] == {"ref": "main", "imageTag": TAG_V1, "commit": good.report["commit"]}
+    assert_new_demo(site, password, before_volumes)
