@@ -28,6 +28,10 @@ pulumi.export("sshCommand", demo.ssh_command)
 pulumi.export("health", demo.remote.report)
 pulumi.export("deploySeconds", demo.remote.deploy_seconds)
 pulumi.export("adminPassword", demo.remote.admin_password)
+pulumi.export("nightlyReset", settings.nightly_reset)
+if demo.remote.reset is not None:
+    # What .github/workflows/reset.yml replaces to reset the demo (docs/reset.md).
+    pulumi.export("resetUrn", demo.remote.reset.urn)
 if demo.key.generated:
     # Save it with: pulumi stack output --show-secrets sshPrivateKey > sirius-demo.pem && chmod 600 sirius-demo.pem
     pulumi.export("sshPrivateKey", demo.key.private_key)

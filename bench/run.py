@@ -19,6 +19,12 @@ start period), then takes rounds in turn; each figure is the median of its ratio
                              over SSH                                    (<= 0.4)
   rollback_vs_fresh          v1 -> api-crash (the API exits at start): the rollback's own
                              seconds (report) back to a healthy v1, vs a fresh v1 (<= 0.5)
+  reset_vs_fresh             `engine reset` of a running v1 (fresh containers and data
+                             volumes, pull, gate, demo data), vs a fresh v1 deploy (<= 1.0:
+                             never slower than a new deploy; docs/reset.md)
+
+`--only FIGURE` (repeatable) measures just those figures, each still side by side with its
+own fresh deploy in every round, and updates only their entries in bench/results.json.
 
 Every deploy runs with the defaults: a fresh one loads the demo data after its gate
 (timed with it), and each healthy one ends with disk care.
@@ -67,6 +73,7 @@ TARGETS = {
     "noop_vs_fresh": 0.1,
     "ssh_ui_tag_change_vs_fresh": 0.4,
     "rollback_vs_fresh": 0.5,
+    "reset_vs_fresh": 1.0,
 }
 API_CHANGE = {"sirius-api": TAG_PR}  # pr-7's API build, every other image as v1
 
@@ -114,6 +121,17 @@ class Bench:
             raise RuntimeError(f"{bad_tag} was not rolled back: {report['status']}: {result.stderr[-2000:]}")
         return report["rollback"]["seconds"]
 
+    def demo_reset(self) -> float:
+        """`engine reset` of the running stack, as the host runs it; it must end `reset`."""
+        argv = commands.reset_argv(str(self.work / "state"), engine=str(self.zipapp))
+        started = time.perf_counter()
+        result = subprocess.run(argv, env=self.engine.env, capture_output=True, text=True)
+        elapsed = time.perf_counter() - started
+        report = json.loads(result.stdout.strip().splitlines()[-1])
+        if result.returncode != 0 or report["status"] != "reset":
+            raise RuntimeError(f"the reset ended {report['status']}: {result.stderr[-2000:]}")
+        return elapsed
+
     def fresh(self, tag: str, image_tags: dict[str, str] | None = None) -> float:
         self.reset()
         return self.deploy(tag, image_tags)
@@ -151,7 +169,20 @@ def ssh_ui_change(bench: Bench, ssh: SshHost) -> float:
     return elapsed
 
 
-def measure(pairs: int) -> int:
+def reset_round(bench: Bench, pair: int) -> dict[str, float]:
+    """A reset of a running v1 and a fresh v1, in turns (so drift hits both)."""
+    got = {}
+    if pair % 2 == 0:
+        got["fresh_for_reset"] = bench.fresh(TAG_V1)
+        got["reset"] = bench.demo_reset()
+    else:
+        bench.fresh(TAG_V1)  # untimed: the stack the reset starts from
+        got["reset"] = bench.demo_reset()
+        got["fresh_for_reset"] = bench.fresh(TAG_V1)
+    return got
+
+
+def measure(pairs: int, only: list[str] | None = None) -> int:
     check_ports_free(wait=30)
     work = Path(tempfile.mkdtemp(prefix="sdb-", dir="/tmp"))
     engine, registry = DockerEngine(), Registry()
@@ -162,10 +193,20 @@ def measure(pairs: int) -> int:
         images = StandIns(engine, registry)
         images.publish()
         bench = Bench(engine, registry, make_sirius_repo(work / "sirius.git", registry.host), work)
-        ratios: dict[str, list[float]] = {key: [] for key in TARGETS}
+        figures = only or list(TARGETS)
+        ratios: dict[str, list[float]] = {key: [] for key in figures}
         seconds: dict[str, list[float]] = {}
         with SshHost(engine.env) as ssh:
             for pair in range(pairs):
+                if only:
+                    got = {}
+                    if "reset_vs_fresh" in figures:
+                        got.update(reset_round(bench, pair))
+                        ratios["reset_vs_fresh"].append(got["reset"] / got["fresh_for_reset"])
+                    for key, value in got.items():
+                        seconds.setdefault(key, []).append(value)
+                    print(f"round {pair + 1}/{pairs}: " + " ".join(f"{k} {v:.1f}s" for k, v in got.items()), flush=True)
+                    continue
                 # Alternate which side runs first, so drift hits both.
                 runs = [("fresh", lambda: bench.fresh(TAG_V1)),
                         ("ready_floor", lambda: bench.plain_compose(TAG_V1, fast_health=True)),
@@ -181,6 +222,8 @@ def measure(pairs: int) -> int:
                 got["ssh_ui_change"] = ssh_ui_change(bench, ssh)
                 bench.fresh(TAG_V1)  # untimed
                 got["rollback"] = bench.rollback_seconds(TAG_API_CRASH)
+                got.update(reset_round(bench, pair))
+                ratios["reset_vs_fresh"].append(got["reset"] / got["fresh_for_reset"])
                 ratios["fresh_vs_ready_floor"].append(got["fresh"] / got["ready_floor"])
                 ratios["fresh_vs_upstream_compose"].append(got["fresh"] / got["upstream_compose"])
                 ratios["ui_tag_change_vs_fresh"].append(got["ui_change"] / got["fresh_v2"])
@@ -192,12 +235,18 @@ def measure(pairs: int) -> int:
                     seconds.setdefault(key, []).append(value)
                 print(f"round {pair + 1}/{pairs}: " + " ".join(f"{k} {v:.1f}s" for k, v in got.items()), flush=True)
         bench.reset()
-        results = {key: round(statistics.median(values), 3) for key, values in ratios.items()}
-        results["pairs"] = pairs
-        results["median_seconds"] = {key: round(statistics.median(v), 2) for key, v in seconds.items()}
+        measured = {key: round(statistics.median(values), 3) for key, values in ratios.items()}
+        medians = {key: round(statistics.median(v), 2) for key, v in seconds.items()}
+        if only:  # the other figures stay as their own run left them
+            results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+            results.update(measured)
+            results["median_seconds"] = {**results.get("median_seconds", {}), **medians}
+            results["pairs_of"] = {**results.get("pairs_of", {}), **dict.fromkeys(figures, pairs)}
+        else:
+            results = {**measured, "pairs": pairs, "median_seconds": medians}
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
         print(f"\n{'figure':<28} {'ratio':>6} {'target':>8}")
-        for key, target in TARGETS.items():
+        for key, target in ((k, TARGETS[k]) for k in figures):
             mark = "ok" if results[key] <= target else "MISSED"
             print(f"{key:<28} {results[key]:>6.3f} {'<= ' + str(target):>8}  {mark}")
         print(f"\nmedian seconds: {results['median_seconds']}\nwritten to {RESULTS}")
@@ -213,9 +262,11 @@ def measure(pairs: int) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=3, help="rounds per figure (default 3)")
+    parser.add_argument("--only", action="append", choices=["reset_vs_fresh"],
+                        help="measure just this figure (repeatable); the others in results.json stay")
     args = parser.parse_args()
     with host_session_lock():  # the real-Docker tests share these ports
-        return measure(args.pairs)
+        return measure(args.pairs, args.only)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,16 @@
 # (opened by hand), the oldest gets the comments and recovery closes them all. A failed
 # listing fails the script: it never reads as "none open" and opens a second issue.
 # Needs GH_TOKEN and GITHUB_REPOSITORY; STACK names the stack in a new issue's title.
+# The nightly reset (reset.yml) uses the same flow for its own issue: MONITOR_LABEL,
+# ISSUE_TITLE and LABEL_DESCRIPTION name it (`down` there means the reset failed).
 set -euo pipefail
 
 status=$1
 file=$2
 label=${MONITOR_LABEL:-demo-down}
 repo=$GITHUB_REPOSITORY
-title="The Sirius demo (stack ${STACK:-demo}) is down"
+title=${ISSUE_TITLE:-"The Sirius demo (stack ${STACK:-demo}) is down"}
+description=${LABEL_DESCRIPTION:-"The monitor found the demo down; closed when it is back"}
 if [[ $status != down && $status != ok ]]; then
   echo "ci/monitor-issue.sh: STATUS must be 'down' or 'ok', got '$status'" >&2
   exit 2
@@ -36,8 +39,7 @@ case $status in
       echo "Still down: commented on issue #$oldest."
     else
       # `issue create --label` fails on a label the repository lacks; --force makes this idempotent.
-      gh label create "$label" --repo "$repo" --force --color B60205 \
-        --description "The monitor found the demo down; closed when it is back" > /dev/null
+      gh label create "$label" --repo "$repo" --force --color B60205 --description "$description" > /dev/null
       url=$(gh issue create --repo "$repo" --title "$title" --label "$label" --body-file "$file")
       echo "Down: opened $url."
     fi

@@ -1,6 +1,7 @@
 """The host engine's entry: `python3 engine.pyz COMMAND [flags]` (or `python3 -m engine`).
 
     deploy     deploy the compose project at a ref and tag, prove it healthy, report
+    reset      the demo as new: the last deploy's settings again on fresh data (docs/reset.md)
     health     the health of every service now, and the last deploy's report
     bootstrap  first boot (user_data): OS setup, recorded for the remote deploy
     install    OS setup only: Docker Engine, the compose plugin, git
@@ -44,6 +45,22 @@ def main(argv: list[str]) -> int:
             print(f"engine deploy: {err}", file=sys.stderr)
             return 2
         return deploy.Deploy(chosen).run()
+    if command == "reset":
+        from engine import reset, settings
+
+        p = argparse.ArgumentParser(prog="engine reset", allow_abbrev=False)
+        p.add_argument("--state-dir", default=STATE_DIR)
+        p.add_argument("--health-timeout", type=int)
+        for flag in ("--rollback", "--demo-data"):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction)
+        chosen = p.parse_args(args)
+        overrides = {k: v for k, v in vars(chosen).items() if k != "state_dir" and v is not None}
+        try:
+            remembered = settings.remembered(chosen.state_dir, **overrides)
+        except settings.SettingsError as err:
+            print(f"engine reset: {err}", file=sys.stderr)
+            return 2
+        return reset.Reset(remembered).run()
     print(__doc__, file=sys.stderr)
     return 2
 

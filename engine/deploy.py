@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 
 from engine import REPORT_SCHEMA, compat, demodata, diskcare, envfile, override, plan, proxy, rollback, rules
 from engine.docker import Compose, Result, log, project_containers, run
-from engine.settings import Settings
+from engine.settings import Settings, remember
 
 POLL_SECONDS = 0.25
 # `up` gets at least this long, even when the deadline is near: a killed `up` helps nobody.
@@ -49,6 +49,8 @@ def utc_now() -> str:
 
 
 class Deploy:
+    report_file = REPORT_FILE
+
     def __init__(self, settings: Settings):
         self.s = settings
         self.started = time.time()
@@ -93,22 +95,32 @@ class Deploy:
             try:
                 self.lock(lock)
                 self.attempt()
-                if self.stack_healthy:
-                    self.keep_healthy()
-                elif self.switched:
-                    self.roll_back()
+                self.conclude()
             except Exception as err:  # noqa: BLE001 - the lock, or a bug: either must leave a report behind
                 self.failed(err)
             finally:
                 self.report["finishedAt"] = utc_now()
                 self.report["totalSeconds"] = round(time.time() - self.started, 1)
                 self.write_report()  # inside the lock: the next deploy reads this one's report
+        self.say_outcome()
+        return self.exit_code()
+
+    def exit_code(self) -> int:
+        return plan.exit_code(self.report["status"])
+
+    def conclude(self) -> None:
+        """After the steps: record a healthy stack, or put the last healthy one back."""
+        if self.stack_healthy:
+            self.keep_healthy()
+        elif self.switched:
+            self.roll_back()
+
+    def say_outcome(self) -> None:
         if self.report["status"] == "healthy":
             log(f"deploy: healthy in {self.report['totalSeconds']}s (tag {self.s.image_tag}, commit {(self.report['commit'] or '')[:12]})")
         elif self.report["status"] == "rolled-back":
             log(f"deploy: ROLLED BACK: {self.report['error']}; the demo still serves the previous version: "
                 f"{rollback.describe(self.report['serving'])}")
-        return plan.exit_code(self.report["status"])
 
     def attempt(self) -> None:
         """The deploy's steps; whatever stops them is reported, and a switched project rolls back."""
@@ -119,6 +131,7 @@ class Deploy:
 
     def steps(self) -> None:
         self.precheck()
+        self.remember_settings()
         self.fetch()
         services = self.check()
         self.phase("check")
@@ -127,6 +140,7 @@ class Deploy:
         self.proxy_extra = self.proxy.prepare(self.remaining())  # {} without a domain
         if self.proxy.error:  # before the switch: the running stack and its proxy stay as they are
             self.fail(self.proxy.error)
+        self.before_switch()
         compose = self.switch()
         built = self.build(compose, services, digests)
         self.up(compose, services, digests, built)
@@ -262,6 +276,12 @@ class Deploy:
             self.fail("compatibility check: " + "; ".join(problems))
         self.project = self.report["project"] = rendered.get("name") or rules.DEFAULT_PROJECT
         return rendered["services"]
+
+    def remember_settings(self) -> None:
+        remember(self.s)  # what `engine reset` deploys again: the settings asked for last
+
+    def before_switch(self) -> None:
+        """The last moment the running stack is as it was (a reset wipes it here)."""
 
     def switch(self) -> Compose:
         """The project dir and .env become the new deploy's; from here a failure rolls back."""
@@ -525,6 +545,13 @@ class Deploy:
         if entry["reason"]:
             log(f"rollback: none: {entry['reason']}")
             return
+        self.restore(record, entry)
+
+    def restore(self, record: dict, entry: dict, full_up: bool = False) -> None:
+        """Run the recorded deploy again (its volumes as they are now) and wait for it: `entry`
+        (the report's rollback) says how that went; report status rolled-back when healthy.
+        `full_up`: a plain `up` of every service (after a reset's wipe there is nothing to keep)."""
+        s = self.s
         entry["to"] = rollback.served(record)
         log(f"rollback: putting back {rollback.describe(record)}")
         started = time.monotonic()
@@ -535,7 +562,7 @@ class Deploy:
             # Same shape and settings as the failed deploy but for images: recreate only what
             # it changed, as a tag change does; otherwise a full `up`.
             env_path, shape_path = os.path.join(s.project_dir, ".env"), os.path.join(s.state_dir, SHAPE_FILE)
-            same_project = (os.path.exists(shape_path) and open(shape_path).read() == record.get("shape")
+            same_project = not full_up and (os.path.exists(shape_path) and open(shape_path).read() == record.get("shape")
                             and envfile.same_but_tag(open(env_path).read(), record["env"]))
             self.checkout(record["commit"])
             envfile.write_private(env_path, record["env"])
@@ -593,7 +620,7 @@ class Deploy:
 
     def write_report(self) -> None:
         text = json.dumps(self.report, separators=(",", ":"))
-        path = os.path.join(self.s.state_dir, REPORT_FILE)
+        path = os.path.join(self.s.state_dir, self.report_file)
         with open(path + ".tmp", "w") as f:
             f.write(text + "\n")
         os.replace(path + ".tmp", path)

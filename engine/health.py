@@ -1,4 +1,4 @@
-"""The demo's health now: every compose service's state, plus the last deploy's report.
+"""The demo's health now: every compose service's state, plus the last deploy's and reset's reports.
 
 One JSON line on stdout (README "Health report"); exit 0 when every service is ok.
 It prints no secret: the deploy report holds none.
@@ -9,14 +9,20 @@ from __future__ import annotations
 import json
 import os
 
-from engine import REPORT_SCHEMA, deploy, plan, rollback, rules
+from engine import REPORT_SCHEMA, deploy, plan, reset, rollback, rules
 from engine.docker import project_containers
 
 
 
+def read_report(state_dir: str, name: str) -> dict | None:
+    path = os.path.join(state_dir, name)
+    return json.load(open(path)) if os.path.exists(path) else None
+
+
 def report(state_dir: str) -> dict:
-    path = os.path.join(state_dir, deploy.REPORT_FILE)
-    last = json.load(open(path)) if os.path.exists(path) else None
+    last_deploy, last_reset = read_report(state_dir, deploy.REPORT_FILE), read_report(state_dir, reset.REPORT_FILE)
+    # What runs is what the newer of the last deploy and the last reset left.
+    last = max((r for r in (last_deploy, last_reset) if r), key=lambda r: r.get("finishedAt") or "", default=None)
     # After a rollback the last deploy is the failed one; what runs is the last healthy one.
     serving = rollback.load(state_dir) if (last or {}).get("status") == "rolled-back" else None
     project = (serving or last or {}).get("project") or rules.DEFAULT_PROJECT
@@ -40,7 +46,8 @@ def report(state_dir: str) -> dict:
         "schema": REPORT_SCHEMA, "status": "healthy" if healthy else "unhealthy", "checkedAt": deploy.utc_now(),
         "services": services, "imageTag": (serving or last).get("imageTag"),
         "builtLocally": [] if serving else last.get("builtLocally", []), "digests": digests,
-        "deploySeconds": last.get("totalSeconds"), "phases": last.get("phases"), "lastDeploy": last or None,
+        "deploySeconds": (last_deploy or {}).get("totalSeconds"), "phases": (last_deploy or {}).get("phases"),
+        "lastDeploy": last_deploy, "lastReset": last_reset,
     }
 
 

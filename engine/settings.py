@@ -9,12 +9,16 @@ is pulled or stopped, with the flag and the form it expects.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import os
 import re
 from dataclasses import MISSING, dataclass, field, fields
 
 from engine import PROJECT_DIR, STATE_DIR, rules
 
 REPO_URL = "https://github.com/SiriusScan/Sirius.git"
+REMEMBERED = "deploy-settings.json"  # in the state dir: the last deploy's settings, for `engine reset`
 _PATH = re.compile(r"/[A-Za-z0-9._/-]*")
 _BIND = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}")
 
@@ -141,3 +145,34 @@ def from_args(argv: list[str]) -> Settings:
         acme_ca_root=a.acme_ca_root, proxy_image=a.proxy_image, proxy_http_port=a.proxy_http_port,
         proxy_https_port=a.proxy_https_port, cert_timeout=a.cert_timeout,
     ))
+
+
+def remember(s: Settings) -> None:
+    """Keep the settings a deploy was asked for (no secret among them), replaced whole."""
+    path = os.path.join(s.state_dir, REMEMBERED)
+    with open(path + ".tmp", "w") as f:
+        json.dump({**dataclasses.asdict(s), "install_seconds": 0.0}, f, sort_keys=True)
+    os.replace(path + ".tmp", path)
+
+
+def remembered(state_dir: str, **overrides) -> Settings:
+    """The last deploy's settings (with `overrides`), validated again: what a reset deploys."""
+    path = os.path.join(state_dir, REMEMBERED)
+    try:
+        saved = json.load(open(path))
+    except FileNotFoundError:
+        raise SettingsError(f"no deploy has run with state dir {state_dir} ({path} is missing); "
+                            "deploy first (pulumi up), then reset") from None
+    except ValueError as err:
+        raise SettingsError(f"{path} is not readable JSON ({err}); deploy again to rewrite it") from None
+    known = {f.name for f in fields(Settings)}
+    if not isinstance(saved, dict) or not {f.name for f in fields(Settings) if f.default is MISSING} <= set(saved):
+        raise SettingsError(f"{path} does not hold a deploy's settings; deploy again to rewrite it")
+    # Keys of another engine version are dropped: the next deploy writes this one's.
+    values = {**{k: v for k, v in saved.items() if k in known}, **overrides}
+    try:
+        return validate(Settings(**values))
+    except (TypeError, ValueError) as err:
+        if isinstance(err, SettingsError):
+            raise
+        raise SettingsError(f"{path} holds a value of the wrong kind ({err}); deploy again to rewrite it") from None

@@ -102,6 +102,11 @@ def deploy_argv(spec: DeploySpec, engine: str = ENGINE) -> list[str]:
     return [*engine_argv("deploy", engine), *deploy_args(spec)]
 
 
+def reset_argv(state_dir: str = STATE_DIR, engine: str = ENGINE) -> list[str]:
+    """The demo as new: the host's last deploy settings again, on fresh data (docs/reset.md)."""
+    return [*engine_argv("reset", engine), "--state-dir", state_dir]
+
+
 def bootstrap_argv(state_dir: str = STATE_DIR, engine: str = BOOT_ENGINE) -> list[str]:
     return [*engine_argv("bootstrap", engine), "--state-dir", state_dir]
 

@@ -61,6 +61,11 @@ _OPENSSH_MAGIC = b"openssh-key-v1\x00"
 # Route 53 hosted zone ids: Z and upper-case letters and digits (Z0123456789ABCDEFGHIJ).
 _HOSTED_ZONE_ID = re.compile(r"Z[A-Z0-9]{1,32}")
 _KEY_NAME = re.compile(r"[ -~]{1,255}")
+# The reset workflow runs at minute 59 of every hour (.github/workflows/reset.yml).
+NIGHTLY_RESET_OFF = "off"
+_NIGHTLY_RESET = re.compile(r"(?:[01][0-9]|2[0-3]):59")
+NIGHTLY_RESET_FORM = ("HH:59, a UTC hour at minute 59 (the reset workflow runs at minute 59 of every hour), "
+                      "e.g. 23:59 or 04:59, or off")
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,7 @@ class DemoConfig:
     hosted_zone_id: str | None = None  # None = looked up from the domain's parent
     acme_email: str = ""
     acme_ca: str = "production"
+    nightly_reset: str = "23:59"  # HH:59 (UTC) or off: when .github/workflows/reset.yml resets the demo
     # Kept out of repr so a stray print or log of the config never shows it.
     ssh_private_key: str | None = field(default=None, repr=False)
 
@@ -333,6 +339,14 @@ def _checked(is_valid: Callable[[str], bool], form: str, *, empty_ok: bool = Tru
     return parse
 
 
+def nightly_reset(value: Any) -> str:
+    """`off`, or the UTC time HH:59 at which the reset workflow resets this stack's demo."""
+    text = _string(value).strip().lower()
+    if text != NIGHTLY_RESET_OFF and not _NIGHTLY_RESET.fullmatch(text):
+        raise ValueError(f"{_show(text)} is not valid; expected {NIGHTLY_RESET_FORM}")
+    return text
+
+
 # DNS ignores case and the root's trailing dot.
 _dns_name = _checked(rules.is_domain, rules.DOMAIN_FORM, normalise=lambda v: v.strip().lower().removesuffix("."))
 
@@ -365,6 +379,7 @@ _RULES: dict[str, Callable[[Any], Any]] = {
     "hostedZoneId": _optional(_HOSTED_ZONE_ID, "a Route 53 hosted zone id, e.g. Z0123456789ABCDEFGHIJ"),
     "acmeEmail": _checked(rules.is_email, rules.EMAIL_FORM),
     "acmeCa": _checked(lambda ca: rules.acme_directory(ca) is not None, rules.ACME_CA_FORM, empty_ok=False),
+    "nightlyReset": nightly_reset,
 }
 SECRET_KEYS = frozenset({"sshPrivateKey"})
 
@@ -470,6 +485,7 @@ def parse(
         hosted_zone_id=values["hostedZoneId"],
         acme_email=values["acmeEmail"],
         acme_ca=values["acmeCa"],
+        nightly_reset=values["nightlyReset"],
     )
 
 

@@ -1,7 +1,8 @@
 """Deploy and health over SSH (pulumi-command), after the instance has booted.
 
 wait for boot -> install the deploy engine -> deploy the tag -> health report, plus
-the admin password read back as a secret. pulumi-command runs a command again whenever
+the admin password read back as a secret, and the reset command the nightly reset
+workflow replaces (unless nightlyReset is off). pulumi-command runs a command again whenever
 any of its inputs changes: for the deploy that is its triggers (a new instance, ref,
 image tag, per-image tag or deploy engine) and its command line itself, which carries
 healthTimeout, repoUrl, imageRegistry, the public address and, with a domain, domain,
@@ -20,7 +21,7 @@ import pulumi
 from pulumi_command import remote
 
 from infra import bootstrap, commands
-from infra.config import DemoConfig
+from infra.config import NIGHTLY_RESET_OFF, DemoConfig
 from infra.instance import SSH_USER, deploy_spec
 
 # A new instance takes a minute or two before sshd answers: ~40 dials of up to 15 s.
@@ -112,6 +113,22 @@ class RemoteDeploy:
             logging=remote.Logging.NONE,
             secret_stdout=True,
         )
+
+        # The nightly reset (docs/reset.md): .github/workflows/reset.yml runs
+        # `pulumi up --target-replace` of this command, and replacing it runs `create` again:
+        # through pulumi's own SSH connection, so the key stays in the stack and sshCidrs
+        # `auto` lets the runner in as for a deploy. Its command line names no setting (the
+        # engine resets to what the host's last deploy was asked for), so no config change
+        # ever re-runs it; Pulumi runs it once when it creates it (nightlyReset turned on).
+        # Its report (no secret in it) is logged for the workflow's summary.
+        self.reset = None
+        if config.nightly_reset != NIGHTLY_RESET_OFF:
+            self.reset = command(
+                "reset",
+                [self.deploy],
+                create=spec.apply(lambda s: commands.shell(commands.sudo(commands.reset_argv(s.state_dir)))),
+                logging=remote.Logging.STDOUT_AND_STDERR,
+            )
 
         # The health report taken right after the last deploy (the health command re-runs only
         # when the deploy's output changes): the state then, not now.

@@ -119,8 +119,8 @@ api-crash  like v1 except sirius-api, which exits 1 at start (restart loop);
 ========== ==============================================================
 
 Stand-in images (scripts in ``standin/rootfs``; busybox ash): every service
-listens on its real port(s) (busybox httpd; the API is ``nc -ll`` + a shell
-HTTP handler) and answers upstream's checks literally: ``rabbitmqctl status``,
+listens on its real port(s) (busybox httpd; the API and the UI are ``nc -ll`` + a
+shell HTTP handler) and answers upstream's checks literally: ``rabbitmqctl status``,
 ``/usr/local/bin/pg-healthcheck.sh``, ``valkey-cli ping``, busybox ``wget``
 (accepts ``--no-verbose --tries=1 --spider``, ``-q``, ``-O``), and ``bash``
 (``/bin/bash``: ash behind bash's name that runs ``-c``/``-lc`` strings, with
@@ -149,7 +149,13 @@ like sirius-api's rows in postgres they survive a recreated API container and
 go with the volume, so "demo data once per data volume" is tested as it
 behaves on the real stack, with the fixture's compose file unchanged.  Other POST/PUT bodies
 are kept in the API container and returned by a GET of the same path.  The UI page shows the version marker, NEXTAUTH_URL and
-NEXT_PUBLIC_SIRIUS_API_URL.  ``/etc/sirius-standin/version`` holds the marker.
+NEXT_PUBLIC_SIRIUS_API_URL.  The UI keeps its admin user where upstream does, in
+``/app/prisma/dev.db`` inside the container (no volume), seeded from
+INITIAL_ADMIN_PASSWORD only when the file is missing: ``POST
+/api/auth/callback/credentials`` (form ``username``, ``password``) answers 200 or
+401, and ``POST /api/trpc/user.changePassword`` (tRPC JSON: ``currentPassword``,
+``newPassword``, ``confirmPassword``) stores a new one, so a visitor's password
+change lasts as long as the container (sirius-standin-ui-http).  ``/etc/sirius-standin/version`` holds the marker.
 Each service becomes ready a few seconds after start (``STANDIN_START_DELAYS``:
 rabbitmq 4, postgres 3, valkey 1, api 2, engine 3, ui 4;
 ``SIRIUS_STANDIN_START_DELAY=<s>`` in a container's environment overrides it).
@@ -1163,7 +1169,7 @@ def write_standin_context(dest: str | os.PathLike, image: str, version: str,
         "COPY busybox /bin/busybox\n"
         'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
         "RUN mkdir -p /tmp /run/secrets /data /var/lib/postgresql/data /var/lib/rabbitmq"
-        " /etc/rabbitmq && chmod 1777 /tmp\n"
+        " /etc/rabbitmq /app/prisma && chmod 1777 /tmp && chown 1001:1001 /app/prisma\n"
         "COPY rootfs/ /\n"
         "ENV PATH=/usr/local/bin:/usr/bin:/bin"
         f" SIRIUS_STANDIN_START_DELAY={STANDIN_START_DELAYS[image]}\n"

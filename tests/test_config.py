@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from infra import config
 from infra.config import ConfigError, parse
@@ -75,6 +76,10 @@ def test_bad_image_tags_are_refused(tag):
         ("ami", "ami-XYZ", "AMI id"),
         ("vpcId", "vpc 1", "VPC id"),
         ("sshPublicKey", "not a key", "OpenSSH public key"),
+        ("nightlyReset", "23:00", "HH:59"),  # the workflow runs at minute 59 only
+        ("nightlyReset", "24:59", "HH:59"),
+        ("nightlyReset", "daily", "or off"),
+        ("nightlyReset", "", "HH:59"),
     ],
 )
 def test_bad_values_name_key_and_form(key, value, says):
@@ -282,3 +287,17 @@ def test_a_suffix_too_long_for_the_stack_name_is_refused_naming_the_name():
 
 def test_an_acme_directory_url_is_a_certificate_authority():
     assert valid(domain="demo.example.com", acmeCa="https://ca.internal:14000/dir").acme_ca == "https://ca.internal:14000/dir"
+
+
+# --- the nightly reset (docs/reset.md) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "taken"), [("23:59", "23:59"), ("04:59", "04:59"), (" off ", "off"), ("OFF", "off")])
+def test_nightly_reset_is_a_time_at_minute_59_or_off(value, taken):
+    assert valid().nightly_reset == "23:59"  # the old demo's time, unless a stack says otherwise
+    assert valid(nightlyReset=value).nightly_reset == taken
+
+
+def test_branch_stacks_are_not_reset_nightly():
+    template = yaml.safe_load((ROOT / "Pulumi.branch.yaml").read_text())["config"]
+    assert valid(nightlyReset=template["sirius-demo:nightlyReset"]).nightly_reset == "off"

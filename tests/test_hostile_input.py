@@ -70,6 +70,7 @@ REACHING = {
     "acmeCa": st.one_of(st.sampled_from(["production", "staging"]),
                         st.from_regex(r"https://[a-z0-9.-]{1,12}(:[0-9]{1,5})?(/[A-Za-z0-9._~-]{1,10}){0,3}/?",
                                       fullmatch=True)),
+    "nightlyReset": st.one_of(st.just("off"), st.from_regex(r"(?:[01][0-9]|2[0-3]):59", fullmatch=True)),
 }
 INJECTIONS = [
     "$(touch /tmp/x)", "`touch /tmp/x`", ";touch /tmp/x", "\nreboot", "-x", "--help", "' ; touch /tmp/x ; '",
@@ -92,6 +93,7 @@ def argvs(spec: commands.DeploySpec) -> list[list[str]]:
         commands.sudo(commands.health_argv(spec)),
         commands.wait_boot_argv(spec, 1500),
         commands.read_admin_password(spec),
+        commands.sudo(commands.reset_argv(spec.state_dir)),
     ]
 
 

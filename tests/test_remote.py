@@ -31,11 +31,12 @@ def run():
 
 def test_command_graph(run):
     cmds = commands_of(run)
-    assert set(cmds) == {"wait-boot", "engine", "deploy", "health", "admin-password"}
+    assert set(cmds) == {"wait-boot", "engine", "deploy", "health", "admin-password", "reset"}
     assert {"host", "eip", "in-ssh-198-51-100-7-32", "out-ipv4"} <= deps(cmds["wait-boot"])
     assert "wait-boot" in deps(cmds["engine"])
     assert "engine" in deps(cmds["deploy"])
     assert "deploy" in deps(cmds["health"]) and "deploy" in deps(cmds["admin-password"])
+    assert "deploy" in deps(cmds["reset"])
 
 
 def test_connection_is_the_elastic_ip_with_a_secret_key(run):
@@ -127,4 +128,30 @@ def test_a_new_command_line_reruns_the_deploy_and_the_docs_say_so(run):
 def test_preview_has_unknown_outputs():
     preview = run_stack(BASE, preview=True)
     assert {"health", "deploySeconds", "adminPassword"} <= preview.unknown_outputs
-    assert len(preview.of_type(COMMAND)) == 5
+    assert len(preview.of_type(COMMAND)) == 6
+
+
+# --- the nightly reset (docs/reset.md) ------------------------------------------------------------
+
+
+def test_the_reset_command_resets_to_the_hosts_last_deploy_and_logs_its_report(run):
+    reset = commands_of(run)["reset"]
+    assert reset.inputs["create"] == "sudo python3 /opt/sirius-demo/engine.pyz reset --state-dir /var/lib/sirius-demo"
+    assert reset.inputs["logging"] == "stdoutAndStderr"  # the report, for the workflow's summary
+    assert not reset.inputs.get("triggers") and "stdout" not in (reset.additional_secret_outputs or [])
+    assert run.outputs["nightlyReset"] == "23:59"
+    assert run.outputs["resetUrn"].endswith("::sirius-reset") and "command:remote:Command" in run.outputs["resetUrn"]
+
+
+def test_no_setting_ever_reruns_the_reset(run):
+    """Only the workflow's --target-replace runs it: a new tag, ref or timeout changes nothing of it."""
+    before = commands_of(run)["reset"].inputs
+    other = commands_of(run_stack({**BASE, "ref": "main", "imageTag": "v1.1.0", "healthTimeout": "900",
+                                   "nightlyReset": "04:59"}))["reset"].inputs
+    assert (other["create"], other.get("triggers")) == (before["create"], before.get("triggers"))
+
+
+def test_nightly_reset_off_means_no_reset_command_and_no_urn():
+    off = run_stack({**BASE, "nightlyReset": "off"})
+    assert "reset" not in commands_of(off) and "resetUrn" not in off.outputs
+    assert off.outputs["nightlyReset"] == "off"

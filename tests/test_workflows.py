@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ci import monitor, stacks
+from ci import monitor, reset, stacks
 from tests.tools import find
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +45,7 @@ def steps(path: Path):
 
 
 def test_the_workflows_exist():
-    assert {"preview.yml", "deploy.yml", "branch-demo.yml", "cleanup.yml", "monitor.yml"} <= NAMES
+    assert {"preview.yml", "deploy.yml", "branch-demo.yml", "cleanup.yml", "monitor.yml", "reset.yml"} <= NAMES
 
 
 # --- actionlint -----------------------------------------------------------------------------
@@ -182,7 +182,7 @@ def test_stack_groups_name_the_same_stacks():
             group = (job.get("concurrency") or doc.get("concurrency") or {}).get("group", "")
             if str(group).startswith(STACK_GROUP):
                 groups[f"{path.name}:{job_id}"] = group
-    assert groups["deploy.yml:deploy"] == STACK_GROUP + "demo"
+    assert groups["deploy.yml:deploy"] == groups["reset.yml:reset"] == STACK_GROUP + "demo"
     assert (
         groups["branch-demo.yml:up"]
         == groups["branch-demo.yml:down"]
@@ -230,7 +230,7 @@ def test_every_step_runs_in_bash_with_pipefail(path):
 def test_values_reach_ci_modules_as_option_values_never_as_options(path):
     """`--opt "$X"` would read an X of `--help` or `-x` as an option; `"--opt=$X"` cannot."""
     for job_id, _, step in steps(path):
-        for command in re.findall(r"python -m ci\.(?:stacks|monitor) [^\n]*(?:\\\n[^\n]*)*", step.get("run", "")):
+        for command in re.findall(r"python -m ci\.(?:stacks|monitor|reset) [^\n]*(?:\\\n[^\n]*)*", step.get("run", "")):
             assert not re.search(r"--[\w-]+ +\"?\$", command), f"{job_id}: {command}"
             assert "check-tag" not in command or "check-tag -- " in command, f"{job_id}: {command}"
 
@@ -320,7 +320,7 @@ def test_checkout_keeps_no_credentials_and_jobs_time_out(path):
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_ci_subcommands_exist(path):
     called = 0
-    for module in (stacks, monitor):
+    for module in (stacks, monitor, reset):
         known = set(module._parser()._subparsers._group_actions[0].choices)  # noqa: SLF001
         used = set(re.findall(rf"python -m {module.__name__.replace('.', r'[.]')} ([\w-]+)", path.read_text()))
         assert used <= known, used - known
@@ -333,6 +333,12 @@ def test_ci_subcommands_exist(path):
 FAKE_PULUMI = r"""#!/bin/bash
 echo "pulumi $*" >> "$CALLS"
 case "$*" in
+  "stack output --stack "*" resetUrn")
+    [[ -n ${FAKE_RESET_URN:-} ]] || { echo "error: current stack does not have output property 'resetUrn'" >&2; exit 255; }
+    echo "$FAKE_RESET_URN" ;;
+  "up "*)
+    [[ -z ${FAKE_UP_LOG:-} ]] || cat "$FAKE_UP_LOG"
+    exit "${FAKE_UP_EXIT:-0}" ;;
   "org get-default") [[ -n ${FAKE_ORG:-} ]] && echo "$FAKE_ORG" || { echo "error: no default org" >&2; exit 255; } ;;
   "stack ls --json"*) cat "$FAKE_STACKS" ;;
   "stack select "*" --non-interactive")
@@ -805,3 +811,101 @@ def test_branch_demo_config_sets_the_domain_suffix_only_when_the_variable_is_set
     assert "pulumi config set --stack pr-42 ref pr-42" in calls.splitlines()
     set_suffix = [line for line in calls.splitlines() if "domainSuffix" in line]
     assert set_suffix == ([f"pulumi config set --stack pr-42 domainSuffix {suffix}"] if suffix else [])
+
+
+# --- the nightly reset (docs/reset.md) --------------------------------------------------------------
+
+RESET_URN = "urn:pulumi:demo::sirius-demo::sirius-demo:index:Demo$command:remote:Command::sirius-reset"
+RESET_STEP = "Reset the demo (pulumi up, replacing the reset command)"
+RESET_SUMMARY = "Job summary and the reset-failed issue"
+
+
+def reset_report(status: str, demo: str, error: str | None = None) -> dict:
+    """A reset report as engine/reset.py prints it (the fields the summary reads)."""
+    return {"schema": 2, "kind": "reset", "status": status, "error": error, "totalSeconds": 81.2,
+            "serving": {"ref": "main", "imageTag": "latest", "commit": "c" * 40},
+            "reset": {"demo": demo, "removedServices": ["sirius-api", "sirius-ui"],
+                      "removedVolumes": ["sirius_postgres_data"], "wipeSeconds": 1.5},
+            "demoData": {"loaded": 22, "skipped": 0, "reason": None, "seconds": 3.0}}
+
+
+def test_reset_runs_hourly_at_59_and_only_its_job_takes_the_stacks_group():
+    doc = load(WORKFLOWS / "reset.yml")
+    assert set(doc["on"]) == {"schedule", "workflow_dispatch"}
+    assert doc["on"]["schedule"] == [{"cron": f"{reset.SCHEDULE_MINUTE} * * * *"}]
+    due, job = doc["jobs"]["due"], doc["jobs"]["reset"]
+    # An hourly run waiting in the stack's group would replace a waiting deploy: only a due one enters.
+    assert "concurrency" not in doc and "concurrency" not in due and not _pulumi_changes(due)
+    assert job["needs"] == "due" and job["if"] == "needs.due.outputs.due == 'true'"
+    assert job["env"]["STACK"] == due["env"]["STACK"] == "demo"
+    assert job["permissions"] == {"contents": "read", "id-token": "write", "issues": "write"}
+    script = step_script("reset.yml", "reset", name=RESET_STEP)
+    assert '--replace "$urn"' in script and "--target" not in script  # a full up: the runner's SSH rule too
+    assert 'pulumi stack output --stack "$STACK" resetUrn' in script and "| tee up.log" in script
+    summary = next(s for s in job["steps"] if s.get("name") == RESET_SUMMARY)
+    assert summary["if"] == "always() && steps.reset.outcome != 'skipped'"
+    assert summary["env"]["MONITOR_LABEL"] == "reset-failed"
+
+
+def test_reset_due_step_lets_a_run_by_hand_through(actions_env):
+    result, outputs, _ = run_step("reset.yml", "due", actions_env, step_id="due", STACK="demo",
+                                  EVENT_NAME="workflow_dispatch")
+    assert result.returncode == 0, result.stderr
+    assert outputs["due"] == "true" and outputs["reason"] == "run by hand"
+
+
+def test_reset_step_replaces_the_reset_command_and_fails_with_the_reset(actions_env):
+    tmp_path, work, _ = actions_env
+    log = tmp_path / "up-output.txt"
+    log.write_text("    command:remote:Command (sirius-reset):\n      12:00:01 reset: FAILED\n    "
+                   + json.dumps(reset_report("rolled-back", "last-healthy", "not healthy within 600s: sirius-ui")) + "\n")
+    result, _, calls = run_step("reset.yml", "reset", actions_env, name=RESET_STEP, STACK="demo", POLICY_ARGS="",
+                                GITHUB_EVENT_NAME="schedule", FAKE_RESET_URN=RESET_URN, FAKE_UP_LOG=str(log),
+                                FAKE_UP_EXIT="255")
+    assert result.returncode != 0  # pipefail: tee does not hide pulumi's failure
+    assert f"pulumi up --stack demo --yes --skip-preview --non-interactive --diff --replace {RESET_URN}" in calls
+    assert (work / "up.log").read_text() == log.read_text()
+    # No reset command in the stack: said by name, and nothing is updated.
+    (tmp_path / "calls").write_text("")
+    result, _, calls = run_step("reset.yml", "reset", actions_env, name=RESET_STEP, STACK="demo", POLICY_ARGS="",
+                                GITHUB_EVENT_NAME="schedule")
+    assert result.returncode == 1 and "::error title=No reset command::" in result.stdout
+    assert "pulumi up" not in calls
+
+
+def run_reset_summary(actions_env, report: dict | None, outcome: str, issues: list[dict]) -> tuple:
+    tmp_path, work, _ = actions_env
+    (work / "up.log").write_text("Updating (demo)\n" + (json.dumps(report) + "\n" if report else "error: update failed\n"))
+    (tmp_path / "issues.json").write_text(json.dumps(issues))
+    (tmp_path / "summary").write_text("")
+    (tmp_path / "calls").write_text("")
+    env = {name: str(value) for name, value in next(
+        s for s in load(WORKFLOWS / "reset.yml")["jobs"]["reset"]["steps"] if s.get("name") == RESET_SUMMARY)["env"].items()
+        if "${{" not in str(value)}
+    result, _, calls = run_step("reset.yml", "reset", actions_env, name=RESET_SUMMARY, STACK="demo", OUTCOME=outcome,
+                                RUN_URL="https://github.com/owner/sirius-demo/actions/runs/1234", **env)
+    return result, calls, (tmp_path / "summary").read_text()
+
+
+def test_a_failed_reset_fails_loudly_with_the_state_it_left_and_an_issue(actions_env):
+    report = reset_report("rolled-back", "last-healthy", "not healthy within 600s: sirius-ui")
+    result, calls, summary = run_reset_summary(actions_env, report, "failure", [])
+    assert result.returncode == 1 and "::error title=Reset failed::" in result.stdout
+    assert "## Nightly reset of `demo`: **FAILED**" in summary
+    assert "last-healthy: the last healthy deploy, on fresh data" in summary and "sirius-ui" in summary
+    assert ("gh issue create --repo owner/sirius-demo --title The nightly reset of the Sirius demo (stack demo) "
+            "failed --label reset-failed --body-file report.md") in calls
+    assert "gh label create reset-failed" in calls and "demo-down" not in calls
+    # pulumi up failed before the reset ran: no report, still loud.
+    result, calls, summary = run_reset_summary(actions_env, None, "failure", [{"number": 5}])
+    assert result.returncode == 1 and "No reset report" in summary and "gh issue comment 5 " in calls
+
+
+def test_a_good_reset_passes_and_closes_the_issue(actions_env):
+    result, calls, summary = run_reset_summary(actions_env, reset_report("reset", "fresh"), "success", [{"number": 5}])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "## Nightly reset of `demo`: done" in summary and "fresh: a fresh demo" in summary
+    assert "gh issue close 5 --repo owner/sirius-demo --reason completed" in calls
+    # pulumi up succeeded but the demo is not fresh (a reset that fell back exits 1; never trust one that did not).
+    result, _, summary = run_reset_summary(actions_env, reset_report("rolled-back", "last-healthy"), "success", [])
+    assert result.returncode == 1 and "treated as failed" in summary

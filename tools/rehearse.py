@@ -5,6 +5,7 @@
     python -m tools.rehearse --ref main --registry 127.0.0.1:5000/siriusscan --repo file:///srv/sirius.git
     python -m tools.rehearse --domain demo.sirius.test --acme-ca https://127.0.0.1:14000/dir \
         -- --acme-ca-root /tmp/pebble-roots.pem --proxy-http-port 5002   # HTTPS with a private CA
+    python -m tools.rehearse --reset    # the nightly reset of the rehearsal's demo (docs/reset.md)
     python -m tools.rehearse --down
 
 Runs the very engine zipapp that the instance runs, with the same flags
@@ -126,6 +127,11 @@ def format_report(report: dict) -> str:
 def _after_the_gate(report: dict) -> list[str]:
     """Rollback, demo data and disk care, one line each when they happened."""
     lines = []
+    reset = report.get("reset") or {}
+    if report.get("kind") == "reset":
+        lines.append(f"reset: the demo is {reset.get('demo')}; removed the containers of "
+                     f"{len(reset.get('removedServices') or [])} services and the volumes "
+                     f"{' '.join(reset.get('removedVolumes') or []) or '(none)'}")
     rollback = report.get("rollback") or {}
     if rollback.get("status") == "healthy":
         to = rollback.get("to") or {}
@@ -150,6 +156,19 @@ def run_deploy(spec: commands.DeploySpec, home: Path, engine_args: list[str] = (
     engine.write_bytes(bootstrap.engine_archive())
     argv = [*commands.deploy_argv(spec, engine=str(engine)), *engine_args]
     result = subprocess.run(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        return result.returncode, commands.report_of(result.stdout)
+    except ValueError:
+        return result.returncode, None
+
+
+def run_reset(home: Path, engine_args: list[str] = ()) -> tuple[int, dict | None]:
+    """`engine reset` of the rehearsal's demo: its last deploy's settings again, on fresh data."""
+    home.mkdir(parents=True, exist_ok=True)
+    engine = home / "engine.pyz"
+    engine.write_bytes(bootstrap.engine_archive())
+    result = subprocess.run([*commands.reset_argv(str(home / "state"), engine=str(engine)), *engine_args],
+                            stdout=subprocess.PIPE, text=True)
     try:
         return result.returncode, commands.report_of(result.stdout)
     except ValueError:
@@ -196,6 +215,8 @@ def make_parser() -> argparse.ArgumentParser:
         help="leave a failed deploy running instead of putting back the last healthy one (default: roll back)")
     add("--no-demo-data", dest="demo_data", action="store_false",
         help="do not load the demo company's hosts after the first healthy deploy (default: load them)")
+    add("--reset", action="store_true", help="reset the rehearsal's demo as the nightly reset does, after a deploy "
+        "(docs/reset.md; default: deploy)")
     add("--down", action="store_true", help="remove the rehearsal's containers and volumes, then stop "
         "(default: deploy)")
     add("engine_args", nargs=argparse.REMAINDER, help="after --: more engine flags, e.g. -- --acme-ca-root FILE "
@@ -210,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.down:
         return down(Path(args.home))
+    if args.reset:
+        code, report = run_reset(Path(args.home).resolve(), args.engine_args)
+        print(format_report(report) if report else "the engine printed no report")
+        return code
     try:
         spec = build_spec(args)
     except FlagError as err:

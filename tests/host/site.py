@@ -51,6 +51,15 @@ class Site:
         report = json.loads(result.stdout.strip().splitlines()[-1])
         return Deploy(result.returncode, report, result.stdout, result.stderr, seconds)
 
+    def reset(self, *flags: str, env: dict | None = None) -> Deploy:
+        """`engine reset` as the host runs it (the last deploy's settings), plus `flags`."""
+        argv = [*commands.reset_argv(str(self.state), engine=str(self.zipapp)), *flags]
+        started = time.monotonic()
+        result = subprocess.run(argv, capture_output=True, text=True, env=env or self.engine.env, timeout=600)
+        seconds = time.monotonic() - started
+        report = json.loads(result.stdout.strip().splitlines()[-1])
+        return Deploy(result.returncode, report, result.stdout, result.stderr, seconds)
+
     def health(self) -> tuple[int, dict]:
         argv = commands.health_argv(self.spec("v1"), engine=str(self.zipapp))
         result = subprocess.run(argv, capture_output=True, text=True, env=self.engine.env, timeout=120)

@@ -69,3 +69,24 @@ def test_format_report_reads_at_a_glance():
     assert after.splitlines()[-3:] == ["ROLLED BACK in 4.2s: serving ref main, tag v0, commit dddddddddddd",
                                        "demo data: 0 hosts loaded (already loaded)",
                                        "disk: 3 unused images removed, 10.0 -> 12.5 GiB free"]
+
+
+def test_a_reset_rehearsal_before_any_deploy_says_deploy_first(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tools.rehearse", "--reset", "--home", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "deploy first" in result.stderr
+    assert "the engine printed no report" in result.stdout
+
+
+def test_format_report_of_a_reset_says_which_demo_serves():
+    report = {"kind": "reset", "status": "rolled-back", "imageTag": "v2", "ref": "main", "commit": "a" * 40,
+              "error": "not healthy within 60s: sirius-ui", "phases": {},
+              "reset": {"demo": "last-healthy", "removedServices": ["sirius-api", "sirius-ui"],
+                        "removedVolumes": ["sirius_postgres_data", "sirius_valkey_data"]},
+              "rollback": {"status": "healthy", "seconds": 9.0, "to": {"ref": "main", "imageTag": "v1", "commit": "d" * 40}},
+              "demoData": {"loaded": 22, "reason": None}}
+    lines = rehearse.format_report(report).splitlines()
+    assert lines[-3:] == ["reset: the demo is last-healthy; removed the containers of 2 services and the volumes "
+                          "sirius_postgres_data sirius_valkey_data",
+                          "ROLLED BACK in 9.0s: serving ref main, tag v1, commit dddddddddddd",
+                          "demo data: 22 hosts loaded"]
