@@ -19,7 +19,6 @@ from typing import Any
 
 import yaml
 
-from ci import stacks
 from engine import rules
 
 PROJECT = "sirius-demo"
@@ -340,7 +339,7 @@ _RULES: dict[str, Callable[[Any], Any]] = {
     "allowBuildFallback": _boolean,
     "rollback": _boolean,
     "demoData": _boolean,
-    "expiresAt": _optional(stacks.UTC_TIME_PATTERN, "a UTC time like 2026-12-01T02:00:00Z"),
+    "expiresAt": _optional(rules.UTC_TIME_PATTERN, rules.UTC_TIME_FORM),
     "domain": _dns_name,
     "domainSuffix": _dns_name,
     "hostedZoneId": _optional(_HOSTED_ZONE_ID, "a Route 53 hosted zone id, e.g. Z0123456789ABCDEFGHIJ"),
@@ -442,7 +441,7 @@ def _stack_domain(values: Mapping[str, Any], stack: str) -> tuple[str, list[tupl
     """The demo's DNS name: `domain`, else `<stack as a DNS label>.<domainSuffix>`, else ""."""
     if not values["domainSuffix"]:
         return values["domain"], []
-    name = f"{stacks.dns_label(stack)}.{values['domainSuffix']}"
+    name = f"{rules.dns_label(stack)}.{values['domainSuffix']}"
     if not rules.is_domain(name):
         return "", [("domainSuffix", f"gives {_show(name)} for stack {stack!r}, which is not a valid DNS name "
                                      "(at most 253 characters); expected a shorter suffix")]
