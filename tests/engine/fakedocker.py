@@ -9,8 +9,13 @@ What it keeps, as Docker would: a registry (tag -> digest; a tag can move), the 
 images (id, tags, digests), and the containers of compose projects (`docker inspect`
 shape: Config.Image as the service names it, Image as the id, labels, State, Health).
 `docker compose up` reads the image of each service from the engine's override (the
-last -f file) and (re)creates what changed; a container of an image in `broken` crash-
-loops (exited, restarted 3 times: the gate fails it at once); others turn healthy at once.
+last -f file) and (re)creates what changed (image or environment); a container of an
+image in `broken` crash-loops (exited, restarted 3 times: the gate fails it at once);
+others turn healthy when next inspected, or `slow[digest]` seconds after they start; a
+running container whose dependency crash-loops crash-loops too. `flaky` pulls fail on
+the way before they work; `refuse` makes `up` fail to create a service's container
+(as a create error does, the old container stays).
+`docker compose build` makes a local image with the tag the engine's build file names.
 A command it does not know raises, so a new docker call shows up here instead of
 running for real.
 """
@@ -57,10 +62,14 @@ class FakeDocker:
     registry: dict[str, str] = field(default_factory=dict)  # repo:tag -> digest
     images: dict[str, Image] = field(default_factory=dict)  # id -> image
     containers: dict[str, dict] = field(default_factory=dict)  # id -> `docker inspect` entry
-    broken: set[str] = field(default_factory=set)  # digests whose containers crash-loop
+    broken: set[str] = field(default_factory=set)  # digests (or tags of local builds) whose containers crash-loop
+    slow: dict[str, float] = field(default_factory=dict)  # digest -> seconds its containers stay "starting"
+    flaky: dict[str, int] = field(default_factory=dict)  # repo:tag -> pulls that fail before one works
+    refuse: dict[str, str] = field(default_factory=dict)  # service -> why `up` cannot create its container
     config_error: str = ""  # `docker compose config` fails with this (after {NAME} from .env is filled in)
     calls: list[list[str]] = field(default_factory=list)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _ready: dict[str, float] = field(default_factory=dict)  # container id -> when a slow one turns healthy
 
     # --- what tests set up and read ---------------------------------------------------
 
@@ -118,15 +127,22 @@ class FakeDocker:
                 return 0, "".join(cid + "\n" for cid, c in self.containers.items()
                                   if c["Config"]["Labels"]["com.docker.compose.project"] == project), ""
             case ["docker", "inspect", *ids] if ids:
+                self.turn_healthy()
+                self.follow_dependencies()
                 found = [self.containers[i] for i in ids if i in self.containers]
                 return (0 if len(found) == len(ids) else 1), json.dumps(found), ""
             case ["docker", "logs", "--tail", _, cid]:
                 return 0, f"log of {cid[:12]}\n", ""
             case ["df", "-h", "/"] | ["free", "-m"]:
                 return 0, "(fake)\n", ""
+            case ["fallocate", *_]:  # a small host's swap file for a build: the fake has none
+                return 1, "", "fallocate: fake Docker host has no swap\n"
         raise AssertionError(f"the fake Docker does not know: {shlex.join(argv)}")
 
     def pull(self, ref: str) -> tuple[int, str, str]:
+        if self.flaky.get(ref):
+            self.flaky[ref] -= 1
+            return 1, "", f"Error response from daemon: Get \"https://{ref.split('/')[0]}/v2/\": connection reset by peer\n"
         if ref not in self.registry:
             return 1, "", f"Error response from daemon: manifest unknown: {ref}\n"
         repo, digest = ref.rsplit(":", 1)[0], self.registry[ref]
@@ -178,6 +194,13 @@ class FakeDocker:
                 if self.config_error:
                     return 1, "", self.config_error.format(**values) + "\n"
                 return 0, json.dumps(project), ""
+            case ["build", service]:
+                ref = self.override_images(files[1:])[service]
+                image_id = digest_of(f"built {ref} #{next(self._ids)}")
+                for image in self.images.values():
+                    image.tags.discard(ref)
+                self.images[image_id] = Image(image_id, {ref})
+                return 0, "", ""
             case ["up", "-d", "--remove-orphans"]:
                 return self.up(project, files[1:], list(project["services"]), remove_orphans=True)
             case ["up", "-d", "--no-deps", "--force-recreate", *services]:
@@ -219,14 +242,45 @@ class FakeDocker:
             image = self.image_of(ref)
             if image is None:
                 return 1, "", f"Error response from daemon: pull access denied for {ref}\n"
+            if svc in self.refuse:
+                return 1, "", f"Error response from daemon: {self.refuse[svc]}\n"
             old = self.containers.get(current.get(svc, ""))
-            if old and not force and old["Config"]["Image"] == ref:
-                continue
+            if old and not force and old["Config"]["Image"] == ref and old["Config"]["Env"] == self.env_of(spec):
+                continue  # compose recreates a container when its image or configuration changed
             if old:
                 del self.containers[current[svc]]
             cid = hashlib.sha256(f"container {next(self._ids)}".encode()).hexdigest()
             self.containers[cid] = self.container(cid, name, svc, spec, ref, image.id)
         return 0, "", ""
+
+    @staticmethod
+    def env_of(spec: dict) -> list[str]:
+        return sorted(f"{key}={value}" for key, value in (spec.get("environment") or {}).items())
+
+    def turn_healthy(self) -> None:
+        now = time.time()
+        for cid, ready in list(self._ready.items()):
+            if now >= ready and cid in self.containers:
+                self.containers[cid]["State"]["Health"] = {
+                    "Status": "healthy", "Log": [{"ExitCode": 0, "End": docker_time(ready), "Output": "ok"}]}
+                del self._ready[cid]
+
+    def follow_dependencies(self) -> None:
+        """A running service whose dependency crash-loops crash-loops too (it cannot reach
+        it), as Sirius's UI and engine do when the API is gone; a fresh container does not."""
+        by_service = {(c["Config"]["Labels"]["com.docker.compose.project"],
+                       c["Config"]["Labels"]["com.docker.compose.service"]): c for c in self.containers.values()}
+        changed = True
+        while changed:
+            changed = False
+            for (project, _), c in by_service.items():
+                label = c["Config"]["Labels"].get("com.docker.compose.depends_on", "")
+                deps = [entry.split(":")[0] for entry in label.split(",") if entry]
+                down = [by_service.get((project, dep)) for dep in deps]
+                if c["State"]["Status"] == "running" and any(d and d["RestartCount"] >= 3 for d in down):
+                    c["State"] = {"Status": "restarting", "ExitCode": 1, "StartedAt": c["State"]["StartedAt"],
+                                  "FinishedAt": docker_time(time.time())}
+                    c["RestartCount"], changed = 3, True
 
     def container(self, cid: str, project: str, service: str, spec: dict, ref: str, image_id: str) -> dict:
         now = time.time()
@@ -234,16 +288,22 @@ class FakeDocker:
         state: dict = {"Status": "running", "ExitCode": 0, "StartedAt": docker_time(now),
                        "FinishedAt": "0001-01-01T00:00:00Z"}
         restarts = 0
-        if any(ref.partition("@")[2] in self.broken for ref in self.images[image_id].digests):
+        image = self.images[image_id]
+        marks = {ref.partition("@")[2] for ref in image.digests} | image.tags
+        if marks & self.broken:
             state.update(Status="exited", ExitCode=1, FinishedAt=docker_time(now))
             restarts = 3
         elif policy == "no":  # a one-shot such as sirius-migrate
             state.update(Status="exited", FinishedAt=docker_time(now))
+        delay = max((self.slow.get(mark, 0.0) for mark in marks), default=0.0)
         if spec.get("healthcheck") and state["Status"] == "running":
-            state["Health"] = {"Status": "healthy", "Log": [{"ExitCode": 0, "End": docker_time(now), "Output": "ok"}]}
+            state["Health"] = {"Status": "starting", "Log": []}
+            self._ready[cid] = now + delay
         return {"Id": cid, "Created": docker_time(now), "Image": image_id, "RestartCount": restarts,
-                "Config": {"Image": ref, "Labels": {"com.docker.compose.project": project,
-                                                    "com.docker.compose.service": service}},
+                "Config": {"Image": ref, "Env": self.env_of(spec), "Labels": {
+                    "com.docker.compose.project": project, "com.docker.compose.service": service,
+                    "com.docker.compose.depends_on": ",".join(f"{dep}:{cond.get('condition')}:false" for dep, cond in
+                                                              (spec.get("depends_on") or {}).items())}},
                 "HostConfig": {"RestartPolicy": {"Name": policy}}, "State": state}
 
     # --- the seam -----------------------------------------------------------------------

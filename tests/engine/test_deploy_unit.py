@@ -47,9 +47,14 @@ services:
   sirius-ui:
     image: ghcr.io/siriusscan/sirius-ui:${IMAGE_TAG:-latest}
     restart: unless-stopped
+    environment: {NEXTAUTH_URL: "${NEXTAUTH_URL:-http://localhost:3000}"}
     healthcheck: {test: ["CMD", "wget", "--spider", "http://127.0.0.1:3000/"], interval: 30s}
     ports: [{target: 3000, published: "3000", protocol: tcp}]
     depends_on: {sirius-api: {condition: service_healthy}}
+"""
+BUILD = """\
+services:
+  sirius-ui: {build: {context: ./sirius-ui}}
 """
 SERVICES = {"sirius-postgres": "sirius-postgres", "sirius-migrate": "sirius-api", "sirius-api": "sirius-api",
             "sirius-ui": "sirius-ui"}
@@ -71,11 +76,23 @@ class Host:
         git("add", "-A", cwd=self.upstream)
         git("commit", "-q", "-m", "compose", cwd=self.upstream)
         git("tag", "v1.1.0", cwd=self.upstream)
+        git("checkout", "-q", "-b", "feature", cwd=self.upstream)  # a ref whose images may be built
+        (self.upstream / "docker-compose.build.yaml").write_text(BUILD)
+        git("add", "-A", cwd=self.upstream)
+        git("commit", "-q", "-m", "build file", cwd=self.upstream)
+        git("checkout", "-q", "main", cwd=self.upstream)
         self.project_dir, self.state_dir = tmp_path / "opt" / "sirius", tmp_path / "state"
         self.docker = FakeDocker(root=str(tmp_path)).install(monkeypatch)
         real_which = deploy.shutil.which
         monkeypatch.setattr(deploy.shutil, "which", lambda name, *a, **k: "/usr/bin/docker" if name == "docker"
                             else real_which(name, *a, **k))
+
+    def branch(self, name: str, compose: str) -> None:
+        """A ref of the upstream repository with another compose file."""
+        git("checkout", "-q", "-b", name, "main", cwd=self.upstream)
+        (self.upstream / "docker-compose.yaml").write_text(compose)
+        git("commit", "-q", "-am", name, cwd=self.upstream)
+        git("checkout", "-q", "main", cwd=self.upstream)
 
     def publish(self, tag: str) -> dict[str, str]:
         """Push every image at `tag` (again: a moving tag gets new digests); image -> digest."""
@@ -85,11 +102,15 @@ class Host:
         return settings.from_args(["--repo", f"file://{self.upstream}", "--ref", ref, "--tag", tag,
                                    "--registry", REGISTRY, "--dir", str(self.project_dir),
                                    "--state-dir", str(self.state_dir), "--health-timeout", "30",
-                                   "--min-free-gb", "0", "--no-demo-data", *flags])
+                                   "--min-free-gb", "0", "--pull-delay", "0", "--no-demo-data", *flags])
 
     def deploy(self, ref: str = "main", tag: str = "latest", *flags: str) -> tuple[int, dict]:
         code = deploy.Deploy(self.settings(ref, tag, *flags)).run()
         return code, json.loads((self.state_dir / deploy.REPORT_FILE).read_text())
+
+    def container(self, service: str) -> dict:
+        return next(c for c in self.docker.containers.values()
+                    if c["Config"]["Labels"]["com.docker.compose.service"] == service)
 
     def runs(self, digests: dict[str, str]) -> dict[str, str]:
         """What each service runs when the deploy of `digests` is up."""
@@ -139,15 +160,78 @@ def test_an_immutable_tag_already_here_is_not_pulled_again(host):
     assert report["pullRounds"] == 0 and host.docker.running() == host.runs(digests)
 
 
+def test_a_changed_setting_recreates_what_it_reaches_and_nothing_else(host):
+    host.publish("latest")
+    assert host.deploy("main", "latest", "--public-host", "203.0.113.10")[0] == 0
+    postgres = host.container("sirius-postgres")["Id"]
+    code, report = host.deploy("main", "latest", "--public-host", "203.0.113.20")  # same images
+    assert code == 0 and "NEXTAUTH_URL=http://203.0.113.20:3000" in host.container("sirius-ui")["Config"]["Env"]
+    assert host.container("sirius-postgres")["Id"] == postgres and not report["services"]["sirius-postgres"]["recreated"]
+    assert report["services"]["sirius-ui"]["recreated"]
+
+
+def test_the_report_says_when_each_service_turned_healthy(host):
+    digests = host.publish("latest")
+    host.docker.slow[digests["sirius-ui"]] = 0.6
+    code, report = host.deploy()
+    assert code == 0
+    ui, postgres = report["services"]["sirius-ui"], report["services"]["sirius-postgres"]
+    assert ui["healthySeconds"] >= 0.6 > postgres["healthySeconds"] >= postgres["startedSeconds"]
+    assert report["criticalPath"] == ["sirius-postgres", "sirius-migrate", "sirius-api", "sirius-ui"]
+
+
+def test_an_image_that_is_not_published_is_built_and_runs_by_its_tag(host):
+    digests = {image: host.docker.publish(f"{REGISTRY}/{image}:feature") for image in IMAGES[:2]}
+    code, report = host.deploy("feature", "feature")
+    assert code == 0 and report["builtLocally"] == ["sirius-ui"]
+    assert report["services"]["sirius-ui"]["builtLocally"] and report["services"]["sirius-ui"]["digest"] is None
+    assert host.docker.running() == {**host.runs({**digests, "sirius-ui": ""}), "sirius-ui": f"{REGISTRY}/sirius-ui:feature"}
+    assert health.report(str(host.state_dir))["builtLocally"] == ["sirius-ui"]
+
+
 def test_an_image_neither_published_nor_buildable_fails_and_the_last_healthy_deploy_serves(host):
     digests = host.publish("v1.1.0")
     assert host.deploy("v1.1.0", "v1.1.0")[0] == 0
     host.publish("latest")
     del host.docker.registry[f"{REGISTRY}/sirius-ui:latest"]
     code, report = host.deploy()
-    assert code == 1 and report["status"] == "rolled-back"
+    assert code == 1 and report["status"] == "rolled-back" and report["pullRounds"] == 1  # no retry helps
     assert "cannot pull sirius-ui" in report["error"] and "docker-compose.build.yaml" in report["error"]
     assert host.docker.running() == host.runs(digests)
+
+
+def test_a_pull_that_fails_on_the_way_is_retried(host):
+    digests = host.publish("latest")
+    host.docker.flaky[f"{REGISTRY}/sirius-ui:latest"] = 2
+    code, report = host.deploy()
+    assert code == 0 and report["pullRounds"] == 3 and host.docker.running() == host.runs(digests)
+
+
+def test_a_ref_that_does_not_exist_deploys_the_default_branch_and_says_so(host):
+    host.publish("latest")
+    code, report = host.deploy("no-such-branch", "latest")
+    assert code == 0 and report["refFellBack"] is True
+    assert report["commit"] == git("rev-parse", "main", cwd=host.upstream).strip()
+
+
+def test_a_ref_that_cannot_run_published_images_fails_in_the_check_and_the_demo_stays(host):
+    digests = host.publish("v1.1.0")
+    assert host.deploy("v1.1.0", "v1.1.0")[0] == 0
+    host.branch("from-source", COMPOSE.replace("    image: ghcr.io/siriusscan/sirius-ui:${IMAGE_TAG:-latest}\n", ""))
+    code, report = host.deploy("from-source", "latest")
+    assert code == 1 and report["status"] == "failed" and report["rollback"] is None
+    assert report["problems"] and report["problems"][0].startswith("sirius-ui has no image")
+    assert host.docker.pulls().count(f"{REGISTRY}/sirius-api:latest") == 0  # before any pull
+    assert host.docker.running() == host.runs(digests)
+
+
+def test_a_container_compose_cannot_create_fails_the_deploy_at_once(host):
+    host.publish("latest")
+    host.docker.refuse["sirius-ui"] = "Range of CPUs is from 0.01 to 1.00, as there are only 1 CPUs available"
+    code, report = host.deploy()
+    assert code == 1 and report["status"] == "failed" and report["unhealthy"] == ["sirius-ui"]
+    assert report["error"].startswith("docker compose up created no container for sirius-ui: ")
+    assert "only 1 CPUs available" in report["error"] and report["phases"]["healthy"] == 0  # no wait
 
 
 def test_the_report_never_shows_a_secret(host, capsys):
@@ -189,6 +273,31 @@ def test_a_failed_deploy_puts_the_last_healthy_one_back(host):
     assert rollback.load(str(host.state_dir))["imageTag"] == "v1.1.0"  # still the target
 
 
+def test_a_rollback_restarts_a_service_that_crash_looped_only_because_of_the_failed_one(host):
+    good = host.publish("v1.1.0")
+    assert host.deploy("v1.1.0", "v1.1.0")[0] == 0
+    for image in ("sirius-postgres", "sirius-ui"):  # `latest` runs the same postgres and ui as v1.1.0
+        host.docker.registry[f"{REGISTRY}/{image}:latest"] = good[image]
+    bad = host.docker.publish(f"{REGISTRY}/sirius-api:latest")
+    host.docker.broken.add(bad)
+    ui = host.container("sirius-ui")["Id"]
+    code, report = host.deploy()
+    assert report["unhealthy"] == ["sirius-api", "sirius-migrate", "sirius-ui"]  # the ui lost its API
+    assert code == 1 and report["status"] == "rolled-back" and report["rollback"]["status"] == "healthy"
+    assert host.container("sirius-ui")["Id"] != ui and host.docker.running() == host.runs(good)
+
+
+def test_a_rollback_that_does_not_come_up_healthy_says_the_demo_is_down(host):
+    good = host.publish("v1.1.0")
+    assert host.deploy("v1.1.0", "v1.1.0")[0] == 0
+    bad = host.publish("latest")
+    host.docker.broken |= {bad["sirius-ui"], good["sirius-ui"]}  # e.g. the host's disk went bad meanwhile
+    code, report = host.deploy()
+    assert code == 1 and report["status"] == "unhealthy" and report["serving"] is None
+    assert report["rollback"]["status"] == "failed" and report["rollback"]["unhealthy"] == ["sirius-ui"]
+    assert "not healthy within" in report["rollback"]["reason"]
+
+
 def test_without_an_earlier_healthy_deploy_nothing_is_put_back(host):
     bad = host.publish("latest")
     host.docker.broken.add(bad["sirius-ui"])
@@ -225,6 +334,16 @@ def test_health_after_a_rollback_reports_what_runs(host, capsys):
     assert now["builtLocally"] == [] and now["lastDeploy"]["status"] == "rolled-back"
 
 
+def test_health_after_rolling_back_a_local_build_says_nothing_serving_was_built(host):
+    host.publish("v1.1.0")
+    assert host.deploy("v1.1.0", "v1.1.0")[0] == 0
+    bad = {image: host.docker.publish(f"{REGISTRY}/{image}:feature") for image in IMAGES[:2]}
+    host.docker.broken.add(bad["sirius-api"])
+    code, report = host.deploy("feature", "feature")
+    assert report["status"] == "rolled-back" and report["builtLocally"] == ["sirius-ui"]
+    assert health.report(str(host.state_dir))["builtLocally"] == []
+
+
 def test_health_after_a_healthy_deploy(host):
     digests = host.publish("latest")
     assert host.deploy()[0] == 0
@@ -232,6 +351,14 @@ def test_health_after_a_healthy_deploy(host):
     assert now["status"] == "healthy" and now["imageTag"] == "latest"
     assert set(now["services"]) == set(SERVICES) and all(s["ok"] for s in now["services"].values())
     assert now["digests"] == {svc: digests[image] for svc, image in SERVICES.items()}
+
+
+def test_health_looks_at_the_project_the_compose_file_names(host):
+    host.publish("latest")
+    host.branch("renamed", COMPOSE.replace("name: sirius\n", "name: sirius-renamed\n"))
+    assert host.deploy("renamed", "latest")[0] == 0
+    assert set(host.docker.running("sirius-renamed")) == set(SERVICES)
+    assert health.report(str(host.state_dir))["status"] == "healthy"
 
 
 def test_health_with_no_containers_is_unhealthy(host, capsys):
@@ -248,8 +375,7 @@ def test_health_with_no_containers_is_unhealthy(host, capsys):
 def test_health_names_the_service_that_is_down(host):
     host.publish("latest")
     assert host.deploy()[0] == 0
-    ui = next(c for c in host.docker.containers.values() if c["Config"]["Labels"]["com.docker.compose.service"] == "sirius-ui")
-    ui["State"] = {"Status": "exited", "ExitCode": 137}
+    host.container("sirius-ui")["State"] = {"Status": "exited", "ExitCode": 137}
     now = health.report(str(host.state_dir))
     assert now["status"] == "unhealthy"
     assert [svc for svc, s in now["services"].items() if not s["ok"]] == ["sirius-ui"]
@@ -289,10 +415,23 @@ def test_after_a_rollback_the_failed_deploys_images_go(host):
 
 
 def test_an_unchanged_redeploy_removes_nothing(host):
+    first = host.publish("v1.1.0")
+    assert host.deploy("v1.1.0", "v1.1.0")[0] == 0
+    host.publish("latest")
+    assert host.deploy()[0] == 0
+    code, report = host.deploy()  # `latest` did not move
+    assert code == 0 and report["disk"]["removedImages"] == 0 and host.docker.removed() == []
+    assert all(host.docker.image_of(f"{REGISTRY}/{image}@{d}") for image, d in first.items())
+
+
+def test_after_a_rollback_the_failed_deploys_images_go_from_any_registry(host):
     host.publish("v1.1.0")
     assert host.deploy("v1.1.0", "v1.1.0")[0] == 0
-    code, report = host.deploy("v1.1.0", "v1.1.0")
-    assert code == 0 and report["disk"]["removedImages"] == 0 and host.docker.removed() == []
+    mirror = "127.0.0.1:5001/mirror"
+    bad = {image: host.docker.publish(f"{mirror}/{image}:latest") for image in IMAGES}
+    host.docker.broken.add(bad["sirius-ui"])
+    assert host.deploy("main", "latest", "--registry", mirror)[1]["status"] == "rolled-back"
+    assert [host.docker.image_of(f"{mirror}/{image}@{d}") for image, d in bad.items()] == [None] * len(IMAGES)
 
 
 def test_prune_removes_what_nothing_keeps_and_counts_what_docker_refused(host):
