@@ -159,6 +159,11 @@ firewall and sysctls alone: containers on one bridge need no forwarding, and
 ports published on 127.0.0.1 are served by ``docker-proxy``
 (``--userland-proxy=true``).  Docker therefore prints "IPv4 forwarding is
 disabled. Networking will not work." for each container; that is expected.
+Traffic between containers still passes the kernel's FORWARD chain, which an
+iptables-enabled engine elsewhere on the machine leaves at DROP: every network
+comes from ``--default-address-pool`` ``forward.POOL``, and when the policy is
+not ACCEPT an accept rule for that pool is added at start and removed at stop
+(``forward.py``; the policy itself is left alone).
 ``--bridge sdb-<hash>``: the default network gets a bridge device of our own
 (created with ``ip link``, deleted at stop) instead of the host-global
 ``docker0``; compose creates its own ``br-<id>`` networks with the embedded
@@ -196,6 +201,7 @@ import urllib.request
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from .forward import ForwardAccept
 from .fixture_compose import (
     API_KEY_FILE,
     BUILD_TARGETS,
@@ -642,6 +648,8 @@ class DockerEngine:
         # the default "bridge" network gets a bridge device of its own
         # (dockerd only auto-creates the host-global docker0)
         self.bridge = "sdb-" + hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:8]
+        # containers reach each other whatever the kernel's FORWARD policy is (forward.py)
+        self.forward = ForwardAccept(self.bridge)
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.extra_args = list(extra_args)
@@ -703,6 +711,7 @@ class DockerEngine:
             "--ip-masq=false",
             "--ip-forward=false",
             "--bridge", self.bridge,
+            *self.forward.daemon_args(),
             "--userland-proxy=true",
             "--cgroup-parent", self.cgroup_parent,
             "--exec-opt", "native.cgroupdriver=cgroupfs",
@@ -725,7 +734,12 @@ class DockerEngine:
         if plugin.is_symlink() or plugin.exists():
             plugin.unlink()
         plugin.symlink_to(self.compose_binary)
-        self.start_daemon()
+        log.info("%s", self.forward.open())
+        try:
+            self.start_daemon()
+        except BaseException:
+            self.forward.close()
+            raise
         try:
             self._choose_client()
             out = self.run("compose", "version").stdout.strip()
@@ -832,6 +846,7 @@ class DockerEngine:
         for dev in [f"br-{nid[:12]}" for nid in self._network_ids] + [self.bridge]:
             if os.path.exists(f"/sys/class/net/{dev}"):
                 subprocess.run(["ip", "link", "delete", dev], capture_output=True)
+        self.forward.close()
         self._remove_cgroups()
         if self._own_root:
             _unmount_under(self.root)
