@@ -11,7 +11,9 @@ network from its own address pool (``POOL``), and while it runs one rule
 ``-s POOL -d POOL -j ACCEPT``, tagged with a comment naming the engine's bridge, sits at
 the top of FORWARD, added at start and removed at stop. The policy itself is never
 changed. When the policy is ACCEPT nothing is added; when it is not ACCEPT and the rule
-cannot be added, starting fails with what is wrong and how to fix it.
+cannot be added, starting fails with what is wrong and how to fix it. Both front ends
+count: the default `iptables` (nft on Debian) and, when its tables are loaded,
+`iptables-legacy`, since the kernel runs both chains.
 """
 
 from __future__ import annotations
@@ -69,52 +71,89 @@ def stale_rules(rules: str, bridge_exists: Callable[[str], bool]) -> list[list[s
     return found
 
 
+def iptables_binaries(legacy_tables: str = "/proc/net/ip_tables_names") -> list[str]:
+    """The iptables front ends whose FORWARD chain the kernel evaluates: the default one, and
+    iptables-legacy when legacy tables are loaded beside nft ones (a DROP in either drops).
+    Legacy is not asked otherwise: listing it would load its tables."""
+    found = [path for path in (shutil.which("iptables"),) if path]
+    legacy = shutil.which("iptables-legacy")
+    try:
+        loaded = "filter" in open(legacy_tables).read().split()
+    except OSError:
+        loaded = False
+    if legacy and loaded and all(os.path.realpath(legacy) != os.path.realpath(path) for path in found):
+        found.append(legacy)
+    return found
+
+
 class ForwardAccept:
     """Let the engine's containers reach each other whatever FORWARD's policy is."""
 
-    def __init__(self, bridge: str, *, pool: str = POOL, run: Runner = _run, iptables: str | None = None,
+    def __init__(self, bridge: str, *, pool: str = POOL, run: Runner = _run, iptables: Sequence[str] | None = None,
                  bridge_exists: Callable[[str], bool] = lambda name: os.path.exists(f"/sys/class/net/{name}")):
         self.bridge, self.pool, self.run = bridge, pool, run
-        self.iptables = iptables if iptables is not None else (shutil.which("iptables") or "")
+        self.binaries = list(iptables) if iptables is not None else iptables_binaries()
         self.bridge_exists = bridge_exists
-        self.added = False
-        self.policy: str | None = None
+        self.policies: dict[str, str | None] = {}  # binary -> FORWARD policy seen at open
+        self._added: list[str] = []
+
+    @property
+    def added(self) -> bool:
+        return bool(self._added)
+
+    @property
+    def policy(self) -> str | None:
+        """None when not checked; ACCEPT when every front end accepts; else the first other policy."""
+        if not self.policies:
+            return None
+        return next((p or "unreadable" for p in self.policies.values() if p != "ACCEPT"), "ACCEPT")
 
     def open(self) -> str:
-        """Check the policy; add the rule when it is not ACCEPT. What was found, in words."""
-        if not self.iptables:
-            self.policy = None
+        """Check the policy; add the rule where it is not ACCEPT. What was found, in words."""
+        if not self.binaries:
             return "no iptables on this machine: FORWARD not checked"
-        listed = self.run([self.iptables, "-S", "FORWARD"])
-        if listed.returncode != 0:
-            raise ForwardPolicyError(
-                f"cannot read the FORWARD chain (`{self.iptables} -S FORWARD`: {listed.stderr.strip()}); the test "
-                "bed's containers need FORWARD to pass their traffic: run as root, or set `iptables -P FORWARD ACCEPT`")
-        for stale in stale_rules(listed.stdout, self.bridge_exists):
-            self.run([self.iptables, *stale])
-        self.policy = policy_of(listed.stdout)
-        if self.policy == "ACCEPT":
+        try:
+            for binary in self.binaries:
+                self._open(binary)
+        except ForwardPolicyError:
+            self.close()
+            raise
+        if not self._added:
             return "FORWARD policy ACCEPT: nothing to add"
-        spec = rule(self.bridge, self.pool)
-        added = self.run([self.iptables, "-I", "FORWARD", "1", *spec])
-        if added.returncode != 0:
-            raise ForwardPolicyError(
-                f"the kernel's FORWARD policy is {self.policy or 'unreadable'} (an iptables-enabled Docker Engine "
-                "leaves it so) and adding the test bed's accept rule failed "
-                f"(`{shlex.join([self.iptables, '-I', 'FORWARD', '1', *spec])}`: {added.stderr.strip()}): "
-                "containers could not reach each other. Fix: `iptables -P FORWARD ACCEPT` (as root)")
-        self.added = True
-        message = f"FORWARD policy {self.policy}: accepting {self.pool} <-> {self.pool} while the test bed runs"
+        message = (f"FORWARD policy {self.policy} ({', '.join(self._added)}): accepting {self.pool} <-> {self.pool} "
+                   "while the test bed runs")
         log.info(message)
         return message
 
+    def _open(self, iptables: str) -> None:
+        listed = self.run([iptables, "-S", "FORWARD"])
+        if listed.returncode != 0:
+            raise ForwardPolicyError(
+                f"cannot read the FORWARD chain (`{iptables} -S FORWARD`: {listed.stderr.strip()}); the test "
+                "bed's containers need FORWARD to pass their traffic: run as root, or set `iptables -P FORWARD ACCEPT`")
+        for stale in stale_rules(listed.stdout, self.bridge_exists):
+            self.run([iptables, *stale])
+        policy = self.policies[iptables] = policy_of(listed.stdout)
+        if policy == "ACCEPT":
+            return
+        spec = rule(self.bridge, self.pool)
+        added = self.run([iptables, "-I", "FORWARD", "1", *spec])
+        if added.returncode != 0:
+            raise ForwardPolicyError(
+                f"the kernel's FORWARD policy is {policy or 'unreadable'} (an iptables-enabled Docker Engine "
+                "leaves it so) and adding the test bed's accept rule failed "
+                f"(`{shlex.join([iptables, '-I', 'FORWARD', '1', *spec])}`: {added.stderr.strip()}): "
+                f"containers could not reach each other. Fix: `{os.path.basename(iptables)} -P FORWARD ACCEPT` (as root)")
+        self._added.append(iptables)
+
     def close(self) -> None:
-        """Remove the rule this test bed added (idempotent)."""
-        if self.added:
-            removed = self.run([self.iptables, "-D", "FORWARD", *rule(self.bridge, self.pool)])
+        """Remove the rules this test bed added (idempotent)."""
+        for iptables in self._added:
+            removed = self.run([iptables, "-D", "FORWARD", *rule(self.bridge, self.pool)])
             if removed.returncode != 0:
-                log.warning("could not remove the FORWARD accept rule of %s: %s", self.bridge, removed.stderr.strip())
-            self.added = False
+                log.warning("could not remove the FORWARD accept rule of %s (%s): %s", self.bridge, iptables,
+                            removed.stderr.strip())
+        self._added = []
 
     def daemon_args(self) -> list[str]:
         """dockerd flags that keep every network of the engine inside the accepted pool."""

@@ -44,7 +44,7 @@ class FakeIptables:
 
 
 def accept(fake, bridges=("sdb-ours",), **kw) -> forward.ForwardAccept:
-    return forward.ForwardAccept("sdb-ours", run=fake, iptables="/usr/sbin/iptables",
+    return forward.ForwardAccept("sdb-ours", run=fake, iptables=["/usr/sbin/iptables"],
                                  bridge_exists=lambda name: name in bridges, **kw)
 
 
@@ -93,8 +93,37 @@ def test_rules_of_a_killed_test_bed_are_removed_and_a_running_ones_kept():
 
 
 def test_without_iptables_nothing_is_checked_and_says_so():
-    bed = forward.ForwardAccept("sdb-ours", run=FakeIptables(), iptables="")
-    assert "not checked" in bed.open()
+    bed = forward.ForwardAccept("sdb-ours", run=FakeIptables(), iptables=[])
+    assert "not checked" in bed.open() and bed.policy is None and not bed.added
+
+
+def test_a_drop_in_the_legacy_tables_counts_too():
+    chains = {"iptables": FakeIptables("ACCEPT"), "iptables-legacy": FakeIptables("DROP")}
+    bed = forward.ForwardAccept("sdb-ours", run=lambda argv: chains[argv[0]](argv),
+                                iptables=["iptables", "iptables-legacy"], bridge_exists=lambda name: True)
+    assert "iptables-legacy" in bed.open() and bed.policy == "DROP"
+    assert chains["iptables"].rules == [] and chains["iptables-legacy"].rules == [forward.rule("sdb-ours")]
+    bed.close()
+    assert chains["iptables-legacy"].rules == []
+
+
+def test_a_failure_on_the_second_front_end_takes_back_the_first_ones_rule():
+    chains = {"iptables": FakeIptables("DROP"), "iptables-legacy": FakeIptables("DROP", may_write=False)}
+    bed = forward.ForwardAccept("sdb-ours", run=lambda argv: chains[argv[0]](argv),
+                                iptables=["iptables", "iptables-legacy"], bridge_exists=lambda name: True)
+    with pytest.raises(forward.ForwardPolicyError, match="iptables-legacy -P FORWARD ACCEPT"):
+        bed.open()
+    assert chains["iptables"].rules == [] and not bed.added
+
+
+def test_legacy_is_asked_only_when_its_tables_are_loaded(tmp_path, monkeypatch):
+    paths = {"iptables": "/usr/sbin/iptables", "iptables-legacy": "/usr/sbin/iptables-legacy"}
+    monkeypatch.setattr(forward.shutil, "which", paths.get)
+    monkeypatch.setattr(forward.os.path, "realpath", lambda path: path)
+    names = tmp_path / "ip_tables_names"
+    assert forward.iptables_binaries(str(names)) == ["/usr/sbin/iptables"]  # no legacy tables
+    names.write_text("filter\n")
+    assert forward.iptables_binaries(str(names)) == ["/usr/sbin/iptables", "/usr/sbin/iptables-legacy"]
 
 
 def test_the_engine_allocates_every_network_inside_the_accepted_pool():
