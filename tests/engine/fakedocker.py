@@ -29,6 +29,7 @@ import os
 import re
 import shlex
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -70,6 +71,7 @@ class FakeDocker:
     calls: list[list[str]] = field(default_factory=list)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _ready: dict[str, float] = field(default_factory=dict)  # container id -> when a slow one turns healthy
+    _lock: threading.Lock = field(default_factory=threading.Lock)  # the engine pulls from several threads
 
     # --- what tests set up and read ---------------------------------------------------
 
@@ -320,7 +322,8 @@ class FakeDocker:
                 if argv[0] == "git":
                     return subprocess.run(argv, input=input, capture_output=capture_output, text=text,
                                           timeout=timeout, cwd=cwd, env=env)
-                code, out, err = fake.handle(list(argv), env)
+                with fake._lock:
+                    code, out, err = fake.handle(list(argv), env)
                 return subprocess.CompletedProcess(argv, code, out, err)
 
         monkeypatch.setattr(docker, "subprocess", Subprocess)

@@ -176,7 +176,9 @@ def test_the_report_says_when_each_service_turned_healthy(host):
     code, report = host.deploy()
     assert code == 0
     ui, postgres = report["services"]["sirius-ui"], report["services"]["sirius-postgres"]
-    assert ui["healthySeconds"] >= 0.6 > postgres["healthySeconds"] >= postgres["startedSeconds"]
+    # From start to healthy, as Docker recorded it (not when the gate first looked): robust to a slow machine.
+    assert ui["healthySeconds"] - ui["startedSeconds"] >= 0.55
+    assert postgres["healthySeconds"] - postgres["startedSeconds"] < 0.55
     assert report["criticalPath"] == ["sirius-postgres", "sirius-migrate", "sirius-api", "sirius-ui"]
 
 
