@@ -249,6 +249,22 @@ def test_the_report_never_shows_a_secret(host, capsys):
         assert secret not in json.dumps(report) and secret not in printed
 
 
+def test_diagnostics_blank_the_secrets_of_the_deploy_put_back(host, capsys):
+    """The rollback target's .env can hold other secrets than the failed deploy's (here .env
+    was lost in between): its diagnostics, printing the containers' logs, blank both."""
+    good = host.publish("v1.1.0")
+    assert host.deploy("v1.1.0", "v1.1.0")[0] == 0
+    kept = host.secrets()
+    (host.project_dir / ".env").unlink()  # the next deploy generates new secrets
+    bad = host.publish("latest")
+    host.docker.broken |= {bad["sirius-postgres"], good["sirius-postgres"]}
+    code, report = host.deploy()
+    logged = capsys.readouterr().err
+    assert report["rollback"]["status"] == "failed" and "config: POSTGRES_PASSWORD=[redacted]" in logged
+    for secret in kept + host.secrets():
+        assert secret not in logged and secret not in json.dumps(report)
+
+
 def test_a_bug_in_a_step_is_reported_redacted(host):
     d = deploy.Deploy(host.settings())
     d.secrets = ["s3cr3t-value"]
