@@ -1,7 +1,7 @@
 """The demo monitor: probe the `demo` stack's UI and API from the runner, decide whether the
 demo is up, and write the text of the `demo-down` issue.
 
-Stdlib only (like ci/stacks.py, whose summary of the last deploy it reuses), so
+Stdlib only (like ci/markdown.py, whose summary of the last deploy it reuses), so
 .github/workflows/monitor.yml runs it before anything is installed. Run as `python -m ci.monitor`:
 
     python -m ci.monitor check --outputs-json=outputs.json --result-json=result.json
@@ -37,7 +37,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ci.stacks import SHARED_STACK, TIME_FORMAT, markdown_cell, render_summary
+from ci.markdown import markdown_cell, render_summary
+from ci.stacks import SHARED_STACK, TIME_FORMAT
 from engine.rules import API_HEALTH_PATH
 
 UI_PATH = "/"

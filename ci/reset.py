@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from engine import rules
+
 ROOT = Path(__file__).resolve().parent.parent
 SCHEDULE_MINUTE = 59  # reset.yml's cron: "59 * * * *"
 DEMO_STATES = {
@@ -46,25 +48,24 @@ def slot(now: datetime) -> datetime:
 
 
 def stack_setting(stack: str, root: Path = ROOT) -> str:
-    """nightlyReset of `stack`, validated by the program's own rule (infra/config.py)."""
-    import yaml
+    """nightlyReset of `stack` (its committed Pulumi.<stack>.yaml, else Pulumi.yaml's default),
+    checked by the rule the program uses (engine/rules.py)."""
+    import yaml  # the due job installs PyYAML alone: it needs no more than this
 
-    from infra import config
-
+    project = yaml.safe_load((root / "Pulumi.yaml").read_text())
     path = root / f"Pulumi.{stack}.yaml"
     values = (yaml.safe_load(path.read_text()) or {}).get("config") or {} if path.exists() else {}
-    raw = values.get(f"{config.PROJECT}:nightlyReset", config.load_schema(root / "Pulumi.yaml")["nightlyReset"].default)
-    try:
-        return config.nightly_reset(raw)
-    except ValueError as err:
-        raise ResetError(f"{path.name}: {config.PROJECT}:nightlyReset {err}") from None
+    raw = values.get(f"{project['name']}:nightlyReset", project["config"]["nightlyReset"]["default"])
+    value = str(raw).strip().lower()
+    if not rules.is_nightly_reset(value):
+        raise ResetError(f"{path.name}: {project['name']}:nightlyReset {str(raw)[:40]!r} is not valid; "
+                         f"expected {rules.NIGHTLY_RESET_FORM}")
+    return value
 
 
 def due(setting: str, event: str, now: datetime) -> tuple[bool, str]:
     """Whether this run resets the demo, and why (or why not)."""
-    from infra.config import NIGHTLY_RESET_OFF
-
-    if setting == NIGHTLY_RESET_OFF:
+    if setting == rules.NIGHTLY_RESET_OFF:
         if event == "workflow_dispatch":
             raise ResetError("nightlyReset is off for this stack, so it has no reset command to run; "
                              "set it to a time (e.g. `pulumi config set nightlyReset 23:59`), deploy, then run again")

@@ -1,7 +1,7 @@
 """Stacks per branch and pull request: names, refs, expiry and cleanup selection.
 
 Pure functions (stdlib and engine.rules only: no Pulumi, no network, no clock unless
-asked), so the workflows in .github/workflows can call them before anything is
+asked; the Markdown its `summary` and `preview-comment` print is ci/markdown.py's), so the workflows in .github/workflows can call them before anything is
 installed and the tests can table them. Run as `python -m ci.stacks`:
 
     python -m ci.stacks name --pr=42 [--format=github]      # stack, ref, imageTag, expiresAt
@@ -46,6 +46,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from ci import markdown
 from engine import rules
 
 SHARED_STACK = "demo"
@@ -53,20 +54,13 @@ BRANCH_PREFIX = "branch-"
 PR_PREFIX = "pr-"
 MAX_STACK_NAME = 100
 STACK_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,100}")
-HASH_LENGTH = 10
+HASH_LENGTH = rules.NAME_HASH_LENGTH
 DEFAULT_TTL_HOURS = 72
 MAX_TTL_HOURS = 24 * 30
 MAX_PR = 999_999_999  # engine.rules accepts pr-N with up to 9 digits
 EXPIRES_TAG = "sirius-demo:expiresAt"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-COMMENT_MARKER = "<!-- sirius-demo:branch-demo -->"
-PREVIEW_MARKER = "<!-- sirius-demo:preview -->"
-# The `health` output is the report taken right after the last deploy, not a live reading.
-HEALTH_LABEL = "health at the last deploy"
-MAX_COMMENT_OUTPUT = 50_000  # characters of `pulumi preview` output in a comment (GitHub allows 65536)
 
-# The expiresAt setting's form (infra/config.py uses it too).
-UTC_TIME_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _KEPT_CHARS = re.compile(r"[a-z0-9._-]+")
 _NOT_KEPT = re.compile(r"[^a-z0-9._-]+")
 _HASH_TAIL = re.compile(rf"(?:^|-)[0-9a-f]{{{HASH_LENGTH}}}\Z")
@@ -167,28 +161,6 @@ def is_branch_stack(name: str) -> bool:
     return bool(_BRANCH_STACK.fullmatch(short) or _PR_STACK.fullmatch(short))
 
 
-MAX_DNS_LABEL = 63
-_DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-_NOT_LABEL = re.compile(r"[^a-z0-9]+")
-
-
-def dns_label(stack: str) -> str:
-    """A stack name as one DNS label, for `<label>.<domainSuffix>`.
-
-    Kept when it already is a label (lower-case `[a-z0-9-]`, at most 63, no `--`: Let's
-    Encrypt refuses `ab--c`-style labels that are not punycode): `pr-42` stays `pr-42`.
-    Otherwise, as for stack names: cleaned (anything else to one `-`), cut, and suffixed
-    with HASH_LENGTH hex of the SHA-256 of the stack name, so `Demo` and `demo`, or two
-    long branch stacks, get different names."""
-    short = short_stack_name(stack)
-    if _DNS_LABEL.fullmatch(short) and "--" not in short:
-        return short
-    digest = hashlib.sha256(short.encode("utf-8", "surrogatepass")).hexdigest()[:HASH_LENGTH]
-    folded = unicodedata.normalize("NFKD", short).encode("ascii", "ignore").decode("ascii").lower()
-    head = _NOT_LABEL.sub("-", folded)[: MAX_DNS_LABEL - 1 - HASH_LENGTH].strip("-")
-    return f"{head}-{digest}" if head else digest
-
-
 # --- refs, tags, expiry ---------------------------------------------------------------
 
 
@@ -213,7 +185,7 @@ def expires_at(now: datetime, ttl_hours: int = DEFAULT_TTL_HOURS) -> str:
 
 def parse_time(text: Any) -> datetime | None:
     """A YYYY-MM-DDTHH:MM:SSZ string as an aware UTC datetime; None when missing or garbled."""
-    if not isinstance(text, str) or not UTC_TIME_PATTERN.fullmatch(text.strip()):
+    if not isinstance(text, str) or not rules.UTC_TIME_PATTERN.fullmatch(text.strip()):
         return None
     try:
         return datetime.strptime(text.strip(), TIME_FORMAT).replace(tzinfo=timezone.utc)
@@ -399,141 +371,6 @@ def ssh_cidrs(extra: str | None, runner_ip: str | None) -> str:
     return ",".join(dict.fromkeys(cidrs))
 
 
-# --- job summary and PR comment -------------------------------------------------------
-
-# Outputs shown; secrets (adminPassword, sshPrivateKey) are never rendered, even masked.
-_SHOWN_OUTPUTS = (
-    ("uiUrl", "UI"),
-    ("apiUrl", "API"),
-    ("imageTag", "image tag"),
-    ("ref", "Sirius ref"),
-    ("instanceId", "instance"),
-    ("deploySeconds", "deploy seconds"),
-)
-
-
-def markdown_cell(value: Any) -> str:
-    """One line of text, safe in a Markdown table cell (and in ci.monitor's issue bodies)."""
-    text = str(value).replace("\r", " ").replace("\n", " ")
-    for char, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"), ("`", "'")):
-        text = text.replace(char, escaped)
-    return text[:300]
-
-
-def _health(value: Any) -> Any:
-    """The `health` output as a value: a JSON string is decoded, anything else kept."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _health_line(health: Any) -> str:
-    if health is None:
-        return "not reported (no `health` output on this stack yet)"
-    if isinstance(health, Mapping):
-        status = health.get("status", "unknown")
-        services = health.get("services")
-        bad = (
-            sorted(name for name, state in services.items() if not (isinstance(state, Mapping) and state.get("ok")))
-            if isinstance(services, Mapping)
-            else []
-        )
-        line = f"**{markdown_cell(status)}**"
-        if health.get("checkedAt"):
-            line += f" (checked {markdown_cell(health['checkedAt'])})"
-        if bad:
-            line += f"; not ok: {markdown_cell(', '.join(bad))}"
-        return line
-    return markdown_cell(health)
-
-
-def _seconds(value: Any) -> str:
-    return f"{value:.1f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
-
-
-def _timeline(health: Any) -> list[str]:
-    """The last deploy's measured timeline (report phases, per-service seconds, critical
-    path): every canary and branch deploy adds one measured EC2 timeline to its job."""
-    report = health.get("lastDeploy") if isinstance(health, Mapping) else None
-    if not isinstance(report, Mapping) or not isinstance(report.get("phases"), Mapping):
-        return []
-    phases = report["phases"]
-    lines = ["", f"Last deploy: {_seconds(report.get('totalSeconds'))} s", "",
-             "| " + " | ".join(markdown_cell(k) for k in phases) + " |", "|" + "---|" * len(phases),
-             "| " + " | ".join(_seconds(v) for v in phases.values()) + " |"]
-    services = report.get("services")
-    if isinstance(services, Mapping) and services:
-        lines += ["", "| service | created | started | healthy | recreated |", "|---|---|---|---|---|"]
-        for name in sorted(services):
-            entry = services[name] if isinstance(services[name], Mapping) else {}
-            lines.append(f"| {markdown_cell(name)} | {_seconds(entry.get('createdSeconds'))} | "
-                         f"{_seconds(entry.get('startedSeconds'))} | {_seconds(entry.get('healthySeconds'))} | "
-                         f"{'yes' if entry.get('recreated') else 'no'} |")
-    path = report.get("criticalPath")
-    if isinstance(path, list) and path:
-        lines += ["", "Critical path: " + " → ".join(markdown_cell(p) for p in path)]
-    return lines
-
-
-def render_summary(
-    outputs: Mapping[str, Any],
-    *,
-    stack: str,
-    expires_at: str | None = None,
-    marker: bool = False,
-    note: str | None = None,
-) -> str:
-    """Markdown for $GITHUB_STEP_SUMMARY or a PR comment from `pulumi stack output --json`."""
-    lines = [COMMENT_MARKER] if marker else []
-    lines.append(f"### Sirius demo `{markdown_cell(stack)}`")
-    lines.append("")
-    if note:
-        lines += [markdown_cell(note), ""]
-    if not outputs:
-        if not note:
-            lines.append("No stack outputs (the stack has not been deployed, or the update failed early).")
-    else:
-        lines += ["| | |", "|---|---|"]
-        for key, label in _SHOWN_OUTPUTS:
-            if key in outputs and outputs[key] not in (None, "", "[secret]"):
-                lines.append(f"| {label} | {markdown_cell(outputs[key])} |")
-        lines.append(f"| {HEALTH_LABEL} | {_health_line(_health(outputs.get('health')))} |")
-    if expires_at:
-        lines += [
-            "",
-            f"Expires at {markdown_cell(expires_at)} (UTC); the scheduled cleanup destroys it after that. "
-            "Every new deploy moves the expiry.",
-        ]
-    health = _health(outputs.get("health")) if outputs else None
-    lines += _timeline(health)
-    if isinstance(health, (Mapping, list)):
-        report = json.dumps(health, indent=2, sort_keys=True, ensure_ascii=True).replace("`", "\\u0060")
-        lines += ["", f"<details><summary>{HEALTH_LABEL}</summary>", "", "```json", report, "```", "", "</details>"]
-    return "\n".join(lines) + "\n"
-
-
-def render_preview_comment(output: str, *, outcome: str, stack: str = SHARED_STACK, commit: str = "",
-                           run_url: str = "") -> str:
-    """The preview's PR comment, edited in place on every push. A failed preview says so at
-    the top and shows its own output, so the diff of an earlier, successful run never stands
-    for the current code."""
-    ok = outcome == "success"
-    head = f"### `pulumi preview` of `{markdown_cell(stack)}`: " + ("succeeded" if ok else f"**FAILED** ({markdown_cell(outcome)})")
-    lines = [PREVIEW_MARKER, head, ""]
-    where = " ".join(part for part in (f"commit {markdown_cell(commit)}" if commit else "", markdown_cell(run_url)) if part)
-    if where:
-        lines += [where, ""]
-    if not ok:
-        lines += ["This preview did not finish; the output below is this run's, and any earlier diff is void.", ""]
-    text = output if len(output) <= MAX_COMMENT_OUTPUT else "[...]\n" + output[-MAX_COMMENT_OUTPUT:]
-    text = text.replace("```", "` ` `").rstrip("\n") or "(no output)"
-    lines += ["<details open><summary>output</summary>", "", "```text", text, "```", "", "</details>"]
-    return "\n".join(lines) + "\n"
-
-
 # --- command line -----------------------------------------------------------------------
 
 
@@ -547,7 +384,7 @@ def _now_arg(text: str | None, clock: Callable[[], datetime]) -> datetime:
         return clock()
     parsed = parse_time(text)
     if parsed is None:
-        raise StackError(f"--now {text!r} is not a UTC time like 2026-12-01T02:00:00Z")
+        raise StackError(f"--now {text!r} is not {rules.UTC_TIME_FORM}")
     return parsed
 
 
@@ -642,12 +479,12 @@ def main(argv: Sequence[str] | None = None, *, clock: Callable[[], datetime] | N
         elif args.command == "preview-comment":
             path = Path(args.output)
             output = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
-            print(render_preview_comment(output, outcome=args.outcome, stack=args.stack, commit=args.commit,
+            print(markdown.render_preview_comment(output, outcome=args.outcome, stack=args.stack, commit=args.commit,
                                          run_url=args.run_url), end="")
         elif args.command == "summary":
             outputs = _read_json(args.outputs_json)
             print(
-                render_summary(
+                markdown.render_summary(
                     outputs if isinstance(outputs, Mapping) else {},
                     stack=args.stack,
                     expires_at=args.expires_at or None,

@@ -10,8 +10,10 @@ re-tagged by hand, `beta` and `dev` as-is.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
+import unicodedata
 from dataclasses import dataclass
 
 DEFAULT_REGISTRY = "ghcr.io/siriusscan"
@@ -171,6 +173,44 @@ def is_public_host(value: str) -> bool:
         return True
     except ValueError:
         return bool(_HOSTNAME.fullmatch(value)) and ".." not in value
+
+
+# Stack names and expiry, shared by the Pulumi program (domain names, the expiresAt
+# setting) and ci.stacks (branch stacks, cleanup).
+NAME_HASH_LENGTH = 10  # hex digits of SHA-256 that keep cleaned names apart
+UTC_TIME_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+UTC_TIME_FORM = "a UTC time like 2026-12-01T02:00:00Z"
+# The nightly reset (docs/reset.md): the workflow runs at minute 59 of every hour and a
+# stack's nightlyReset names the hour it resets in, or turns it off.
+NIGHTLY_RESET_OFF = "off"
+NIGHTLY_RESET_PATTERN = re.compile(r"(?:[01][0-9]|2[0-3]):59")
+NIGHTLY_RESET_FORM = ("HH:59, a UTC hour at minute 59 (the reset workflow runs at minute 59 of every hour), "
+                      "e.g. 23:59 or 04:59, or off")
+
+
+def is_nightly_reset(value: str) -> bool:
+    return value == NIGHTLY_RESET_OFF or bool(NIGHTLY_RESET_PATTERN.fullmatch(value))
+
+
+MAX_DNS_LABEL = 63
+_NOT_LABEL = re.compile(r"[^a-z0-9]+")
+
+
+def dns_label(stack: str) -> str:
+    """A stack name (`org/project/stack` or `stack`) as one DNS label, for `<label>.<domainSuffix>`.
+
+    Kept when it already is a label (lower-case `[a-z0-9-]`, at most 63, no `--`: Let's
+    Encrypt refuses `ab--c`-style labels that are not punycode): `pr-42` stays `pr-42`.
+    Otherwise, as ci.stacks does for stack names: cleaned (anything else to one `-`), cut,
+    and suffixed with NAME_HASH_LENGTH hex of the SHA-256 of the stack name, so `Demo` and
+    `demo`, or two long branch stacks, get different names."""
+    short = stack.rsplit("/", 1)[-1]
+    if _DOMAIN_LABEL.fullmatch(short) and "--" not in short:
+        return short
+    digest = hashlib.sha256(short.encode("utf-8", "surrogatepass")).hexdigest()[:NAME_HASH_LENGTH]
+    folded = unicodedata.normalize("NFKD", short).encode("ascii", "ignore").decode("ascii").lower()
+    head = _NOT_LABEL.sub("-", folded)[: MAX_DNS_LABEL - 1 - NAME_HASH_LENGTH].strip("-")
+    return f"{head}-{digest}" if head else digest
 
 
 @dataclass(frozen=True)

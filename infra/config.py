@@ -22,7 +22,6 @@ from typing import Any
 
 import yaml
 
-from ci import stacks
 from engine import rules
 from infra import sshagent
 
@@ -62,10 +61,6 @@ _OPENSSH_MAGIC = b"openssh-key-v1\x00"
 _HOSTED_ZONE_ID = re.compile(r"Z[A-Z0-9]{1,32}")
 _KEY_NAME = re.compile(r"[ -~]{1,255}")
 # The reset workflow runs at minute 59 of every hour (.github/workflows/reset.yml).
-NIGHTLY_RESET_OFF = "off"
-_NIGHTLY_RESET = re.compile(r"(?:[01][0-9]|2[0-3]):59")
-NIGHTLY_RESET_FORM = ("HH:59, a UTC hour at minute 59 (the reset workflow runs at minute 59 of every hour), "
-                      "e.g. 23:59 or 04:59, or off")
 
 
 @dataclass(frozen=True)
@@ -342,8 +337,8 @@ def _checked(is_valid: Callable[[str], bool], form: str, *, empty_ok: bool = Tru
 def nightly_reset(value: Any) -> str:
     """`off`, or the UTC time HH:59 at which the reset workflow resets this stack's demo."""
     text = _string(value).strip().lower()
-    if text != NIGHTLY_RESET_OFF and not _NIGHTLY_RESET.fullmatch(text):
-        raise ValueError(f"{_show(text)} is not valid; expected {NIGHTLY_RESET_FORM}")
+    if not rules.is_nightly_reset(text):
+        raise ValueError(f"{_show(text)} is not valid; expected {rules.NIGHTLY_RESET_FORM}")
     return text
 
 
@@ -373,7 +368,7 @@ _RULES: dict[str, Callable[[Any], Any]] = {
     "allowBuildFallback": _boolean,
     "rollback": _boolean,
     "demoData": _boolean,
-    "expiresAt": _optional(stacks.UTC_TIME_PATTERN, "a UTC time like 2026-12-01T02:00:00Z"),
+    "expiresAt": _optional(rules.UTC_TIME_PATTERN, rules.UTC_TIME_FORM),
     "domain": _dns_name,
     "domainSuffix": _dns_name,
     "hostedZoneId": _optional(_HOSTED_ZONE_ID, "a Route 53 hosted zone id, e.g. Z0123456789ABCDEFGHIJ"),
@@ -493,7 +488,7 @@ def _stack_domain(values: Mapping[str, Any], stack: str) -> tuple[str, list[tupl
     """The demo's DNS name: `domain`, else `<stack as a DNS label>.<domainSuffix>`, else ""."""
     if not values["domainSuffix"]:
         return values["domain"], []
-    name = f"{stacks.dns_label(stack)}.{values['domainSuffix']}"
+    name = f"{rules.dns_label(stack)}.{values['domainSuffix']}"
     if not rules.is_domain(name):
         return "", [("domainSuffix", f"gives {_show(name)} for stack {stack!r}, which is not a valid DNS name "
                                      "(at most 253 characters); expected a shorter suffix")]

@@ -20,8 +20,9 @@ from collections.abc import Mapping
 import pulumi
 from pulumi_command import remote
 
+from engine import rules
 from infra import bootstrap, commands
-from infra.config import NIGHTLY_RESET_OFF, DemoConfig
+from infra.config import DemoConfig
 from infra.instance import SSH_USER, deploy_spec
 
 # A new instance takes a minute or two before sshd answers: ~40 dials of up to 15 s.
@@ -122,7 +123,7 @@ class RemoteDeploy:
         # ever re-runs it; Pulumi runs it once when it creates it (nightlyReset turned on).
         # Its report (no secret in it) is logged for the workflow's summary.
         self.reset = None
-        if config.nightly_reset != NIGHTLY_RESET_OFF:
+        if config.nightly_reset != rules.NIGHTLY_RESET_OFF:
             self.reset = command(
                 "reset",
                 [self.deploy],

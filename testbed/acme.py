@@ -29,12 +29,12 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 import urllib.request
 import ssl
 from pathlib import Path
 
-from .harness import HarnessError, _kill_pids, _tail, free_port
+from .daemon import Daemon, HarnessError
+from .harness import free_port
 
 CADDY_BINARY = "/usr/bin/caddy"
 CADDY_TAG = "2.6.2"  # Debian bookworm's caddy
@@ -61,9 +61,9 @@ def listener_certificate(d: Path) -> None:
 class Pebble:
     def __init__(self, http_port: int, https_port: int, resolve_to: str = "127.0.0.1"):
         self.http_port, self.https_port, self.resolve_to = http_port, https_port, resolve_to
-        self.dir = Path(tempfile.mkdtemp(prefix="sdacme-", dir="/tmp"))
+        self.daemon = Daemon("pebble", prefix="sdacme-")
+        self.dir = self.daemon.root
         self.port, self.management, self.dns, self.dns_management = (free_port() for _ in range(4))
-        self.procs: list[subprocess.Popen] = []
 
     @property
     def directory(self) -> str:
@@ -91,25 +91,21 @@ class Pebble:
                "-tlsalpn01", "", "-management", f"127.0.0.1:{self.dns_management}",
                "-defaultIPv4", self.resolve_to, "-defaultIPv6", ""]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"}
-        self.procs.append(subprocess.Popen(dns, stdout=open(self.dir / "dns.log", "w"), stderr=subprocess.STDOUT))
-        self.procs.append(subprocess.Popen(
-            ["pebble", "-config", str(self.dir / "pebble.json"), "-dnsserver", f"127.0.0.1:{self.dns}"],
-            stdout=open(self.dir / "pebble.log", "w"), stderr=subprocess.STDOUT, env=env))
+        self.daemon.launch(dns, log_name="dns.log")
+        self.daemon.launch(["pebble", "-config", str(self.dir / "pebble.json"), "-dnsserver", f"127.0.0.1:{self.dns}"],
+                           log_name="pebble.log", env=env)
         listener = ssl.create_default_context(cafile=str(self.dir / "ca.pem"))
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"https://127.0.0.1:{self.management}/roots/0", context=listener,
-                                            timeout=2) as answer:
-                    root = answer.read().decode()
-                break
-            except OSError:
-                if time.monotonic() > deadline or any(p.poll() is not None for p in self.procs):
-                    self.stop()
-                    raise HarnessError(f"pebble did not start:\n{_tail(self.log())}")
-                time.sleep(0.2)
-        self.issuing_root.write_text(root)
-        self.roots_file.write_text((self.dir / "ca.pem").read_text() + root)
+        roots = []
+
+        def root_served() -> bool:
+            with urllib.request.urlopen(f"https://127.0.0.1:{self.management}/roots/0", context=listener,
+                                        timeout=2) as answer:
+                roots.append(answer.read().decode())
+            return True
+
+        self.daemon.wait_ready(root_served, 30, interval=0.2)
+        self.issuing_root.write_text(roots[0])
+        self.roots_file.write_text((self.dir / "ca.pem").read_text() + roots[0])
         return self
 
     def log(self) -> str:
@@ -119,15 +115,10 @@ class Pebble:
         return re.findall(r"Issued certificate serial ([0-9a-f]+)", self.log())
 
     def stop(self) -> None:
-        pids = [p.pid for p in self.procs if p.poll() is None]
-        _kill_pids(pids)
-        for p in self.procs:
-            p.wait(timeout=10)
-        self.procs = []
+        self.daemon.stop()
 
     def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.daemon.close()
 
     def __enter__(self) -> "Pebble":
         return self.start()

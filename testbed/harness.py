@@ -169,6 +169,11 @@ firewall and sysctls alone: containers on one bridge need no forwarding, and
 ports published on 127.0.0.1 are served by ``docker-proxy``
 (``--userland-proxy=true``).  Docker therefore prints "IPv4 forwarding is
 disabled. Networking will not work." for each container; that is expected.
+Traffic between containers still passes the kernel's FORWARD chain, which an
+iptables-enabled engine elsewhere on the machine leaves at DROP: every network
+comes from ``--default-address-pool`` ``forward.POOL``, and when the policy is
+not ACCEPT an accept rule for that pool is added at start and removed at stop
+(``forward.py``; the policy itself is left alone).
 ``--bridge sdb-<hash>``: the default network gets a bridge device of our own
 (created with ``ip link``, deleted at stop) instead of the host-global
 ``docker0``; compose creates its own ``br-<id>`` networks with the embedded
@@ -206,6 +211,9 @@ import urllib.request
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from .daemon import Daemon, HarnessError
+from .daemon import tail as _tail
+from .forward import ForwardAccept
 from .fixture_compose import (
     API_KEY_FILE,
     BUILD_TARGETS,
@@ -318,10 +326,6 @@ REGISTRY_CANDIDATES = ("/usr/bin/docker-registry",)
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-class HarnessError(RuntimeError):
-    """Something in the test harness itself failed (not the code under test)."""
-
-
 class DockerCommandError(HarnessError):
     def __init__(self, cmd: Sequence[str], proc: subprocess.CompletedProcess):
         self.cmd = list(cmd)
@@ -332,21 +336,6 @@ class DockerCommandError(HarnessError):
             f"command failed (exit {proc.returncode}): {' '.join(self.cmd)}\n"
             f"--- stdout ---\n{_tail(proc.stdout)}\n--- stderr ---\n{_tail(proc.stderr)}"
         )
-
-
-def _tail(text: str | bytes | None, lines: int = 40) -> str:
-    if text is None:
-        return ""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _file_tail(path: Path, lines: int = 40) -> str:
-    try:
-        return _tail(path.read_text("utf-8", "replace"), lines)
-    except OSError as exc:
-        return f"(cannot read {path}: {exc})"
 
 
 def _first_existing(cands: Iterable[str], what: str) -> str:
@@ -545,21 +534,6 @@ def _kill_pids(pids: Iterable[int], sig: int = signal.SIGKILL, wait: float = 10.
         time.sleep(0.05)
 
 
-def _terminate(proc: subprocess.Popen, timeout: float) -> None:
-    """SIGTERM, wait ``timeout`` s, then SIGKILL; always reaps."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        log.warning("pid %s did not stop in %ss; SIGKILL", proc.pid, timeout)
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        proc.wait(10)
-
-
 def _unmount_under(*roots: Path) -> list[str]:
     """Lazily unmount every mount point under the given dirs, deepest first."""
     prefixes = [str(r).rstrip("/") for r in roots]
@@ -652,6 +626,8 @@ class DockerEngine:
         # the default "bridge" network gets a bridge device of its own
         # (dockerd only auto-creates the host-global docker0)
         self.bridge = "sdb-" + hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:8]
+        # containers reach each other whatever the kernel's FORWARD policy is (forward.py)
+        self.forward = ForwardAccept(self.bridge)
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.extra_args = list(extra_args)
@@ -660,7 +636,7 @@ class DockerEngine:
         self.client_version = ""
         self.compose_binary = ""
         self.proc: subprocess.Popen | None = None
-        self._log_fh = None
+        self._daemon = Daemon("dockerd", root=self.root)  # the root's removal is stop()'s (mounts)
         self._network_ids: set[str] = set()
         self._orphans: set[tuple[int, str | None]] = set()  # (pid, start time)
         self._stopped_for_good = False
@@ -713,6 +689,7 @@ class DockerEngine:
             "--ip-masq=false",
             "--ip-forward=false",
             "--bridge", self.bridge,
+            *self.forward.daemon_args(),
             "--userland-proxy=true",
             "--cgroup-parent", self.cgroup_parent,
             "--exec-opt", "native.cgroupdriver=cgroupfs",
@@ -735,7 +712,12 @@ class DockerEngine:
         if plugin.is_symlink() or plugin.exists():
             plugin.unlink()
         plugin.symlink_to(self.compose_binary)
-        self.start_daemon()
+        log.info("%s", self.forward.open())
+        try:
+            self.start_daemon()
+        except BaseException:
+            self.forward.close()
+            raise
         try:
             self._choose_client()
             out = self.run("compose", "version").stdout.strip()
@@ -767,31 +749,17 @@ class DockerEngine:
                                capture_output=True, text=True)
             if r.returncode != 0:
                 raise HarnessError(f"cannot create bridge {self.bridge}: {r.stderr.strip()}")
-        self._log_fh = open(self.log_path, "ab")
         # containerd, its shims and docker-proxy come from the test Engine's folder.
         env = {"PATH": f"{TEST_DOCKER_PATH}:{SYSTEM_PATH}", "HOME": str(self.root), "LANG": "C.UTF-8"}
         log.info("starting %s", " ".join(self.daemon_args()))
-        self.proc = subprocess.Popen(
-            self.daemon_args(), stdin=subprocess.DEVNULL, stdout=self._log_fh,
-            stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )
-        deadline = time.monotonic() + self.start_timeout
-        while True:
-            if self.proc.poll() is not None:
-                rc = self.proc.returncode
-                self.proc = None
-                raise HarnessError(
-                    f"dockerd exited with {rc} during start-up; log tail "
-                    f"({self.log_path}):\n{_file_tail(self.log_path)}")
-            if self._ping():
-                break
-            if time.monotonic() >= deadline:
-                tail = _file_tail(self.log_path)
-                self.stop_daemon()
-                raise HarnessError(
-                    f"dockerd did not answer on {self.socket} within {self.start_timeout}s; "
-                    f"log tail ({self.log_path}):\n{tail}")
-            time.sleep(0.1)
+        self._daemon.stop()  # forget a daemon that was killed
+        self.proc = self._daemon.launch(self.daemon_args(), log_name=self.log_path.name, env=env)
+        try:
+            self._daemon.wait_ready(self._ping, self.start_timeout)
+        except HarnessError:
+            self.proc = None
+            self._reap_leftovers()  # its containerd
+            raise
 
     def stop_daemon(self, timeout: float | None = None) -> None:
         """SIGTERM dockerd, wait, SIGKILL after ``timeout``; then make sure
@@ -805,12 +773,9 @@ class DockerEngine:
                 out = self.run("network", "ls", "-q", "--no-trunc", check=False, timeout=10)
                 self._network_ids.update(out.stdout.split())
         tree = _descendants(proc.pid)
-        _terminate(proc, timeout)
+        self._daemon.stop(timeout)
         _kill_pids([p for p in tree if _pid_alive(p)])
         self.proc = None
-        if self._log_fh:
-            self._log_fh.close()
-            self._log_fh = None
         self._reap_leftovers()
         _unmount_under(self.data_root, self.exec_root)
 
@@ -842,6 +807,7 @@ class DockerEngine:
         for dev in [f"br-{nid[:12]}" for nid in self._network_ids] + [self.bridge]:
             if os.path.exists(f"/sys/class/net/{dev}"):
                 subprocess.run(["ip", "link", "delete", dev], capture_output=True)
+        self.forward.close()
         self._remove_cgroups()
         if self._own_root:
             _unmount_under(self.root)
@@ -997,9 +963,8 @@ class Registry:
 
     def __init__(self, root: str | os.PathLike | None = None, port: int | None = None,
                  binary: str | None = None):
-        self._own_root = root is None
-        self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="sdr-", dir="/tmp"))
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._daemon = Daemon("docker-registry", root=root, prefix="sdr-")
+        self.root = self._daemon.root
         self.storage = self.root / "storage"
         self.config = self.root / "config.yml"
         self.log_path = self.root / "registry.log"
@@ -1007,8 +972,6 @@ class Registry:
         self.binary = binary or _first_existing(
             REGISTRY_CANDIDATES + tuple(filter(None, [shutil.which("docker-registry")])),
             "docker-registry (apt-get install docker-registry)")
-        self.proc: subprocess.Popen | None = None
-        self._log_fh = None
         self._closed = False
         atexit.register(self._atexit)
 
@@ -1023,7 +986,7 @@ class Registry:
 
     @property
     def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self._daemon.running
 
     def start(self, timeout: float = 20.0) -> "Registry":
         if self.running:
@@ -1044,42 +1007,18 @@ class Registry:
         )
         if port_in_use(self.port):
             raise HarnessError(f"registry port {self.port} on 127.0.0.1 is in use")
-        self._log_fh = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [self.binary, "serve", str(self.config)], stdin=subprocess.DEVNULL,
-            stdout=self._log_fh, stderr=subprocess.STDOUT, start_new_session=True,
-            env={"PATH": SYSTEM_PATH, "HOME": str(self.root)},
-        )
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                rc = self.proc.returncode
-                self.proc = None
-                raise HarnessError(f"docker-registry exited with {rc}:\n{_file_tail(self.log_path)}")
-            with contextlib.suppress(OSError):
-                if _http_get(f"{self.url}/v2/", timeout=1)[0] == 200:
-                    break
-            if time.monotonic() >= deadline:
-                self.stop()
-                raise HarnessError(f"docker-registry did not answer in {timeout}s:\n"
-                                   f"{_file_tail(self.log_path)}")
-            time.sleep(0.05)
+        self._daemon.launch([self.binary, "serve", str(self.config)], log_name=self.log_path.name,
+                            env={"PATH": SYSTEM_PATH, "HOME": str(self.root)})
+        self._daemon.wait_ready(lambda: _http_get(f"{self.url}/v2/", timeout=1)[0] == 200, timeout, interval=0.05)
         log.info("registry on %s (storage %s)", self.host, self.storage)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.proc is not None:
-            _terminate(self.proc, timeout)
-            self.proc = None
-        if self._log_fh:
-            self._log_fh.close()
-            self._log_fh = None
+        self._daemon.stop(timeout)
 
     def close(self) -> None:
         """Stop and remove the storage (if the temp dir is ours)."""
-        self.stop()
-        if self._own_root:
-            shutil.rmtree(self.root, ignore_errors=True)
+        self._daemon.close()
         self._closed = True
 
     def _atexit(self) -> None:

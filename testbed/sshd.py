@@ -9,13 +9,12 @@ changes nothing, while the real one would drop DOCKER_HOST (env_reset).
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
-import tempfile
-import time
 from collections.abc import Mapping
 from pathlib import Path
+
+from .daemon import Daemon
 
 SSHD = "/usr/sbin/sshd"
 
@@ -28,11 +27,11 @@ def _free_port() -> int:
 
 class SshHost:
     def __init__(self, session_env: Mapping[str, str]):
-        self.dir = Path(tempfile.mkdtemp(prefix="sds-", dir="/tmp"))
+        self.daemon = Daemon("sshd", prefix="sds-")
+        self.dir = self.daemon.root
         self.port = _free_port()
         self.client_key = self.dir / "client_ed25519"
         self.session_env = dict(session_env)
-        self.process: subprocess.Popen | None = None
 
     def start(self) -> SshHost:
         host_key = self.dir / "host_ed25519"
@@ -69,18 +68,14 @@ class SshHost:
             )
         )
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation directory
-        self.process = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=open(self.dir / "sshd.log", "w")
-        )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"sshd exited: {(self.dir / 'sshd.log').read_text()[-2000:]}")
+        self.daemon.launch([SSHD, "-D", "-e", "-f", str(config)], log_name="sshd.log")
+
+        def listening() -> bool:
             with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return self
-            time.sleep(0.1)
-        raise RuntimeError("sshd did not listen within 15 s")
+                return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+        self.daemon.wait_ready(listening, 15)
+        return self
 
     def run(self, command: str, stdin: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
         """Run one command string the way pulumi-command does: ssh passes it to the login shell."""
@@ -93,14 +88,7 @@ class SshHost:
                               timeout=timeout)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        subprocess.run(["rm", "-rf", str(self.dir)], check=False)
+        self.daemon.close()
 
     def __enter__(self) -> SshHost:
         return self.start()

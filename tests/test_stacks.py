@@ -16,8 +16,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ci import stacks
+from ci import markdown, stacks
+from engine import rules
 from infra import config
+from tests.test_markdown import OUTPUTS
 from ci.stacks import (
     StackError,
     branch_stack_name,
@@ -28,7 +30,6 @@ from ci.stacks import (
     parse_time,
     plan_stack,
     pr_stack_name,
-    render_summary,
     review,
     ssh_cidrs,
     stack_name,
@@ -416,67 +417,6 @@ def test_bad_ssh_cidrs(extra, runner):
         ssh_cidrs(extra, runner)
 
 
-# --- summary -------------------------------------------------------------------------------
-
-OUTPUTS = {
-    "uiUrl": "http://52.10.20.30:3000",
-    "apiUrl": "http://52.10.20.30:9001",
-    "imageTag": "pr-42-amd64",
-    "ref": "pr-42",
-    "instanceId": "i-0123456789abcdef0",
-    "adminPassword": "[secret]",
-    "sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----",
-    "health": {
-        "status": "healthy",
-        "checkedAt": "2026-12-01T02:00:00Z",
-        "services": {"sirius-ui": {"ok": True}, "sirius-api": {"ok": False}},
-    },
-}
-
-
-def test_health_is_labelled_as_the_health_at_the_last_deploy():
-    """The `health` output is taken right after a deploy; the summary and the README must
-    not pass it off as the state now."""
-    text = render_summary(OUTPUTS, stack="pr-42")
-    assert "| health at the last deploy | **healthy**" in text and "| health |" not in text
-    assert "<summary>health at the last deploy</summary>" in text
-    outputs_row = next(line for line in (ROOT / "docs" / "operations.md").read_text().splitlines()
-                       if line.startswith("| `health` |"))
-    assert "not a live reading" in outputs_row
-
-
-def test_summary_shows_url_and_health_and_never_secrets():
-    text = render_summary(OUTPUTS, stack="pr-42", expires_at="2026-12-04T02:00:00Z", marker=True)
-    assert text.startswith(stacks.COMMENT_MARKER + "\n")
-    assert "| UI | http://52.10.20.30:3000 |" in text
-    assert "**healthy** (checked 2026-12-01T02:00:00Z); not ok: sirius-api" in text
-    assert "Expires at 2026-12-04T02:00:00Z" in text
-    assert '"sirius-ui"' in text  # the report, folded
-    assert "PRIVATE KEY" not in text and "[secret]" not in text and "adminPassword" not in text
-
-
-@pytest.mark.parametrize(
-    ("health", "says"),
-    [
-        (None, "not reported"),
-        (json.dumps({"status": "unhealthy"}), "**unhealthy**"),
-        ("not json", "not json"),
-        ({"services": "odd"}, "**unknown**"),
-    ],
-)
-def test_summary_health_variants(health, says):
-    outputs = {"uiUrl": "http://1.2.3.4:3000"} | ({} if health is None else {"health": health})
-    assert says in render_summary(outputs, stack="demo")
-
-
-def test_summary_without_outputs_and_escaping():
-    assert "No stack outputs" in render_summary({}, stack="demo")
-    assert "No stack outputs" not in render_summary({}, stack="pr-1", note="Destroyed.")
-    text = render_summary({"uiUrl": "x|<b>`y`\nz", "health": {"status": "a```b"}}, stack="demo")
-    assert "x\\|&lt;b&gt;'y' z" in text
-    assert text.count("```") == 2  # only the fence of the report
-
-
 # --- command line ---------------------------------------------------------------------------
 
 
@@ -550,7 +490,7 @@ def test_cli_due_branch_stacks_and_summary(tmp_path, capsys):
     outputs = tmp_path / "out.json"
     outputs.write_text(json.dumps(OUTPUTS))
     code, out, _ = run(["summary", "--outputs-json", str(outputs), "--stack", "pr-42", "--marker"], capsys)
-    assert code == 0 and out.startswith(stacks.COMMENT_MARKER) and "PRIVATE KEY" not in out
+    assert code == 0 and out.startswith(markdown.COMMENT_MARKER) and "PRIVATE KEY" not in out
 
     assert run(["check-tag", "pr-42-amd64"], capsys)[1] == "pr-42-amd64\n"
     assert run(["ssh-cidrs"], capsys)[1] == "auto\n"
@@ -559,11 +499,11 @@ def test_cli_due_branch_stacks_and_summary(tmp_path, capsys):
 @pytest.mark.parametrize("outcome", ["success", "failure", "cancelled"])
 def test_preview_comment_says_whether_the_preview_finished(tmp_path, capsys, outcome):
     output = tmp_path / "preview.txt"
-    output.write_text("Previewing update (demo)\n```\n+ 2 to create\n" + "x" * (stacks.MAX_COMMENT_OUTPUT + 10))
+    output.write_text("Previewing update (demo)\n```\n+ 2 to create\n" + "x" * (markdown.MAX_COMMENT_OUTPUT + 10))
     code, out, _ = run(["preview-comment", f"--output={output}", f"--outcome={outcome}", "--commit=abc"], capsys)
-    assert code == 0 and out.startswith(stacks.PREVIEW_MARKER + "\n")
+    assert code == 0 and out.startswith(markdown.PREVIEW_MARKER + "\n")
     assert ("**FAILED**" in out) is (outcome != "success") and "commit abc" in out
-    assert out.count("```") == 2 and len(out) < stacks.MAX_COMMENT_OUTPUT + 1000  # one fence, tail only
+    assert out.count("```") == 2 and len(out) < markdown.MAX_COMMENT_OUTPUT + 1000  # one fence, tail only
     code, out, _ = run(["preview-comment", f"--output={tmp_path / 'missing.txt'}", "--outcome=skipped"], capsys)
     assert code == 0 and "(no output)" in out and "**FAILED** (skipped)" in out
 
@@ -675,20 +615,6 @@ def test_only_expired_branch_stacks_are_ever_due(entries, now):
         assert first.get("updateInProgress") is not True
 
 
-def test_summary_carries_the_last_deploys_measured_timeline():
-    report = {"totalSeconds": 71.5, "phases": {"install": 60.0, "fetch": 1.2, "pull": 20.0, "up": 3.0, "healthy": 9.4},
-              "services": {"sirius-ui": {"createdSeconds": 24.0, "startedSeconds": 25.1, "healthySeconds": 33.9,
-                                         "recreated": True},
-                           "sirius-api": {"createdSeconds": None, "recreated": False}},
-              "criticalPath": ["sirius-postgres", "sirius-api", "sirius-ui"]}
-    text = render_summary({"health": {"status": "healthy", "lastDeploy": report}}, stack="demo")
-    assert "Last deploy: 71.5 s" in text
-    assert "| install | fetch | pull | up | healthy |" in text and "| 60.0 | 1.2 | 20.0 | 3.0 | 9.4 |" in text
-    assert "| sirius-ui | 24.0 | 25.1 | 33.9 | yes |" in text and "| sirius-api | - | - | - | no |" in text
-    assert "Critical path: sirius-postgres → sirius-api → sirius-ui" in text
-    assert "Last deploy" not in render_summary({"health": {"status": "healthy"}}, stack="demo")
-
-
 # --- DNS labels for domainSuffix ------------------------------------------------------------
 
 DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
@@ -696,12 +622,12 @@ DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 @pytest.mark.parametrize("stack", ["pr-42", "demo", "branch-main", "branch-feature-scan-ui-0123456789", "org/proj/pr-7"])
 def test_stack_names_that_are_dns_labels_are_kept(stack):
-    assert stacks.dns_label(stack) == stack.rsplit("/", 1)[-1]
+    assert rules.dns_label(stack) == stack.rsplit("/", 1)[-1]
 
 
 @pytest.mark.parametrize("stack", ["Demo", "branch-v1.2", "my_stack", "a--b", "branch-" + "x" * 90, "-x-", "___"])
 def test_other_stack_names_become_a_hashed_dns_label(stack):
-    label = stacks.dns_label(stack)
+    label = rules.dns_label(stack)
     assert DNS_LABEL.fullmatch(label) and "--" not in label and label.endswith(
         hashlib.sha256(stack.encode()).hexdigest()[:10])
 
@@ -709,6 +635,6 @@ def test_other_stack_names_become_a_hashed_dns_label(stack):
 @given(st.lists(st.one_of(branch_names, st.integers(1, 999_999_999)), unique=True, max_size=40))
 def test_branch_and_pull_request_stacks_get_distinct_valid_dns_labels(sources):
     names = {stack_name(pr=s) if isinstance(s, int) else branch_stack_name(s) for s in sources}
-    labels = {stacks.dns_label(name) for name in names}
+    labels = {rules.dns_label(name) for name in names}
     assert len(labels) == len(names)
     assert all(DNS_LABEL.fullmatch(label) and "--" not in label for label in labels)

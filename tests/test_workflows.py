@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ci import monitor, reset, stacks
+from ci import markdown, monitor, reset, stacks
 from tests.tools import find
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -614,8 +614,8 @@ def test_branch_demo_up_comment_is_the_bots_edited_in_place(actions_env):
     tmp_path, work, _ = actions_env
     (tmp_path / "comments.json").write_text(json.dumps([
         {"id": 1, "body": "hi", "user": {"login": "alice"}},
-        {"id": 7, "body": stacks.COMMENT_MARKER + "\nquoted by a person", "user": {"login": "mallory"}},
-        {"id": 99, "body": stacks.COMMENT_MARKER + "\nold", "user": {"login": BOT}},
+        {"id": 7, "body": markdown.COMMENT_MARKER + "\nquoted by a person", "user": {"login": "mallory"}},
+        {"id": 99, "body": markdown.COMMENT_MARKER + "\nold", "user": {"login": BOT}},
     ]))
     result, _, calls = run_step("branch-demo.yml", "up", actions_env, name=UP_COMMENT, **UP_COMMENT_ENV)
     assert result.returncode == 0, result.stderr
@@ -625,7 +625,7 @@ def test_branch_demo_up_comment_is_the_bots_edited_in_place(actions_env):
     assert "[secret]" not in summary
     # Only someone else's comment carries the marker: a new comment, theirs untouched.
     (tmp_path / "comments.json").write_text(json.dumps([
-        {"id": 7, "body": stacks.COMMENT_MARKER + "\nquoted by a person", "user": {"login": "mallory"}}]))
+        {"id": 7, "body": markdown.COMMENT_MARKER + "\nquoted by a person", "user": {"login": "mallory"}}]))
     result, _, calls = run_step("branch-demo.yml", "up", actions_env, name=UP_COMMENT,
                                 **{**UP_COMMENT_ENV, "JOB_STATUS": "failure"})
     assert "gh api --method POST repos/owner/sirius-demo/issues/42/comments -F body=@comment.md" in calls
@@ -705,14 +705,14 @@ PREVIEW_COMMENT = "Pull request comment (the diff, or that the preview failed)"
 def test_preview_comment_replaces_the_last_diff_even_when_the_preview_fails(actions_env, outcome, says):
     tmp_path, work, _ = actions_env
     (tmp_path / "comments.json").write_text(json.dumps(
-        [{"id": 5, "body": stacks.PREVIEW_MARKER + "\n+ 3 to create (an old diff)", "user": {"login": BOT}}]))
+        [{"id": 5, "body": markdown.PREVIEW_MARKER + "\n+ 3 to create (an old diff)", "user": {"login": BOT}}]))
     (work / "preview.txt").write_text("error: preflight: registry ghcr.io answered ...\n")
     result, _, calls = run_step("preview.yml", "preview", actions_env, name=PREVIEW_COMMENT, OUTCOME=outcome,
                                 STACK="demo", PR_NUMBER="42", HEAD_SHA="abc123", RUN_URL="https://x/runs/1")
     assert result.returncode == 0, result.stderr
     assert "gh api --method PATCH repos/owner/sirius-demo/issues/comments/5 -F body=@comment.md" in calls
     comment = (work / "comment.md").read_text()
-    assert comment.startswith(stacks.PREVIEW_MARKER + "\n") and says in comment and "commit abc123" in comment
+    assert comment.startswith(markdown.PREVIEW_MARKER + "\n") and says in comment and "commit abc123" in comment
     assert "error: preflight" in comment and "an old diff" not in comment
 
 

@@ -67,3 +67,16 @@ def test_a_deploy_that_cannot_get_the_lock_fails_with_the_reason(tmp_path):
     report = json.loads((state / deploy.REPORT_FILE).read_text())
     assert report["status"] == "failed" and report["error"].startswith("another deploy held")
     assert not os.path.exists(tmp_path / "p")  # nothing fetched, nothing switched
+
+
+def test_a_new_record_replaces_the_old_file_whole(tmp_path):
+    """Written aside and renamed over: the old file is never rewritten in place, so a crash
+    mid-write leaves the last complete record (a reader holding it keeps all of it)."""
+    rollback.save(str(tmp_path), RECORD)
+    path = tmp_path / rollback.RECORD
+    os.link(path, tmp_path / "held-by-a-reader")
+    newer = {**RECORD, "imageTag": "v2", "commit": "b" * 40}
+    rollback.save(str(tmp_path), newer)
+    assert rollback.load(str(tmp_path)) == newer and oct(path.stat().st_mode & 0o777) == "0o600"
+    assert json.loads((tmp_path / "held-by-a-reader").read_text()) == RECORD
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([rollback.RECORD, "held-by-a-reader"])  # no leftovers

@@ -3,6 +3,7 @@ fixture repo).  Run as root: ``python -m pytest tests/host -x -q``."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -10,6 +11,7 @@ import subprocess
 
 import pytest
 
+from testbed import forward
 from testbed.harness import (
     FAST_HEALTH_OVERRIDE,
     LOOPBACK_OVERRIDE,
@@ -107,6 +109,11 @@ def test_bridge_network_dns_and_published_port(docker_engine, standins, clean_pr
         out = docker_engine.run("run", "--rm", "--network", "harness-net", "--entrypoint",
                                 "wget", img, "-q", "-O", "-", "http://harness-web:6379/").stdout
         assert "valkey" in out
+        # whatever FORWARD's policy: every network is inside the pool the harness accepts
+        subnets = docker_engine.run("network", "inspect", "--format",
+                                    "{{range .IPAM.Config}}{{.Subnet}} {{end}}", "bridge", "harness-net").stdout.split()
+        assert subnets and all(ipaddress.ip_network(s).subnet_of(ipaddress.ip_network(forward.POOL)) for s in subnets)
+        assert docker_engine.forward.added == (docker_engine.forward.policy not in ("ACCEPT", None))
     finally:
         docker_engine.run("rm", "-f", "harness-web", check=False)
         docker_engine.run("network", "rm", "harness-net", check=False)
