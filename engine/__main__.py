@@ -23,6 +23,10 @@ def main(argv: list[str]) -> int:
         p.add_argument("--state-dir", default=STATE_DIR)
         if command == "bootstrap":
             p.add_argument("--log", default=BOOTSTRAP_LOG)
+            # The first deploy's, from user_data (validated by the program: infra/commands.py).
+            p.add_argument("--ref", default="")
+            p.add_argument("--tag", default="")
+            p.add_argument("--pull", action="append", default=[], metavar="IMAGE_REF")
         chosen = p.parse_args(args)
         if command == "health":
             from engine import health
@@ -30,7 +34,7 @@ def main(argv: list[str]) -> int:
             return health.main(chosen.state_dir)
         from engine import bootstrap
 
-        return bootstrap.main(chosen.state_dir, chosen.log)
+        return bootstrap.main(chosen.state_dir, chosen.log, chosen.ref, chosen.tag, chosen.pull)
     if command == "install":
         from engine import install
 

@@ -70,6 +70,11 @@ def format_report(report: dict) -> str:
     ]
     if report.get("error"):
         lines.append(f"error: {report['error']}")
+    for image, change in sorted((report.get("moved") or {}).items()):
+        lines.append(f"moved: {image} {change.get('from') or 'a local build'} -> {change.get('to') or 'a local build'}")
+    commits = report.get("commitRange") or {}
+    if commits:
+        lines.append(f"commits: {commits.get('from')}..{commits.get('to')}")
     for image, fallback in (report.get("imageFallbacks") or {}).items():
         lines.append(f"WARNING: {image} runs {fallback['running']}, not {fallback['wanted']}: other commits' images")
     if report.get("startIntervalNote"):
