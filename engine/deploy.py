@@ -256,11 +256,14 @@ class Deploy:
             self.report["problems"] = compat.render_problems(error)
             self.fail("compatibility check: " + "; ".join(self.report["problems"]))
         env = {**envfile.parse(self.env_text), **os.environ}  # compose: the process env wins over .env
-        probe = compat.probe_env(self.compose_text, env)
-        probed = compose.config(env={**os.environ, **probe})[0] if probe != env else None
-        if probe != env and probed is None:
-            log("check: WARNING: could not render the project with empty variables marked; "
-                "health checks that render empty are not detected")
+        probe, probed = compat.probe_text(self.compose_text, env), None
+        if probe != self.compose_text:  # the staged copy again, with markers where values render empty
+            with open(compose.files[0], "w") as f:
+                f.write(probe)
+            probed = compose.config()[0]
+            if probed is None:
+                log("check: WARNING: could not render the project with empty variables marked; "
+                    "health checks that render empty are not detected")
         problems = compat.problems(rendered, probed)
         if problems:
             self.report["problems"] = problems

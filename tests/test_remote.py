@@ -128,3 +128,17 @@ def test_preview_has_unknown_outputs():
     preview = run_stack(BASE, preview=True)
     assert {"health", "deploySeconds", "adminPassword"} <= preview.unknown_outputs
     assert len(preview.of_type(COMMAND)) == 5
+
+
+def test_the_health_report_is_taken_again_exactly_when_the_deploys_output_changes(run, monkeypatch):
+    """health's only trigger is the deploy's stdout: a new deploy (a new report) re-runs it,
+    the same output does not; nothing else does (not the instance, not the engine)."""
+    from tests import pulumi_mocks
+
+    cmds = commands_of(run)
+    assert cmds["health"].inputs["triggers"] == [pulumi_mocks.DemoMocks._command_stdout("sirius-deploy")]
+    monkeypatch.setattr(pulumi_mocks, "FAKE_REPORT", {**pulumi_mocks.FAKE_REPORT, "totalSeconds": 99.0})
+    again = commands_of(run_stack(BASE))
+    assert again["health"].inputs["triggers"] != cmds["health"].inputs["triggers"]
+    assert '"totalSeconds": 99.0' in again["health"].inputs["triggers"][0]
+    assert commands_of(run_stack(BASE))["health"].inputs["triggers"] == again["health"].inputs["triggers"]
