@@ -5,6 +5,7 @@
     python -m tools.rehearse --ref main --registry 127.0.0.1:5000/siriusscan --repo file:///srv/sirius.git
     python -m tools.rehearse --domain demo.sirius.test --acme-ca https://127.0.0.1:14000/dir \
         -- --acme-ca-root /tmp/pebble-roots.pem --proxy-http-port 5002   # HTTPS with a private CA
+    python -m tools.rehearse --ref main --pin    # the canary's way: the digests and commit the preflight sees
     python -m tools.rehearse --down
 
 Runs the very engine zipapp that the instance runs, with the same flags
@@ -21,8 +22,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pulumi import RunError
+
 from engine import settings
-from infra import bootstrap, commands
+from infra import bootstrap, commands, preflight
 from infra.config import ConfigError, parse
 
 DEFAULT_HOME = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sirius-demo" / "rehearsal"
@@ -35,7 +38,15 @@ def build_spec(args: argparse.Namespace) -> commands.DeploySpec:
            "acmeCa": args.acme_ca, "acmeEmail": args.acme_email, "rollback": args.rollback, "demoData": args.demo_data}
     config = parse(raw, stack="rehearsal")
     home = Path(args.home).resolve()
+    tags, digests, commit = {}, {}, ""
+    if args.pin:  # what `pulumi up` does: ask the registry and the repository, pin what they say now
+        pins = preflight.run(config)
+        tags = {image: tag for image, tag in pins.tags.items() if tag != config.image_tag}
+        digests, commit = dict(pins.digests), pins.commit
     return commands.DeploySpec(
+        image_tags=tags,
+        image_digests=digests,
+        commit=commit,
         repo_url=config.repo_url,
         ref=config.ref,
         git_ref=config.git_ref,
@@ -165,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--acme-email", default="")
     parser.add_argument("--no-rollback", dest="rollback", action="store_false")
     parser.add_argument("--no-demo-data", dest="demo_data", action="store_false")
+    parser.add_argument("--pin", action="store_true",
+                        help="run the preflight first and pin its image digests and the ref's commit, as pulumi up does")
     parser.add_argument("--down", action="store_true", help="remove the rehearsal's containers and volumes")
     parser.add_argument("engine_args", nargs=argparse.REMAINDER,
                         help="after --: more engine flags, e.g. -- --acme-ca-root FILE (the engine checks them)")
@@ -176,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = build_spec(args)
     except ConfigError as err:
+        parser.exit(2, f"{err}\n")
+    except RunError as err:  # the preflight's (--pin): registry unreachable, tag or ref missing
         parser.exit(2, f"{err}\n")
     print(f"rehearsing {spec.ref} (tag {spec.image_tag}) from {spec.repo_url} on the local Docker Engine", file=sys.stderr)
     code, report = run_deploy(spec, Path(args.home).resolve(), args.engine_args)
