@@ -8,6 +8,7 @@ installed and the tests can table them. Run as `python -m ci.stacks`:
     python -m ci.stacks name --branch=feature/scan-ui
     python -m ci.stacks branch-stacks --stacks-json=ls.json --organization=ORG  # branch stacks of ORG
     python -m ci.stacks due --stacks-json=expiry.json       # which of them to destroy now
+    python -m ci.stacks quota --stacks-json=ls.json --stack=pr-42 --max=4   # the Elastic IP quota
     python -m ci.stacks ssh-cidrs --extra="$CIDRS" --runner-ip="$IP"
     python -m ci.stacks check-tag -- v1.1.0
     python -m ci.stacks summary --outputs-json=out.json --stack=pr-42
@@ -373,6 +374,30 @@ def due_for_destruction(stacks: Iterable[Mapping[str, Any]], now: datetime) -> l
     return [verdict.name for verdict in review(stacks, now) if verdict.due]
 
 
+# --- the Elastic IP quota -------------------------------------------------------------
+
+# AWS's default Elastic IP quota per region. Every demo holds one, the shared `demo` stack too.
+ELASTIC_IP_QUOTA = 5
+DEFAULT_MAX_BRANCH_STACKS = ELASTIC_IP_QUOTA - 1
+
+
+def check_quota(listed: Iterable[str], stack: str, limit: int = DEFAULT_MAX_BRANCH_STACKS) -> str:
+    """Refuse a new branch demo when `limit` of them exist already (a redeploy is never refused)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise StackError(f"the branch demo limit {limit!r} is not a whole number, 0 or more")
+    existing = sorted({short_stack_name(name) for name in listed if is_branch_stack(name)})
+    if stack in existing:
+        return f"{stack} exists: a redeploy keeps its Elastic IP"
+    if len(existing) >= limit:
+        raise StackError(
+            f"refusing a new demo {stack}: {len(existing)} branch demos exist ({', '.join(existing)}), the limit is "
+            f"{limit}. Each demo holds an Elastic IP, and AWS allows {ELASTIC_IP_QUOTA} per region by default (the "
+            "shared demo stack holds one): a sixth would fail halfway through `pulumi up` with "
+            "AddressLimitExceeded. Remove the demo label from a pull request you are done with, or raise the "
+            "region's Elastic IP quota and then the DEMO_MAX_BRANCH_STACKS repository variable.")
+    return f"{len(existing)} of {limit} branch demos exist; {stack} is a new one"
+
+
 # --- SSH CIDRs for stacks deployed from CI --------------------------------------------
 
 
@@ -579,6 +604,13 @@ def _parser() -> argparse.ArgumentParser:
     due.add_argument("--json", action="store_true", help="print a JSON array instead of lines")
     due.add_argument("--explain", action="store_true", help="print every verdict to stderr")
 
+    quota = sub.add_parser("quota", help="refuse a new branch demo beyond the Elastic IP quota")
+    quota.add_argument("--stacks-json", required=True, help="`pulumi stack ls --json`, file or -")
+    quota.add_argument("--organization", default="", help="count only stacks of this organisation")
+    quota.add_argument("--stack", required=True, help="the stack about to be deployed")
+    quota.add_argument("--max", default=str(DEFAULT_MAX_BRANCH_STACKS),
+                       help=f"branch demos allowed at once (default {DEFAULT_MAX_BRANCH_STACKS})")
+
     cidrs = sub.add_parser("ssh-cidrs", help="sshCidrs for a deploy from CI")
     cidrs.add_argument("--extra", default="", help="comma-separated CIDRs besides the runner")
     cidrs.add_argument("--runner-ip", default="", help="the runner's public IPv4")
@@ -635,6 +667,12 @@ def main(argv: Sequence[str] | None = None, *, clock: Callable[[], datetime] | N
                 print(json.dumps(names))
             elif names:
                 print("\n".join(names))
+        elif args.command == "quota":
+            if not re.fullmatch(r"[0-9]{1,3}", args.max.strip()):
+                raise StackError(f"--max {args.max!r} is not a whole number of stacks")
+            names = [entry["name"] for entry in stack_entries(_read_json(args.stacks_json))
+                     if in_organization(entry["name"], args.organization)]
+            print(check_quota(names, args.stack, int(args.max)))
         elif args.command == "ssh-cidrs":
             print(ssh_cidrs(args.extra, args.runner_ip))
         elif args.command == "check-tag":

@@ -31,7 +31,8 @@ MAX_VOLUME_GIB = 16384
 MIN_HEALTH_TIMEOUT = 60
 MAX_HEALTH_TIMEOUT = 3600
 MIN_BUILD_TIMEOUT = 300
-MAX_BUILD_TIMEOUT = 4 * 3600
+# Capped so that the longest `pulumi up` (infra/remote.longest_up_seconds) fits a GitHub job (6 h).
+MAX_BUILD_TIMEOUT = 2 * 3600
 
 _INSTANCE_TYPE = re.compile(r"([a-z]+)(\d+)([a-z-]*)\.([a-z0-9]+)")
 _AWS_ID = {

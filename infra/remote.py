@@ -29,6 +29,19 @@ DIAL_TIMEOUT = 15
 # Boot = the OS setup (Docker from its apt repository, a few minutes at worst), then the pull
 # of the first deploy's images (at most engine.bootstrap.PREPULL_SECONDS).
 BOOT_SETUP_SECONDS = 900 + PREPULL_SECONDS
+# The longest `pulumi up` the settings allow (longest_up_seconds): the workflows' job timeouts
+# cover it, because a job killed halfway through an update leaves the stack locked.
+RESOURCES_SECONDS = 600  # the AWS resources before the first command (instance, Elastic IP, DNS record)
+DEPLOY_MARGIN_SECONDS = 900  # fetch and pull retries, up's minimum, the certificate, health, password
+
+
+def longest_up_seconds(health_timeout: int, build_timeout: int) -> int:
+    """Resources, SSH dials, the boot (OS setup and the first pull), then the deploy: its
+    deadline (healthTimeout, which a wait for the host's deploy lock shares), local builds
+    (added to it), a rollback with a fresh healthTimeout, and the margin."""
+    dials = DIAL_ATTEMPTS * DIAL_TIMEOUT
+    return (RESOURCES_SECONDS + dials + BOOT_SETUP_SECONDS + 2 * health_timeout + build_timeout
+            + DEPLOY_MARGIN_SECONDS)
 
 
 class RemoteDeploy:
