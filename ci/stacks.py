@@ -12,7 +12,7 @@ installed and the tests can table them. Run as `python -m ci.stacks`:
     python -m ci.stacks ssh-cidrs --extra="$CIDRS" --runner-ip="$IP"
     python -m ci.stacks check-tag -- v1.1.0
     python -m ci.stacks summary --outputs-json=out.json --stack=pr-42
-    python -m ci.stacks preview-comment --output=preview.txt --outcome=failure
+    python -m ci.stacks preview-comment --output=preview.txt --outcome=failure [--preview-json=preview.json]
 
 Workflows pass every value as `--option=value` (or after `--`): a value that starts with `-`
 (a branch `-x`, a dispatch payload `--help`) is then a value, never an option.
@@ -47,6 +47,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from ci.moved import summary as moved_summary
 from engine import rules
 
 SHARED_STACK = "demo"
@@ -500,6 +501,15 @@ def _timeline(health: Any) -> list[str]:
     path = report.get("criticalPath")
     if isinstance(path, list) and path:
         lines += ["", "Critical path: " + " → ".join(markdown_cell(p) for p in path)]
+    changes = report.get("moved")
+    if isinstance(changes, Mapping) and changes:  # the canary: what this deploy changed (engine report)
+        lines += ["", "Moved: " + "; ".join(
+            f"{markdown_cell(image)} {markdown_cell((c or {}).get('from') or 'a local build')} → "
+            f"{markdown_cell((c or {}).get('to') or 'a local build')}"
+            for image, c in sorted(changes.items()) if isinstance(c, Mapping))]
+    commits = report.get("commitRange")
+    if isinstance(commits, Mapping) and commits.get("from") and commits.get("to"):
+        lines += ["", f"Commits: {markdown_cell(str(commits['from'])[:12])}..{markdown_cell(str(commits['to'])[:12])}"]
     return lines
 
 
@@ -541,10 +551,10 @@ def render_summary(
 
 
 def render_preview_comment(output: str, *, outcome: str, stack: str = SHARED_STACK, commit: str = "",
-                           run_url: str = "") -> str:
+                           run_url: str = "", moved: list[str] | None = None) -> str:
     """The preview's PR comment, edited in place on every push. A failed preview says so at
     the top and shows its own output, so the diff of an earlier, successful run never stands
-    for the current code."""
+    for the current code. `moved` (ci.moved.summary): what the canary would redeploy."""
     ok = outcome == "success"
     head = f"### `pulumi preview` of `{markdown_cell(stack)}`: " + ("succeeded" if ok else f"**FAILED** ({markdown_cell(outcome)})")
     lines = [PREVIEW_MARKER, head, ""]
@@ -553,6 +563,8 @@ def render_preview_comment(output: str, *, outcome: str, stack: str = SHARED_STA
         lines += [where, ""]
     if not ok:
         lines += ["This preview did not finish; the output below is this run's, and any earlier diff is void.", ""]
+    elif moved:
+        lines += [*moved, ""]
     text = output if len(output) <= MAX_COMMENT_OUTPUT else "[...]\n" + output[-MAX_COMMENT_OUTPUT:]
     text = text.replace("```", "` ` `").rstrip("\n") or "(no output)"
     lines += ["<details open><summary>output</summary>", "", "```text", text, "```", "", "</details>"]
@@ -631,6 +643,7 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--stack", default=SHARED_STACK)
     preview.add_argument("--commit", default="")
     preview.add_argument("--run-url", default="")
+    preview.add_argument("--preview-json", default="", help="`pulumi preview --json` output: what moved (missing: none)")
     return parser
 
 
@@ -680,8 +693,14 @@ def main(argv: Sequence[str] | None = None, *, clock: Callable[[], datetime] | N
         elif args.command == "preview-comment":
             path = Path(args.output)
             output = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+            moved = None
+            if args.preview_json and Path(args.preview_json).is_file():
+                try:
+                    moved = moved_summary(_read_json(args.preview_json))
+                except json.JSONDecodeError:
+                    moved = ["What moved: not known (the JSON preview's output is not JSON)."]
             print(render_preview_comment(output, outcome=args.outcome, stack=args.stack, commit=args.commit,
-                                         run_url=args.run_url), end="")
+                                         run_url=args.run_url, moved=moved), end="")
         elif args.command == "summary":
             outputs = _read_json(args.outputs_json)
             print(

@@ -688,6 +688,16 @@ def test_summary_carries_the_last_deploys_measured_timeline():
     assert "Last deploy" not in render_summary({"health": {"status": "healthy"}}, stack="demo")
 
 
+def test_the_deploy_summary_names_what_moved_old_and_new():
+    old, new = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    report = {"phases": {"pull": 2.0}, "moved": {"sirius-ui": {"from": old, "to": new}},
+              "commitRange": {"from": "1" * 40, "to": "2" * 40}}
+    text = render_summary({"health": {"status": "healthy", "lastDeploy": report}}, stack="demo")
+    assert f"Moved: sirius-ui {old} → {new}" in text and f"Commits: {'1' * 12}..{'2' * 12}" in text
+    quiet = render_summary({"health": {"lastDeploy": {**report, "moved": {}, "commitRange": None}}}, stack="demo")
+    assert "Moved:" not in quiet and "Commits:" not in quiet
+
+
 # --- DNS labels for domainSuffix ------------------------------------------------------------
 
 DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
