@@ -290,4 +290,6 @@ def run(config, client: RegistryClient | None = None,
     except gitref.RefError as err:
         raise pulumi.RunError(f"preflight: {err}") from None
     tags = {**{image: config.image_tag for image in result.missing}, **result.chosen}
+    pulumi.log.info(f"preflight: {config.ref} is commit {commit}; " + ", ".join(
+        f"{image} {tags[image]} = {digest}" for image, digest in sorted(result.digests.items())))
     return Pins(tags, dict(result.digests), commit)

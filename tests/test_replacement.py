@@ -98,3 +98,14 @@ def test_a_subnet_set_in_the_config_is_followed():
 def test_the_instance_waits_for_the_egress_rules_its_boot_needs(base):
     depends = {urn.rsplit("::", 1)[-1] for urn in base["sirius-host"].dependencies}
     assert {"sirius-out-ipv4", "sirius-out-ipv6", "sirius-eip"} <= depends
+
+
+def test_user_data_names_the_first_deploy_yet_a_new_ref_never_touches_the_host(base):
+    """user_data carries the first deploy's ref and tag, so it differs per ref; the instance
+    ignores it after creation (an update would stop and start the VM): a later ref or tag is
+    deployed over SSH."""
+    later = registered({"ref": "v1.1.0"})
+    assert base["sirius-host"].inputs["userData"] != later["sirius-host"].inputs["userData"]
+    assert "userData" in later["sirius-host"].ignore_changes
+    assert not {key for name, key in differences(base, later) if name == "sirius-host"} - {"tags"}
+    assert base["sirius-host"].replacement_trigger == later["sirius-host"].replacement_trigger
