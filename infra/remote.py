@@ -3,7 +3,8 @@
 wait for boot -> install the deploy engine -> deploy the tag -> health report, plus
 the admin password read back as a secret. pulumi-command runs a command again whenever
 any of its inputs changes: for the deploy that is its triggers (a new instance, ref,
-image tag, per-image tag or deploy engine) and its command line itself, which carries
+image tag, per-image tag, deploy engine, and the image digests and commit the preflight
+pinned: docs/canary.md) and its command line itself, which carries
 healthTimeout, repoUrl, imageRegistry, the public address and, with a domain, domain,
 acmeCa and acmeEmail. Each re-run deploys in
 place; the instance itself is never touched. The `health` output is the report taken
