@@ -11,7 +11,7 @@ import requests
 
 from tools import rehearse
 
-from testbed.harness import TAG_LATEST, TAG_V1, TAG_V2
+from testbed.harness import SIRIUS_IMAGES, TAG_LATEST, TAG_V1, TAG_V2
 from tests.host.test_preflight import retag
 
 
@@ -89,6 +89,10 @@ def test_the_canary_rehearsal_a_new_ui_under_latest_recreates_only_the_ui(
         clean_project, registry, sirius_repo, standins, no_sirius_images, tmp_path):
     """Deploy latest (pinned), Sirius CI pushes a new UI under latest, the same deploy again:
     only the UI is recreated, it runs the new digest, and the report names old and new."""
+    for image in SIRIUS_IMAGES:  # latest of every image (another test may have deleted some: republish v1's)
+        if registry.digest(f"siriusscan/{image}", TAG_LATEST) is None:
+            retag(registry, image, TAG_V1, TAG_LATEST)
+            standins.digests.pop((image, TAG_LATEST), None)
     manifests = f"http://{registry.host}/v2/siriusscan/sirius-ui/manifests"
     accept = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
     original = requests.get(f"{manifests}/{TAG_LATEST}", headers={"Accept": accept}, timeout=10)
