@@ -11,8 +11,8 @@ from infra.demo import SiriusDemo
 from infra.publicip import lookup_public_ipv4
 
 settings = config.load(pulumi.get_stack(), lookup_public_ip=lookup_public_ipv4)
-image_tags = preflight.run(settings)
-demo = SiriusDemo("sirius", settings, image_tags)
+pins = preflight.run(settings)
+demo = SiriusDemo("sirius", settings, pins)
 
 pulumi.export("publicIp", demo.public_ip)
 pulumi.export("uiUrl", demo.ui_url)
@@ -23,7 +23,10 @@ if settings.https:
 pulumi.export("imageTag", settings.image_tag)
 pulumi.export("ref", settings.ref)
 pulumi.export("instanceId", demo.host.instance.id)
-pulumi.export("imageTags", image_tags)
+pulumi.export("imageTags", pins.tags)
+# What the last deploy was asked to run (empty with preflight: false): the canary's inputs.
+pulumi.export("imageDigests", pins.digests)
+pulumi.export("commit", pins.commit)
 pulumi.export("sshCommand", demo.ssh_command)
 pulumi.export("health", demo.remote.report)
 pulumi.export("deploySeconds", demo.remote.deploy_seconds)

@@ -93,6 +93,15 @@ def _timeline(health: Any) -> list[str]:
     path = report.get("criticalPath")
     if isinstance(path, list) and path:
         lines += ["", "Critical path: " + " → ".join(markdown_cell(p) for p in path)]
+    changes = report.get("moved")
+    if isinstance(changes, Mapping) and changes:  # the canary: what this deploy changed (engine report)
+        lines += ["", "Moved: " + "; ".join(
+            f"{markdown_cell(image)} {markdown_cell((c or {}).get('from') or 'a local build')} → "
+            f"{markdown_cell((c or {}).get('to') or 'a local build')}"
+            for image, c in sorted(changes.items()) if isinstance(c, Mapping))]
+    commits = report.get("commitRange")
+    if isinstance(commits, Mapping) and commits.get("from") and commits.get("to"):
+        lines += ["", f"Commits: {markdown_cell(str(commits['from'])[:12])}..{markdown_cell(str(commits['to'])[:12])}"]
     return lines
 
 
@@ -134,10 +143,10 @@ def render_summary(
 
 
 def render_preview_comment(output: str, *, outcome: str, stack: str, commit: str = "",
-                           run_url: str = "") -> str:
+                           run_url: str = "", moved: list[str] | None = None) -> str:
     """The preview's PR comment, edited in place on every push. A failed preview says so at
     the top and shows its own output, so the diff of an earlier, successful run never stands
-    for the current code."""
+    for the current code. `moved` (ci.moved.summary): what the canary would redeploy."""
     ok = outcome == "success"
     head = f"### `pulumi preview` of `{markdown_cell(stack)}`: " + ("succeeded" if ok else f"**FAILED** ({markdown_cell(outcome)})")
     lines = [PREVIEW_MARKER, head, ""]
@@ -146,6 +155,8 @@ def render_preview_comment(output: str, *, outcome: str, stack: str, commit: str
         lines += [where, ""]
     if not ok:
         lines += ["This preview did not finish; the output below is this run's, and any earlier diff is void.", ""]
+    elif moved:
+        lines += [*moved, ""]
     text = output if len(output) <= MAX_COMMENT_OUTPUT else "[...]\n" + output[-MAX_COMMENT_OUTPUT:]
     text = text.replace("```", "` ` `").rstrip("\n") or "(no output)"
     lines += ["<details open><summary>output</summary>", "", "```text", text, "```", "", "</details>"]

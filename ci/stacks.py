@@ -8,10 +8,11 @@ installed and the tests can table them. Run as `python -m ci.stacks`:
     python -m ci.stacks name --branch=feature/scan-ui
     python -m ci.stacks branch-stacks --stacks-json=ls.json --organization=ORG  # branch stacks of ORG
     python -m ci.stacks due --stacks-json=expiry.json       # which of them to destroy now
+    python -m ci.stacks quota --stacks-json=ls.json --stack=pr-42 --max=4   # the Elastic IP quota
     python -m ci.stacks ssh-cidrs --extra="$CIDRS" --runner-ip="$IP"
     python -m ci.stacks check-tag -- v1.1.0
     python -m ci.stacks summary --outputs-json=out.json --stack=pr-42
-    python -m ci.stacks preview-comment --output=preview.txt --outcome=failure
+    python -m ci.stacks preview-comment --output=preview.txt --outcome=failure [--preview-json=preview.json]
 
 Workflows pass every value as `--option=value` (or after `--`): a value that starts with `-`
 (a branch `-x`, a dispatch payload `--help`) is then a value, never an option.
@@ -47,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from ci import markdown
+from ci.moved import summary as moved_summary
 from engine import rules
 
 SHARED_STACK = "demo"
@@ -345,6 +347,30 @@ def due_for_destruction(stacks: Iterable[Mapping[str, Any]], now: datetime) -> l
     return [verdict.name for verdict in review(stacks, now) if verdict.due]
 
 
+# --- the Elastic IP quota -------------------------------------------------------------
+
+# AWS's default Elastic IP quota per region. Every demo holds one, the shared `demo` stack too.
+ELASTIC_IP_QUOTA = 5
+DEFAULT_MAX_BRANCH_STACKS = ELASTIC_IP_QUOTA - 1
+
+
+def check_quota(listed: Iterable[str], stack: str, limit: int = DEFAULT_MAX_BRANCH_STACKS) -> str:
+    """Refuse a new branch demo when `limit` of them exist already (a redeploy is never refused)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise StackError(f"the branch demo limit {limit!r} is not a whole number, 0 or more")
+    existing = sorted({short_stack_name(name) for name in listed if is_branch_stack(name)})
+    if stack in existing:
+        return f"{stack} exists: a redeploy keeps its Elastic IP"
+    if len(existing) >= limit:
+        raise StackError(
+            f"refusing a new demo {stack}: {len(existing)} branch demos exist ({', '.join(existing)}), the limit is "
+            f"{limit}. Each demo holds an Elastic IP, and AWS allows {ELASTIC_IP_QUOTA} per region by default (the "
+            "shared demo stack holds one): a sixth would fail halfway through `pulumi up` with "
+            "AddressLimitExceeded. Remove the demo label from a pull request you are done with, or raise the "
+            "region's Elastic IP quota and then the DEMO_MAX_BRANCH_STACKS repository variable.")
+    return f"{len(existing)} of {limit} branch demos exist; {stack} is a new one"
+
+
 # --- SSH CIDRs for stacks deployed from CI --------------------------------------------
 
 
@@ -416,6 +442,13 @@ def _parser() -> argparse.ArgumentParser:
     due.add_argument("--json", action="store_true", help="print a JSON array instead of lines")
     due.add_argument("--explain", action="store_true", help="print every verdict to stderr")
 
+    quota = sub.add_parser("quota", help="refuse a new branch demo beyond the Elastic IP quota")
+    quota.add_argument("--stacks-json", required=True, help="`pulumi stack ls --json`, file or -")
+    quota.add_argument("--organization", default="", help="count only stacks of this organisation")
+    quota.add_argument("--stack", required=True, help="the stack about to be deployed")
+    quota.add_argument("--max", default=str(DEFAULT_MAX_BRANCH_STACKS),
+                       help=f"branch demos allowed at once (default {DEFAULT_MAX_BRANCH_STACKS})")
+
     cidrs = sub.add_parser("ssh-cidrs", help="sshCidrs for a deploy from CI")
     cidrs.add_argument("--extra", default="", help="comma-separated CIDRs besides the runner")
     cidrs.add_argument("--runner-ip", default="", help="the runner's public IPv4")
@@ -436,6 +469,7 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--stack", default=SHARED_STACK)
     preview.add_argument("--commit", default="")
     preview.add_argument("--run-url", default="")
+    preview.add_argument("--preview-json", default="", help="`pulumi preview --json` output: what moved (missing: none)")
     return parser
 
 
@@ -472,6 +506,12 @@ def main(argv: Sequence[str] | None = None, *, clock: Callable[[], datetime] | N
                 print(json.dumps(names))
             elif names:
                 print("\n".join(names))
+        elif args.command == "quota":
+            if not re.fullmatch(r"[0-9]{1,3}", args.max.strip()):
+                raise StackError(f"--max {args.max!r} is not a whole number of stacks")
+            names = [entry["name"] for entry in stack_entries(_read_json(args.stacks_json))
+                     if in_organization(entry["name"], args.organization)]
+            print(check_quota(names, args.stack, int(args.max)))
         elif args.command == "ssh-cidrs":
             print(ssh_cidrs(args.extra, args.runner_ip))
         elif args.command == "check-tag":
@@ -479,8 +519,14 @@ def main(argv: Sequence[str] | None = None, *, clock: Callable[[], datetime] | N
         elif args.command == "preview-comment":
             path = Path(args.output)
             output = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+            moved = None
+            if args.preview_json and Path(args.preview_json).is_file():
+                try:
+                    moved = moved_summary(_read_json(args.preview_json))
+                except json.JSONDecodeError:
+                    moved = ["What moved: not known (the JSON preview's output is not JSON)."]
             print(markdown.render_preview_comment(output, outcome=args.outcome, stack=args.stack, commit=args.commit,
-                                         run_url=args.run_url), end="")
+                                                  run_url=args.run_url, moved=moved), end="")
         elif args.command == "summary":
             outputs = _read_json(args.outputs_json)
             print(

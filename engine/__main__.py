@@ -24,6 +24,10 @@ def main(argv: list[str]) -> int:
         p.add_argument("--state-dir", default=STATE_DIR)
         if command == "bootstrap":
             p.add_argument("--log", default=BOOTSTRAP_LOG)
+            # The first deploy's, from user_data (validated by the program: infra/commands.py).
+            p.add_argument("--ref", default="")
+            p.add_argument("--tag", default="")
+            p.add_argument("--pull", action="append", default=[], metavar="IMAGE_REF")
         chosen = p.parse_args(args)
         if command == "health":
             from engine import health
@@ -31,7 +35,7 @@ def main(argv: list[str]) -> int:
             return health.main(chosen.state_dir)
         from engine import bootstrap
 
-        return bootstrap.main(chosen.state_dir, chosen.log)
+        return bootstrap.main(chosen.state_dir, chosen.log, chosen.ref, chosen.tag, chosen.pull)
     if command == "install":
         from engine import install
 
@@ -46,21 +50,9 @@ def main(argv: list[str]) -> int:
             return 2
         return deploy.Deploy(chosen).run()
     if command == "reset":
-        from engine import reset, settings
+        from engine import reset
 
-        p = argparse.ArgumentParser(prog="engine reset", allow_abbrev=False)
-        p.add_argument("--state-dir", default=STATE_DIR)
-        p.add_argument("--health-timeout", type=int)
-        for flag in ("--rollback", "--demo-data"):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction)
-        chosen = p.parse_args(args)
-        overrides = {k: v for k, v in vars(chosen).items() if k != "state_dir" and v is not None}
-        try:
-            remembered = settings.remembered(chosen.state_dir, **overrides)
-        except settings.SettingsError as err:
-            print(f"engine reset: {err}", file=sys.stderr)
-            return 2
-        return reset.Reset(remembered).run()
+        return reset.main(args)
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -1,9 +1,11 @@
 """Can this compose project run the published images? Checked before any pull.
 
 Input is what `docker compose config` says: the rendered project (or compose's own
-error), and the project rendered again with every variable that would render empty set
-to a marker naming it (`probe_env`): a marker that shows up in a health check, command
-or entrypoint is a variable that leaves it empty. (`config --no-interpolate` cannot be
+error), and the project rendered again from a copy of the compose file in which every
+`${...}` that renders empty is replaced by a marker naming its variable (`probe_text`):
+a marker that shows up in a health check, command or entrypoint is a variable that
+leaves it empty there. Judged per occurrence: `${X:-d}` with X set but empty renders
+`d`, even where a bare `${X}` elsewhere renders empty. (`config --no-interpolate` cannot be
 used: it validates `pull_policy: ${...}` uninterpolated and refuses upstream's file.)
 A ref that cannot work fails here in seconds, naming the service and what to do,
 instead of after the health timeout.
@@ -40,30 +42,47 @@ def _strings(value: object) -> list[str]:
     return []
 
 
+def _rendered(op: str, default: str, value: str | None) -> str:
+    """What compose renders for one `${NAME<op><default>}` when NAME is `value` (None: unset)."""
+    if op in ("-", ":-"):
+        unset = value is None or (op == ":-" and value == "")
+        return default if unset else value  # type: ignore[return-value]
+    if op == "+":
+        return default if value is not None else ""  # set, even to "", takes the alternative
+    if op == ":+":
+        return default if value else ""
+    return value or ""
+
+
 def empty_variables(text: str, env: dict[str, str]) -> list[str]:
-    """Variables in `text` that compose renders as an empty string with `env`."""
+    """Variables in `text` that compose renders as an empty string with `env` (one entry per occurrence)."""
     empty = []
     for name, op, default, bare in _VARIABLE.findall(text.replace("$$", "")):
         name = name or bare
-        value = env.get(name)
-        if op in ("-", ":-"):
-            unset = value is None or (op == ":-" and value == "")
-            rendered = default if unset else value
-        elif op == "+" or op == ":+":
-            rendered = default if value else ""
-        else:
-            rendered = value or ""
-        if rendered == "":
+        if _rendered(op, default, env.get(name)) == "":
             empty.append(name)
     return empty
+
+
+_VARIABLE_OR_ESCAPE = re.compile(r"\$\$|" + _VARIABLE.pattern)
+
+
+def probe_text(compose_text: str, env: dict[str, str]) -> str:
+    """The compose file with every occurrence that renders empty under `env` replaced by a
+    marker naming its variable; `$$` (the container's own `$`) and the rest left as they are."""
+    def marker(match: re.Match) -> str:
+        if match.group(0) == "$$":
+            return "$$"
+        name, op, default, bare = match.group(1), match.group(2) or "", match.group(3) or "", match.group(4)
+        name = name or bare
+        return f"__SIRIUS_EMPTY_{name}__" if _rendered(op, default, env.get(name)) == "" else match.group(0)
+
+    return _VARIABLE_OR_ESCAPE.sub(marker, compose_text)
 
 
 _MARKER = re.compile(r"__SIRIUS_EMPTY_(\w+?)__")
 
 
-def probe_env(compose_text: str, env: dict[str, str]) -> dict[str, str]:
-    """`env` plus a marker value for every variable of the compose file that renders empty."""
-    return {**env, **{name: f"__SIRIUS_EMPTY_{name}__" for name in empty_variables(compose_text, env)}}
 
 
 def problems(rendered: dict, probed: dict | None) -> list[str]:

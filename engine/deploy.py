@@ -63,7 +63,7 @@ class Deploy:
             "phases": {"install": settings.install_seconds, "fetch": 0, "check": 0, "pull": 0, "build": 0, "up": 0, "healthy": 0},
             "startInterval": False, "startIntervalNote": None, "imageFallbacks": plan.image_fallbacks(settings.image_tag, settings.image_tags),
             "builtLocally": [], "buildSeconds": {}, "unhealthy": [], "problems": [], "criticalPath": [], "services": {},
-            "rollback": None, "serving": None, "disk": None,
+            "rollback": None, "serving": None, "disk": None, "moved": {}, "commitRange": None,
         }
         self.phase_started = time.monotonic()
         self.report["phases"]["install"] = settings.install_seconds or first_boot_install_seconds(settings.state_dir)
@@ -211,10 +211,15 @@ class Deploy:
         else:
             run([*git, "remote", "set-url", "origin", s.repo_url])
         result = Result(1, "", "")
+        # A pinned commit is fetched by its id: the ref may have moved since the program resolved it.
+        wanted = s.commit or s.git_ref
         for attempt in range(1, FETCH_ATTEMPTS + 1):
-            result = run([*git, "fetch", "-q", "--depth", "1", "origin", s.git_ref], timeout=min(300, self.remaining()))
+            result = run([*git, "fetch", "-q", "--depth", "1", "origin", wanted], timeout=min(300, self.remaining()))
             if result.ok:
                 break
+            if s.commit and any(m in result.err for m in ("not our ref", "no such remote ref", "unadvertised object")):
+                self.fail(f"commit {s.commit[:12]} of {s.git_ref} is not in {s.repo_url} (any more): run pulumi up again "
+                          "to deploy what the ref points at now")
             if any(m in result.err for m in ("couldn't find remote ref", "not our ref", "no such remote ref")):
                 log(f"fetch: WARNING: {s.git_ref} does not exist in {s.repo_url}; deploying its default branch instead")
                 self.report["refFellBack"] = True
@@ -224,7 +229,7 @@ class Deploy:
             if attempt < FETCH_ATTEMPTS and time.time() + attempt * 2 < self.deadline:
                 time.sleep(attempt * 2)
         if not result.ok:
-            self.fail(f"cannot fetch {s.repo_url}: {result.last_line()}")
+            self.fail(f"cannot fetch {s.repo_url} at {wanted}: {result.last_line()}")
         # Objects only: the checkout waits for the switch, after the check and the pull.
         self.report["commit"] = run([*git, "rev-parse", "FETCH_HEAD^{commit}"]).out.strip()
         shown = run([*git, "show", f"{self.report['commit']}:docker-compose.yaml"])
@@ -265,11 +270,14 @@ class Deploy:
             self.report["problems"] = compat.render_problems(error)
             self.fail("compatibility check: " + "; ".join(self.report["problems"]))
         env = {**envfile.parse(self.env_text), **os.environ}  # compose: the process env wins over .env
-        probe = compat.probe_env(self.compose_text, env)
-        probed = compose.config(env={**os.environ, **probe})[0] if probe != env else None
-        if probe != env and probed is None:
-            log("check: WARNING: could not render the project with empty variables marked; "
-                "health checks that render empty are not detected")
+        probe, probed = compat.probe_text(self.compose_text, env), None
+        if probe != self.compose_text:  # the staged copy again, with markers where values render empty
+            with open(compose.files[0], "w") as f:
+                f.write(probe)
+            probed = compose.config()[0]
+            if probed is None:
+                log("check: WARNING: could not render the project with empty variables marked; "
+                    "health checks that render empty are not detected")
         problems = compat.problems(rendered, probed)
         if problems:
             self.report["problems"] = problems
@@ -308,8 +316,12 @@ class Deploy:
         digests: dict[str, str] = {}
         pending = []
         for image in images:
+            pinned = s.image_digests.get(image)
             local = self.digest(image)
-            if rules.is_immutable_tag(s.tag_of(image)) and local:
+            if pinned and local == pinned:
+                log(f"pull: {s.pull_ref_of(image)} (the digest the preflight saw) is present")
+                digests[image] = local
+            elif not pinned and rules.is_immutable_tag(s.tag_of(image)) and local:
                 log(f"pull: {s.ref_of(image)} never moves and is present")
                 digests[image] = local
             else:
@@ -321,16 +333,16 @@ class Deploy:
             log(f"pull: round {self.report['pullRounds']}: {' '.join(pending)}")
             with concurrent.futures.ThreadPoolExecutor(max_workers=len(pending)) as pool:
                 results = dict(zip(pending, pool.map(
-                    lambda i: run(["docker", "pull", "--quiet", s.ref_of(i)], timeout=self.remaining()), pending)))
+                    lambda i: run(["docker", "pull", "--quiet", s.pull_ref_of(i)], timeout=self.remaining()), pending)))
             retry = []
             for image, result in results.items():
                 if result.ok:
                     digests[image] = self.digest(image) or ""
                 elif plan.pull_is_hopeless(result.err + result.out):
-                    log(f"pull: {s.ref_of(image)} is not published")
+                    log(f"pull: {s.pull_ref_of(image)} is not published")
                     self.missing.append(image)
                 else:
-                    log(f"pull: {s.ref_of(image)} failed: {result.last_line()}")
+                    log(f"pull: {s.pull_ref_of(image)} failed: {result.last_line()}")
                     retry.append(image)
             pending = retry
             if not pending:
@@ -347,13 +359,14 @@ class Deploy:
         return digests
 
     def digest(self, image: str) -> str | None:
-        ref = self.s.ref_of(image)
+        """The registry digest of the local image the deploy would run: the pinned one, else the tag's."""
+        ref = self.s.pull_ref_of(image)
         r = run(["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", ref], timeout=60)
-        repo = ref.rsplit(":", 1)[0]
-        for entry in (json.loads(r.out) or []) if r.ok else []:
-            if entry.startswith(repo + "@"):
-                return entry.split("@", 1)[1]
-        return None
+        repo = f"{self.s.registry}/{image}"
+        found = [entry.split("@", 1)[1] for entry in ((json.loads(r.out) or []) if r.ok else [])
+                 if entry.startswith(repo + "@")]
+        pinned = self.s.image_digests.get(image)
+        return pinned if pinned in found else (found[0] if found else None)
 
     def build(self, compose: Compose, services: dict, digests: dict[str, str]) -> set[str]:
         """Build locally what could not be pulled; the time is added to the deadline."""
@@ -423,6 +436,8 @@ class Deploy:
         with open(path, "w") as f:
             f.write(text)
         self.run_images, self.override_text = wanted, text
+        self.report["moved"], self.report["commitRange"] = plan.moved(rollback.load(s.state_dir), wanted,
+                                                                      self.report["commit"])
         self.compose = compose.with_files(path)
         # What compose would see change apart from images: the commit, the override's shape.
         shape = json.dumps([self.report["commit"], override.render(

@@ -183,3 +183,26 @@ def image_fallbacks(image_tag: str, image_tags: dict[str, str]) -> dict[str, dic
     """Images that run another tag than the deploy's, for the report: loud for a sha- ref,
     whose compose file then runs other commits' images."""
     return {image: {"wanted": image_tag, "running": tag} for image, tag in sorted(image_tags.items()) if tag != image_tag}
+
+
+def digest_of(run_image: str | None) -> str | None:
+    """The digest of a run image (`registry/name@sha256:...`); None for a local build's tag."""
+    digest = (run_image or "").partition("@")[2]
+    return digest or None
+
+
+def moved(last_healthy: dict | None, wanted: dict[str, str], commit: str | None) -> tuple[dict, dict | None]:
+    """What this deploy changes against the last healthy one, for the report: per image whose
+    digest moved, {"from", "to"}; and the commit range {"from", "to"} when the commit moved."""
+    if not last_healthy:
+        return {}, None
+    before = last_healthy.get("runImages") or {}
+    changes: dict[str, dict[str, str | None]] = {}
+    for service, image in sorted(wanted.items()):
+        old, new = digest_of(before.get(service)), digest_of(image)
+        name = image.partition("@")[0].rsplit("/", 1)[-1].split(":")[0]
+        if service in before and old != new:
+            changes[name] = {"from": old, "to": new}
+    old_commit = last_healthy.get("commit")
+    commits = {"from": old_commit, "to": commit} if old_commit and commit and old_commit != commit else None
+    return changes, commits

@@ -27,6 +27,7 @@ import socket
 import ssl
 import tempfile
 import time
+import urllib.parse
 from datetime import datetime, timezone
 
 from engine import plan, rules
@@ -289,7 +290,7 @@ class Proxy:
             return facts, f"http://{s.domain}/: {err}"
         finally:
             plain.close()
-        facts["redirect"] = answer.status in (301, 302, 307, 308) and location.startswith(f"https://{s.domain}")
+        facts["redirect"] = redirects_to_https(answer.status, location, s.domain)
         if not facts["redirect"]:
             return facts, f"http://{s.domain}/ answered {answer.status} {location!r}, not a redirect to https://"
         return facts, None
@@ -337,3 +338,17 @@ class Proxy:
                 reason = obtain_error(text, s.domain)
                 return done(f"no certificate within {s.cert_timeout}s: {reason}" if reason else problem)
             time.sleep(POLL_SECONDS)
+
+
+def redirects_to_https(status: int, location: str, domain: str) -> bool:
+    """Whether http://<domain>/ answered a redirect to https on the same name: the target's
+    scheme and host are compared, not its text (https://demo.example.com.evil.net/ starts
+    like https://demo.example.com and is somewhere else)."""
+    if status not in (301, 302, 307, 308):
+        return False
+    try:
+        target = urllib.parse.urlsplit(location)
+        target.port  # noqa: B018 - raises ValueError for a port that is no number
+    except ValueError:
+        return False
+    return target.scheme == "https" and (target.hostname or "") == domain.lower() and "@" not in target.netloc

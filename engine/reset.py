@@ -26,9 +26,11 @@ format, plus `kind` and `reset`) says in `reset.demo` which demo serves:
 
 from __future__ import annotations
 
+import argparse
+import sys
 import time
 
-from engine import demodata, plan, rollback, rules
+from engine import STATE_DIR, demodata, plan, rollback, rules, settings
 from engine.deploy import Deploy, DeployError
 from engine.docker import Compose, log, project_containers, run
 from engine.settings import Settings
@@ -152,3 +154,20 @@ class Reset(Deploy):
 
     def exit_code(self) -> int:
         return 0 if self.report["status"] == RESET_OK else 1
+
+
+def main(argv: list[str]) -> int:
+    """`engine reset`: what it deploys is the last deploy's; flags only narrow how."""
+    p = argparse.ArgumentParser(prog="engine reset", allow_abbrev=False)
+    p.add_argument("--state-dir", default=STATE_DIR)
+    p.add_argument("--health-timeout", type=int)
+    for flag in ("--rollback", "--demo-data"):
+        p.add_argument(flag, action=argparse.BooleanOptionalAction)
+    chosen = p.parse_args(argv)
+    overrides = {k: v for k, v in vars(chosen).items() if k != "state_dir" and v is not None}
+    try:
+        remembered = settings.remembered(chosen.state_dir, **overrides)
+    except settings.SettingsError as err:
+        print(f"engine reset: {err}", file=sys.stderr)
+        return 2
+    return Reset(remembered).run()

@@ -62,6 +62,11 @@ _IMAGE_REF = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::\d{1,5})?(?:/[a-z0
                         r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?")
 # Docker's tag grammar.
 IMAGE_TAG_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+# What a deploy pins (the canary's inputs): a manifest digest and a full git commit id.
+DIGEST_PATTERN = re.compile(r"sha256:[0-9a-f]{64}")
+DIGEST_FORM = "IMAGE=sha256:<64 hex>, e.g. sirius-ui=sha256:0123...cdef"
+COMMIT_PATTERN = re.compile(r"[0-9a-f]{40}")
+COMMIT_FORM = "a full commit id (40 lower-case hex digits)"
 # A safe subset of git's ref grammar: nothing a shell or git option parser reads as syntax.
 REF_FORM = "expected a branch, tag, pr-N or commit: letters, digits, '.', '_', '-', '/'"
 _REF_CHAR = re.compile(r"[A-Za-z0-9._/-]")
@@ -159,6 +164,14 @@ def local_address(bind_address: str) -> str:
 
 def is_repo_url(url: str) -> bool:
     return bool(REPO_URL_PATTERN.fullmatch(url)) and ".." not in url
+
+
+def is_digest(value: object) -> bool:
+    return isinstance(value, str) and bool(DIGEST_PATTERN.fullmatch(value))
+
+
+def is_commit(value: object) -> bool:
+    return isinstance(value, str) and bool(COMMIT_PATTERN.fullmatch(value))
 
 
 def is_immutable_tag(tag: str) -> bool:

@@ -34,6 +34,9 @@ class Settings:
     git_ref: str
     image_tag: str
     image_tags: dict[str, str] = field(default_factory=dict)  # per image, e.g. sirius-ui -> pr-7-amd64
+    # What the preflight saw (the canary's inputs): run exactly these, whatever the tag or ref says now.
+    image_digests: dict[str, str] = field(default_factory=dict)  # per image, e.g. sirius-ui -> sha256:...
+    commit: str = ""  # "" = whatever git_ref points at when fetched
     registry: str = rules.DEFAULT_REGISTRY
     public_host: str = "localhost"
     bind_address: str = ""  # where the UI and API listen; "" = every address
@@ -62,6 +65,11 @@ class Settings:
     def ref_of(self, image: str) -> str:
         return f"{self.registry}/{image}:{self.tag_of(image)}"
 
+    def pull_ref_of(self, image: str) -> str:
+        """What to pull: the pinned digest when the preflight saw one, else the tag."""
+        digest = self.image_digests.get(image)
+        return f"{self.registry}/{image}@{digest}" if digest else self.ref_of(image)
+
 
 def _check(flag: str, ok: bool, form: str, value: object) -> None:
     if not ok:
@@ -80,6 +88,10 @@ def validate(s: Settings) -> Settings:
     for image, tag in s.image_tags.items():
         ok = rules.IMAGE_NAME_PATTERN.fullmatch(image) and rules.IMAGE_TAG_PATTERN.fullmatch(tag)
         _check("--image-tag", bool(ok), "IMAGE=TAG, e.g. sirius-ui=pr-7-amd64", f"{image}={tag}")
+    for image, digest in s.image_digests.items():
+        ok = rules.IMAGE_NAME_PATTERN.fullmatch(image) and rules.is_digest(digest)
+        _check("--image-digest", bool(ok), rules.DIGEST_FORM, f"{image}={digest}")
+    _check("--commit", s.commit == "" or rules.is_commit(s.commit), rules.COMMIT_FORM, s.commit)
     _check("--registry", bool(rules.REGISTRY_PATTERN.fullmatch(s.registry)), "host/namespace, e.g. ghcr.io/siriusscan", s.registry)
     _check("--public-host", rules.is_public_host(s.public_host), "a host name or IP address", s.public_host)
     _check("--bind-address", s.bind_address == "" or bool(_BIND.fullmatch(s.bind_address)), "an IPv4 address", s.bind_address)
@@ -111,6 +123,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--git-ref", help="what to fetch (default: --ref)")
     p.add_argument("--tag", dest="image_tag", default="latest")
     p.add_argument("--image-tag", dest="image_tags", action="append", default=[], metavar="IMAGE=TAG")
+    p.add_argument("--image-digest", dest="image_digests", action="append", default=[], metavar="IMAGE=DIGEST")
+    p.add_argument("--commit", default="", help="the commit of --git-ref to deploy (default: what it points at)")
     for flag, kind in (("--registry", str), ("--public-host", str), ("--bind-address", str),
                        ("--health-timeout", int), ("--build-timeout", int), ("--state-dir", str),
                        ("--pull-attempts", int), ("--pull-delay", float), ("--min-free-gb", int),
@@ -127,16 +141,23 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _pairs(items: list[str], flag: str, form: str) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        image, sep, value = item.partition("=")
+        _check(flag, bool(sep), form, item)
+        pairs[image] = value
+    return pairs
+
+
 def from_args(argv: list[str]) -> Settings:
     """Parse and validate; argparse exits 2 on unknown flags, SettingsError on bad values."""
     a = parser().parse_args(argv)
-    pairs = {}
-    for item in a.image_tags:
-        image, sep, tag = item.partition("=")
-        _check("--image-tag", bool(sep), "IMAGE=TAG, e.g. sirius-ui=pr-7-amd64", item)
-        pairs[image] = tag
+    pairs = _pairs(a.image_tags, "--image-tag", "IMAGE=TAG, e.g. sirius-ui=pr-7-amd64")
+    digests = _pairs(a.image_digests, "--image-digest", rules.DIGEST_FORM)
     return validate(Settings(
         repo_url=a.repo_url, ref=a.ref, git_ref=a.git_ref or a.ref, image_tag=a.image_tag, image_tags=pairs,
+        image_digests=digests, commit=a.commit,
         registry=a.registry, public_host=a.public_host, bind_address=a.bind_address,
         health_timeout=a.health_timeout, build_timeout=a.build_timeout, project_dir=a.project_dir,
         state_dir=a.state_dir, pull_attempts=a.pull_attempts, pull_delay=a.pull_delay,

@@ -1,8 +1,10 @@
 """The host engine as it travels: reproducible Python zipapps.
 
 - user_data (engine/boot/user-data.sh) carries the boot part of the engine (OS
-  setup) and runs `bootstrap`. It holds no setting of the stack: it is the same for
-  every ref, tag and address, and well inside AWS's 16 KB.
+  setup) and runs `bootstrap`, with the first deploy's ref, tag and images as data (no
+  secret, no address): the boot pulls those images while Pulumi waits for SSH. The
+  instance ignores later changes of user_data (infra/instance.py): a later ref or tag is
+  deployed over SSH, and never stops or replaces a running host. Well inside AWS's 16 KB.
 - The whole engine is uploaded over SSH before every deploy (infra/remote.py),
   the first one included.
 """
@@ -14,6 +16,7 @@ import hashlib
 import io
 import textwrap
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from infra import commands
@@ -75,12 +78,20 @@ def encoded_engine(modules: tuple[str, ...] | None = None) -> str:
     return "\n".join(textwrap.wrap(base64.b64encode(engine_archive(modules)).decode("ascii"), 76)) + "\n"
 
 
-def render_user_data() -> str:
-    """The user_data script: the boot zipapp, then `bootstrap`."""
+def first_images(registry: str, tags: Mapping[str, str], digests: Mapping[str, str]) -> tuple[str, ...]:
+    """The image references the boot pulls: by digest when the preflight saw one, else by tag."""
+    return tuple(f"{registry}/{image}@{digests[image]}" if image in digests else f"{registry}/{image}:{tag}"
+                 for image, tag in sorted(tags.items()))
+
+
+def render_user_data(ref: str = "", image_tag: str = "", pulls: tuple[str, ...] = ()) -> str:
+    """The user_data script: the boot zipapp, then `bootstrap` (with the first deploy's ref,
+    tag and images when given)."""
+    boot = commands.bootstrap_argv(ref=ref, image_tag=image_tag, pulls=pulls)
     text = (
         TEMPLATE.read_text()
         .replace("@@BOOT_ENGINE@@", encoded_engine(BOOT_MODULES).rstrip("\n"))
-        .replace("@@BOOTSTRAP_COMMAND@@", commands.shell(commands.bootstrap_argv()))
+        .replace("@@BOOTSTRAP_COMMAND@@", commands.shell(boot))
     )
     if len(text.encode()) > USER_DATA_LIMIT:
         raise ValueError(f"user_data is {len(text.encode())} bytes; AWS allows {USER_DATA_LIMIT}")

@@ -36,6 +36,8 @@ class DeploySpec:
     public_host: str
     health_timeout: int
     image_tags: Mapping[str, str] = field(default_factory=dict)  # per image name, e.g. sirius-ui
+    image_digests: Mapping[str, str] = field(default_factory=dict)  # what the preflight saw, per image name
+    commit: str = ""  # the commit git_ref pointed at when the program ran ("" = not resolved)
     registry: str = DEFAULT_REGISTRY
     project_dir: str = PROJECT_DIR
     state_dir: str = STATE_DIR
@@ -73,6 +75,10 @@ def deploy_args(spec: DeploySpec) -> list[str]:
     ]  # fmt: skip
     for image, tag in sorted(spec.image_tags.items()):
         args += ["--image-tag", f"{image}={tag}"]
+    for image, digest in sorted(spec.image_digests.items()):
+        args += ["--image-digest", f"{image}={digest}"]
+    if spec.commit:
+        args += ["--commit", spec.commit]
     if spec.bind_address:
         args += ["--bind-address", spec.bind_address]
     if not spec.rollback:
@@ -107,8 +113,22 @@ def reset_argv(state_dir: str = STATE_DIR, engine: str = ENGINE) -> list[str]:
     return [*engine_argv("reset", engine), "--state-dir", state_dir]
 
 
-def bootstrap_argv(state_dir: str = STATE_DIR, engine: str = BOOT_ENGINE) -> list[str]:
-    return [*engine_argv("bootstrap", engine), "--state-dir", state_dir]
+def bootstrap_argv(state_dir: str = STATE_DIR, engine: str = BOOT_ENGINE, *, ref: str = "", image_tag: str = "",
+                   pulls: tuple[str, ...] = ()) -> list[str]:
+    """The boot: OS setup, then a pull of the first deploy's images (`pulls`: image references,
+    by digest when the preflight saw one) while Pulumi waits for SSH. `ref` and `image_tag` are
+    recorded as data: the first deploy's, never re-read (later ones arrive over SSH)."""
+    if (ref and rules.ref_problem(ref)) or (image_tag and not rules.IMAGE_TAG_PATTERN.fullmatch(image_tag)):
+        raise ValueError(f"unsafe boot values: ref {ref!r}, tag {image_tag!r}")
+    bad = [image for image in pulls if not rules.is_image_ref(image)]
+    if bad:
+        raise ValueError(f"unsafe boot values: image references {bad!r}; expected {rules.PROXY_IMAGE_FORM}")
+    argv = [*engine_argv("bootstrap", engine), "--state-dir", state_dir]
+    if ref:
+        argv += ["--ref", ref, "--tag", image_tag]
+    for image in pulls:
+        argv += ["--pull", image]
+    return argv
 
 
 def health_argv(spec: DeploySpec, engine: str = ENGINE) -> list[str]:
@@ -121,9 +141,10 @@ def wait_boot_argv(spec: DeploySpec, timeout: int) -> list[str]:
 
 
 def install_engine(engine: str = ENGINE) -> str:
-    """Replace the host's engine with the zipapp on stdin (base64), atomically."""
+    """Replace the host's engine with the zipapp on stdin (base64), atomically. pipefail: a
+    truncated or garbled upload fails in base64, and the old engine stays."""
     staged = f"{engine}.new"
-    return pipe(["base64", "-d"], ["sudo", "dd", f"of={staged}", "status=none"]) + " && " + shell(
+    return "set -o pipefail && " + pipe(["base64", "-d"], ["sudo", "dd", f"of={staged}", "status=none"]) + " && " + shell(
         ["sudo", "mv", "-f", staged, engine])
 
 

@@ -34,7 +34,8 @@ MAX_VOLUME_GIB = 16384
 MIN_HEALTH_TIMEOUT = 60
 MAX_HEALTH_TIMEOUT = 3600
 MIN_BUILD_TIMEOUT = 300
-MAX_BUILD_TIMEOUT = 4 * 3600
+# Capped so that the longest `pulumi up` (infra/remote.longest_up_seconds) fits a GitHub job (6 h).
+MAX_BUILD_TIMEOUT = 2 * 3600
 
 # Keys of other namespaces that this program reads (the default AWS provider's), and the
 # names people put in this project's namespace by mistake for them.

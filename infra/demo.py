@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pulumi
 
-from collections.abc import Mapping
-
 from engine.rules import ACME_CAS, API_PATH, acme_directory
 from infra import dns, network
 from infra.config import DemoConfig
+from infra.preflight import Pins
 from infra.instance import SSH_USER, DemoHost
 from infra.keys import ssh_key
 from infra.remote import RemoteDeploy
@@ -41,7 +40,7 @@ def warnings(config: DemoConfig) -> list[str]:
 
 
 class SiriusDemo(pulumi.ComponentResource):
-    def __init__(self, name: str, config: DemoConfig, image_tags: Mapping[str, str],
+    def __init__(self, name: str, config: DemoConfig, pins: Pins,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("sirius-demo:index:Demo", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -60,7 +59,8 @@ class SiriusDemo(pulumi.ComponentResource):
             subnet_id=where.subnet_id,
             security_group_id=self.firewall.group.id,
             key_name=self.key.key_name,
-            image_tags=image_tags,
+            pins=pins,
+            boot_ready=self.firewall.egress,
             tags=tags,
             opts=child,
         )
@@ -72,7 +72,7 @@ class SiriusDemo(pulumi.ComponentResource):
             private_key=self.key.private_key,
             instance=self.host.instance,
             boot_ready=[self.host.eip, *self.firewall.ingress, *self.firewall.egress],
-            image_tags=image_tags,
+            pins=pins,
             opts=child,
             dns_record=self.dns_record,
         )

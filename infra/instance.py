@@ -6,11 +6,15 @@ from the first packet, so the bootstrap's downloads never see the address change
 EipAssociation made after launch swaps a temporary public IP mid-boot).
 
 Replacement rules: the instance is replaced when what it boots changes (host
-scripts, a pinned AMI, the root volume) and never for a new ref or image tag, which
-the remote deploy applies in place. `userData` is ignored after creation (it holds
-the first ref and tag) and a digest of the boot inputs is the replacement trigger.
-A replacement deletes the old instance first: the interface (and so the address) can
-be attached to one instance at a time.
+scripts, a pinned AMI, the root volume) and never for a new ref, image tag or digest,
+which the remote deploy applies in place. `userData` is ignored after creation (it holds
+the first deploy's ref, tag and images) and a digest of the boot inputs is the
+replacement trigger. A replacement deletes the old instance first: the interface (and so
+the address) can be attached to one instance at a time. The other settings that touch
+the host (docs/canary.md): instanceType stops and starts it (same volume, same
+address); a new key source (keyName, sshPublicKey, or a generated key) replaces it, as
+EC2 cannot change an instance's key pair. The interface keeps the subnet it was created
+in (infra/network.py), and the instance waits for the egress rules its boot downloads need.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import pulumi_aws as aws
 
 from infra import bootstrap, commands
 from infra.config import DemoConfig
+from infra.preflight import Pins
 
 CANONICAL_OWNER = "099720109477"
 UBUNTU_AMI_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"
@@ -56,8 +61,10 @@ def boot_digest(config: DemoConfig) -> str:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
-def deploy_spec(config: DemoConfig, public_ip: str, image_tags: Mapping[str, str]) -> commands.DeploySpec:
-    """The deploy on the host: config, the instance's address, per-image tags from the preflight."""
+def deploy_spec(config: DemoConfig, public_ip: str, image_tags: Mapping[str, str],
+                image_digests: Mapping[str, str] | None = None, commit: str = "") -> commands.DeploySpec:
+    """The deploy on the host: config, the instance's address, and from the preflight the
+    per-image tags, the digests and the commit to run exactly."""
     return commands.DeploySpec(
         repo_url=config.repo_url,
         ref=config.ref,
@@ -67,6 +74,8 @@ def deploy_spec(config: DemoConfig, public_ip: str, image_tags: Mapping[str, str
         health_timeout=config.health_timeout,
         build_timeout=config.build_timeout,
         image_tags={image: tag for image, tag in image_tags.items() if tag != config.image_tag},
+        image_digests=dict(image_digests or {}),
+        commit=commit,
         registry=config.image_registry,
         rollback=config.rollback,
         demo_data=config.demo_data,
@@ -82,14 +91,19 @@ class DemoHost:
 
     def __init__(self, name: str, config: DemoConfig, *, subnet_id: pulumi.Input[str],
                  security_group_id: pulumi.Input[str], key_name: pulumi.Input[str],
-                 image_tags: Mapping[str, str], tags: dict[str, str], opts: pulumi.ResourceOptions):
+                 pins: Pins, boot_ready: list[pulumi.Resource], tags: dict[str, str], opts: pulumi.ResourceOptions):
         self.interface = aws.ec2.NetworkInterface(
             f"{name}-eni",
             subnet_id=subnet_id,
             security_groups=[security_group_id],
             description=f"Sirius demo ({config.stack}): the host's primary interface, with the Elastic IP",
             tags={**tags, "Name": f"{name}-eni"},
-            opts=opts,
+            # A picked subnet stays the one the interface was created in: a new public subnet with
+            # a lower id, or a zone that stops offering the type, must not move the interface
+            # (which replaces the instance and deletes its volume, demo data and all). A subnetId
+            # set in the config is followed.
+            opts=opts if config.subnet_id else pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(ignore_changes=["subnetId"])),
         )
         self.eip = aws.ec2.Eip(
             f"{name}-eip",
@@ -108,7 +122,9 @@ class DemoHost:
                 network_interface_id=self.interface.id,
             ),
             key_name=key_name,
-            user_data=bootstrap.render_user_data(),
+            # The first deploy's ref, tag and images, pulled at boot; ignored after creation.
+            user_data=bootstrap.render_user_data(
+                config.ref, config.image_tag, bootstrap.first_images(config.image_registry, pins.tags, pins.digests)),
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
                 volume_size=config.volume_size,
                 volume_type=VOLUME_TYPE,
@@ -137,7 +153,8 @@ class DemoHost:
                     replacement_trigger=digest,
                     # The primary interface cannot be on the old and the new instance at once.
                     delete_before_replace=True,
-                    depends_on=[self.eip],  # associated before the instance boots
+                    # Associated before the instance boots; the boot's downloads need the egress rules.
+                    depends_on=[self.eip, *boot_ready],
                 ),
             ),
         )

@@ -9,12 +9,15 @@ the anonymous bearer-token flow that ghcr.io uses; `requests` does the HTTP.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import requests
+
+from engine import rules
 
 # The images of the Sirius stack (sirius-migrate runs the sirius-api image).
 SIRIUS_IMAGES = ("sirius-api", "sirius-engine", "sirius-postgres", "sirius-rabbitmq", "sirius-ui", "sirius-valkey")
@@ -34,7 +37,9 @@ _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
 
 
 class RegistryUnreachable(RuntimeError):
-    """The registry did not answer (network, DNS, 5xx): a clear error, never a hang."""
+    """The registry did not answer as a registry (network, DNS, timeouts, 5xx, a token service
+    that refuses, 401/403 on a manifest): a clear error, never a hang and never a fallback to
+    another tag. Only 404 ("manifest unknown") means a tag is not published."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class Preflight:
     chosen: Mapping[str, str]  # image -> tag that exists for linux/amd64
     missing: Mapping[str, tuple[str, ...]]  # image -> tags tried, none found
     tried: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    digests: Mapping[str, str] = field(default_factory=dict)  # image -> manifest digest of its chosen tag
 
     @property
     def fell_back(self) -> dict[str, str]:
@@ -134,36 +140,58 @@ class RegistryClient:
         if not realm:
             return None
         params["scope"] = f"repository:{repository}:pull"
-        try:
-            response = self.session.get(realm, params=params, timeout=self._timeout())
-        except requests.RequestException as err:
-            raise RegistryUnreachable(f"cannot reach the token service of {self.host}: {err}") from None
+        response = None
+        for _ in range(ATTEMPTS):  # a flaky token service gets the same second chance as the registry
+            try:
+                response = self.session.get(realm, params=params, timeout=self._timeout())
+            except requests.RequestException as err:
+                response, last_error = None, err
+                continue
+            if response.status_code < 500:
+                break
+        if response is None:
+            raise RegistryUnreachable(f"cannot reach the token service of {self.host}: {last_error}") from None
         if response.status_code != 200:
-            return None  # no anonymous access: treated as "not published"
+            # A refusing or failing token service says nothing about the tag: never "not published".
+            raise RegistryUnreachable(f"the token service of {self.host} answered HTTP {response.status_code} "
+                                      f"for {repository}; is the image public and the namespace right?")
         body = self._json(response, "the token request")
-        return body.get("token") or body.get("access_token")
+        token = body.get("token") or body.get("access_token")
+        if not token:
+            raise RegistryUnreachable(f"the token service of {self.host} gave no token for {repository}")
+        return token
 
-    def has_amd64(self, image: str, tag: str) -> bool:
+    def manifest_digest(self, image: str, tag: str) -> str | None:
+        """The manifest digest of image:tag when it exists for linux/amd64; None when it is not
+        published (404) or has no amd64 image. Anything else raises RegistryUnreachable."""
         repository = self._repository(image)
         response = self._get(f"{self.base}/v2/{repository}/manifests/{tag}", repository, _ACCEPT)
-        if response.status_code in (401, 403, 404):
-            return False
+        if response.status_code == 404:
+            return None
         if response.status_code != 200:
-            raise RegistryUnreachable(f"registry {self.host} answered HTTP {response.status_code} for {image}:{tag}")
+            hint = "; no pull access to it" if response.status_code in (401, 403) else ""
+            raise RegistryUnreachable(f"registry {self.host} answered HTTP {response.status_code} for {image}:{tag}{hint}")
         manifest = self._json(response, f"{image}:{tag}")
+        digest = response.headers.get("Docker-Content-Digest") or f"sha256:{hashlib.sha256(response.content).hexdigest()}"
+        if not rules.is_digest(digest):
+            raise RegistryUnreachable(f"registry {self.host} gave {digest[:80]!r} as the digest of {image}:{tag}")
         if "manifests" in manifest:  # an index: one entry per platform
-            return any(
+            amd64 = any(
                 (m.get("platform") or {}).get("os") == "linux" and (m.get("platform") or {}).get("architecture") == "amd64"
                 for m in manifest["manifests"]
             )
-        digest = (manifest.get("config") or {}).get("digest")
-        if not digest:
-            return False
-        blob = self._get(f"{self.base}/v2/{repository}/blobs/{digest}", repository)
+            return digest if amd64 else None
+        config_digest = (manifest.get("config") or {}).get("digest")
+        if not config_digest:
+            return None
+        blob = self._get(f"{self.base}/v2/{repository}/blobs/{config_digest}", repository)
         if blob.status_code != 200:
-            return False
+            raise RegistryUnreachable(f"registry {self.host} answered HTTP {blob.status_code} for the config of {image}:{tag}")
         config = self._json(blob, f"the config of {image}:{tag}")
-        return config.get("os", "linux") == "linux" and config.get("architecture") == "amd64"
+        return digest if config.get("os", "linux") == "linux" and config.get("architecture") == "amd64" else None
+
+    def has_amd64(self, image: str, tag: str) -> bool:
+        return self.manifest_digest(image, tag) is not None
 
 
 def check_tags(
@@ -176,16 +204,18 @@ def check_tags(
     chosen: dict[str, str] = {}
     missing: dict[str, tuple[str, ...]] = {}
     tried: dict[str, tuple[str, ...]] = {}
+    digests: dict[str, str] = {}
     for image in images:
         chain = fallback_chain((explicit or {}).get(image, tag))
         tried[image] = chain
         for candidate in chain:
-            if client.has_amd64(image, candidate):
-                chosen[image] = candidate
+            digest = client.manifest_digest(image, candidate)
+            if digest:
+                chosen[image], digests[image] = candidate, digest
                 break
         else:
             missing[image] = chain
-    return Preflight(chosen, missing, tried)
+    return Preflight(chosen, missing, tried, digests)
 
 
 def fallback_warning(registry: str, image: str, wanted: str, running: str) -> str:
@@ -198,23 +228,52 @@ def fallback_warning(registry: str, image: str, wanted: str, running: str) -> st
     return text
 
 
-def run(config, client: RegistryClient | None = None) -> dict[str, str]:
-    """The preflight of a stack: the tag each image runs, or one RunError.
+@dataclass(frozen=True)
+class Pins:
+    """What the deploy runs, as the program saw it: the tag per image, and (preflight on) the
+    manifest digest per image and the commit of the ref. Digests and commit are the deploy's
+    triggers: a moved `latest` or a new commit on main redeploys, nothing else does."""
+
+    tags: Mapping[str, str]
+    digests: Mapping[str, str] = field(default_factory=dict)
+    commit: str = ""
+
+    @property
+    def pinned(self) -> bool:
+        return bool(self.commit)
+
+    def trigger(self) -> dict:
+        """The deploy command's trigger: identical for the same registry state and commit."""
+        return {"commit": self.commit, "digests": dict(sorted(self.digests.items()))}
+
+
+def offline_note(deploy_urn: str) -> str:
+    """Said on every preview and up with preflight off: moving tags and branches do not redeploy."""
+    return ("preflight: off (preflight: false): image digests and the ref's commit are not resolved, so a moved "
+            "tag (latest) or a new commit of the ref does not redeploy. To deploy what they point at now: "
+            f"pulumi up --replace '{deploy_urn}'")
+
+
+def run(config, client: RegistryClient | None = None,
+        resolve_commit: Callable[[str, str], str] | None = None) -> Pins:
+    """The preflight of a stack: the tag and digest each image runs and the ref's commit, or one RunError.
 
     Logs which image falls back to which tag; an image with no tag at all is an
     error naming what was tried, unless allowBuildFallback (then the host builds it).
     """
     import pulumi
 
+    from infra import gitref
+
     if not config.preflight:
-        pulumi.log.info("preflight: off (preflight: false); image tags are not checked")
-        return {image: config.image_tag for image in SIRIUS_IMAGES}
+        return Pins({image: config.image_tag for image in SIRIUS_IMAGES})
     client = client or RegistryClient(config.image_registry)
     try:
         result = check_tags(client, config.image_tag)
     except RegistryUnreachable as err:
         raise pulumi.RunError(
-            f"preflight: {err}. Check the network, or set sirius-demo:preflight false to deploy without checking tags."
+            f"preflight: registry unreachable: {err}. Check the network, or set sirius-demo:preflight false to deploy "
+            "without checking tags (moving tags then redeploy only with pulumi up --replace, see docs/canary.md)."
         ) from None
     for image, tag in sorted(result.fell_back.items()):
         pulumi.log.warn(fallback_warning(config.image_registry, image, config.image_tag, tag))
@@ -226,4 +285,11 @@ def run(config, client: RegistryClient | None = None) -> dict[str, str]:
                 "Pick another ref or imageTag, or set sirius-demo:allowBuildFallback true to build them on the host."
             )
         pulumi.log.warn(f"preflight: will build on the host (allowBuildFallback): {tried}")
-    return {**{image: config.image_tag for image in result.missing}, **result.chosen}
+    try:
+        commit = (resolve_commit or gitref.resolve)(config.repo_url, config.git_ref)
+    except gitref.RefError as err:
+        raise pulumi.RunError(f"preflight: {err}") from None
+    tags = {**{image: config.image_tag for image in result.missing}, **result.chosen}
+    pulumi.log.info(f"preflight: {config.ref} is commit {commit}; " + ", ".join(
+        f"{image} {tags[image]} = {digest}" for image, digest in sorted(result.digests.items())))
+    return Pins(tags, dict(result.digests), commit)

@@ -4,7 +4,8 @@ wait for boot -> install the deploy engine -> deploy the tag -> health report, p
 the admin password read back as a secret, and the reset command the nightly reset
 workflow replaces (unless nightlyReset is off). pulumi-command runs a command again whenever
 any of its inputs changes: for the deploy that is its triggers (a new instance, ref,
-image tag, per-image tag or deploy engine) and its command line itself, which carries
+image tag, per-image tag, deploy engine, and the image digests and commit the preflight
+pinned: docs/canary.md) and its command line itself, which carries
 healthTimeout, repoUrl, imageRegistry, the public address and, with a domain, domain,
 acmeCa and acmeEmail. Each re-run deploys in
 place; the instance itself is never touched. The `health` output is the report taken
@@ -15,21 +16,35 @@ which Ubuntu does not allow); no secret is ever on a command line.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import pulumi
 from pulumi_command import remote
 
 from engine import rules
+from engine.bootstrap import PREPULL_SECONDS
 from infra import bootstrap, commands
 from infra.config import DemoConfig
 from infra.instance import SSH_USER, deploy_spec
+from infra.preflight import Pins, offline_note
 
 # A new instance takes a minute or two before sshd answers: ~40 dials of up to 15 s.
 DIAL_ATTEMPTS = 40
 DIAL_TIMEOUT = 15
-# Boot = the OS setup: Docker from its apt repository, a few minutes at worst.
-BOOT_SETUP_SECONDS = 900
+# Boot = the OS setup (Docker from its apt repository, a few minutes at worst), then the pull
+# of the first deploy's images (at most engine.bootstrap.PREPULL_SECONDS).
+BOOT_SETUP_SECONDS = 900 + PREPULL_SECONDS
+# The longest `pulumi up` the settings allow (longest_up_seconds): the workflows' job timeouts
+# cover it, because a job killed halfway through an update leaves the stack locked.
+RESOURCES_SECONDS = 600  # the AWS resources before the first command (instance, Elastic IP, DNS record)
+DEPLOY_MARGIN_SECONDS = 900  # fetch and pull retries, up's minimum, the certificate, health, password
+
+
+def longest_up_seconds(health_timeout: int, build_timeout: int) -> int:
+    """Resources, SSH dials, the boot (OS setup and the first pull), then the deploy: its
+    deadline (healthTimeout, which a wait for the host's deploy lock shares), local builds
+    (added to it), a rollback with a fresh healthTimeout, and the margin."""
+    dials = DIAL_ATTEMPTS * DIAL_TIMEOUT
+    return (RESOURCES_SECONDS + dials + BOOT_SETUP_SECONDS + 2 * health_timeout + build_timeout
+            + DEPLOY_MARGIN_SECONDS)
 
 
 class RemoteDeploy:
@@ -42,7 +57,7 @@ class RemoteDeploy:
         private_key: pulumi.Output[str],
         instance: pulumi.Resource,
         boot_ready: list[pulumi.Resource],
-        image_tags: Mapping[str, str],
+        pins: Pins,
         opts: pulumi.ResourceOptions,
         dns_record: pulumi.Resource | None = None,
     ):
@@ -53,7 +68,7 @@ class RemoteDeploy:
             dial_error_limit=DIAL_ATTEMPTS,
             per_dial_timeout=DIAL_TIMEOUT,
         )
-        spec = public_ip.apply(lambda ip: deploy_spec(config, ip, image_tags))
+        spec = public_ip.apply(lambda ip: deploy_spec(config, ip, pins.tags, pins.digests, pins.commit))
         instance_id = instance.id  # type: ignore[attr-defined]
 
         def command(suffix: str, depends_on: list[pulumi.Resource], secret_stdout: bool = False,
@@ -95,10 +110,14 @@ class RemoteDeploy:
             create=spec.apply(lambda s: commands.shell(commands.sudo(commands.deploy_argv(s)))),
             # Re-runs for any change of these triggers or of the command line above (healthTimeout,
             # repoUrl, imageRegistry, the address, domain, acmeCa, acmeEmail): pulumi-command runs
-            # `create` again on any input change.
-            triggers=[instance_id, config.ref, config.image_tag, dict(sorted(image_tags.items())), engine_digest],
+            # `create` again on any input change. pins.trigger(): the digests and the commit the
+            # preflight saw (the canary: a moved `latest` or a new commit on main redeploys).
+            triggers=[instance_id, config.ref, config.image_tag, dict(sorted(pins.tags.items())), engine_digest,
+                      pins.trigger()],
             logging=remote.Logging.STDERR,
         )
+        if not pins.pinned:
+            self.deploy.urn.apply(lambda urn: pulumi.log.warn(offline_note(urn), resource=self.deploy))
         self.health = command(
             "health",
             [self.deploy],

@@ -70,3 +70,28 @@ def test_the_full_engine_carries_the_demo_data_and_reads_it_from_the_zipapp(tmp_
 def test_the_boot_engine_leaves_the_demo_data_out():
     names = zipfile.ZipFile(io.BytesIO(bootstrap.engine_archive(bootstrap.BOOT_MODULES))).namelist()
     assert not any(name.endswith(".json") for name in names)
+
+
+def test_user_data_with_the_first_deploys_six_digests_stays_within_budget():
+    digests = {image: "sha256:" + "f" * 64 for image in ("sirius-api", "sirius-engine", "sirius-postgres",
+                                                          "sirius-rabbitmq", "sirius-ui", "sirius-valkey")}
+    pulls = bootstrap.first_images("ghcr.io/siriusscan", dict.fromkeys(digests, "latest"), digests)
+    assert pulls[0] == "ghcr.io/siriusscan/sirius-api@sha256:" + "f" * 64
+    text = bootstrap.render_user_data("refs/pull/12345/head", "pr-12345-amd64", pulls)
+    assert len(text.encode()) <= USER_DATA_BUDGET, f"user_data is {len(text.encode())} bytes"
+    assert bootstrap.first_images("r/ns", {"sirius-ui": "v1"}, {}) == ("r/ns/sirius-ui:v1",)
+
+
+def test_the_boot_pulls_the_first_deploys_images_and_a_failed_pull_is_only_noted(tmp_path, monkeypatch):
+    """engine/bootstrap.prepull with a stand-in `docker` that knows one image."""
+    from engine import bootstrap as boot
+
+    fake = tmp_path / "docker"
+    fake.write_text('#!/bin/sh\necho "$@" >> "$0.log"\n[ "$3" = r/ns/sirius-ui:v1 ] || { echo "manifest unknown" >&2; exit 1; }\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    outcome = boot.prepull(["r/ns/sirius-ui:v1", "r/ns/sirius-api:v9"], seconds=30)
+    assert outcome == {"r/ns/sirius-ui:v1": "pulled", "r/ns/sirius-api:v9": "failed: manifest unknown"}
+    assert sorted((tmp_path / "docker.log").read_text().splitlines()) == [
+        "pull --quiet r/ns/sirius-api:v9", "pull --quiet r/ns/sirius-ui:v1"]
+    assert boot.prepull([]) == {}

@@ -1,6 +1,7 @@
 """Host command builders: argument lists, quoted once, unsafe values refused."""
 
 import shlex
+import subprocess
 
 import pytest
 
@@ -47,3 +48,47 @@ def test_the_engine_parses_exactly_what_the_builder_writes():
 def test_unsafe_values_are_refused(overrides):
     with pytest.raises(ValueError, match="unsafe deploy values"):
         spec(**overrides)
+
+
+DIGEST = "sha256:" + "d" * 64
+
+
+def test_the_pins_reach_the_engine_exactly():
+    s = spec(image_digests={"sirius-ui": DIGEST}, commit="e" * 40)
+    from engine import settings
+
+    parsed = settings.from_args(commands.deploy_args(s))
+    assert (parsed.image_digests, parsed.commit) == ({"sirius-ui": DIGEST}, "e" * 40)
+    assert "--commit" not in commands.deploy_args(spec()) and "--image-digest" not in commands.deploy_args(spec())
+
+
+@pytest.mark.parametrize("overrides", [{"image_digests": {"sirius-ui": "sha256:x"}}, {"commit": "main"},
+                                       {"image_digests": {"sirius-ui": DIGEST + "; reboot"}}])
+def test_unsafe_pins_are_refused(overrides):
+    with pytest.raises(ValueError, match="unsafe deploy values"):
+        spec(**overrides)
+
+
+def test_the_boot_line_carries_the_first_deploy_as_data():
+    argv = commands.bootstrap_argv(ref="main", image_tag="latest",
+                                   pulls=(f"ghcr.io/siriusscan/sirius-ui@{DIGEST}", "ghcr.io/siriusscan/sirius-api:latest"))
+    assert argv[argv.index("--ref") + 1] == "main" and argv[argv.index("--tag") + 1] == "latest"
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--pull"] == [
+        f"ghcr.io/siriusscan/sirius-ui@{DIGEST}", "ghcr.io/siriusscan/sirius-api:latest"]
+    assert commands.bootstrap_argv() == ["python3", commands.BOOT_ENGINE, "bootstrap", "--state-dir", commands.STATE_DIR]
+
+
+@pytest.mark.parametrize("values", [{"ref": "main;reboot", "image_tag": "latest"}, {"ref": "main", "image_tag": "a b"},
+                                    {"pulls": ("--privileged",)}, {"pulls": ("ghcr.io/siriusscan/sirius-ui",)}])
+def test_unsafe_boot_values_are_refused(values):
+    with pytest.raises(ValueError, match="unsafe boot values"):
+        commands.bootstrap_argv(**values)
+
+
+def test_a_broken_engine_upload_keeps_the_old_engine(tmp_path):
+    """pipefail: base64 failing in the pipe fails the command, so `mv` never installs a truncated file."""
+    target = tmp_path / "engine.pyz"
+    target.write_text("old engine")
+    create = commands.install_engine(str(target)).replace("sudo ", "")
+    result = subprocess.run(["bash", "-c", create], input="not base64 at all!\n", text=True, capture_output=True)
+    assert result.returncode != 0 and target.read_text() == "old engine"

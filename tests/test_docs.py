@@ -159,7 +159,7 @@ def test_every_python_command_runs_and_its_flags_exist(doc, command):
 # --- config keys and refs ------------------------------------------------------------------------
 
 KEY_MENTIONS = [
-    re.compile(r"(?<![\w-])sirius-demo:([A-Za-z]\w*)\b(?!-)"),
+    re.compile(r"(?<![\w:-])sirius-demo:([A-Za-z]\w*)\b(?!-)"),  # not a URN's type token (::sirius-demo:index:)
     re.compile(r"pulumi config (?:set|get|rm)(?: --secret| --path| --stack \S+)* ([\w:-]+)"),
 ]
 

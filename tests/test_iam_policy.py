@@ -76,7 +76,7 @@ def used() -> set[str]:
 
     found: set[str] = set()
     original = preflight.run
-    preflight.run = lambda settings: {}  # the registry preflight is not AWS; it would go to the network
+    preflight.run = lambda settings: preflight.Pins({})  # the registry preflight is not AWS; it would go to the network
     try:
         for config, secret in STACKS:
             run = run_stack(config, secret_keys=secret)

@@ -134,6 +134,15 @@ def test_a_server_slower_than_the_timeout_times_out(demo, where):
     assert verdict.status == "down" and probes["API"].attempts == ["timed out after 0.3 s"] * 2
 
 
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 429])
+def test_a_ui_that_answers_4xx_is_down(demo, status):
+    """A UI that answers at all is not enough: a 4xx (a proxy's 404, a login wall) is an outage."""
+    ui, _, outputs = demo
+    ui.route("/", Reply(status, b"<html>nope</html>"))
+    verdict, probes, _ = run_check(outputs)
+    assert verdict.status == "down" and not probes["UI"].ok and probes["UI"].attempts == [f"HTTP {status}"] * 3
+
+
 def test_the_ui_may_redirect(demo):
     ui, _, outputs = demo
     ui.route("/", Reply(302, location="/login")).route("/login", Reply(200, UI_PAGE))

@@ -4,6 +4,7 @@ ways a registry misbehaves (HTML instead of JSON, 5xx, slowness)."""
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import json
 import threading
@@ -40,6 +41,8 @@ class FakeRegistry(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.tags: dict[tuple[str, str], object] = {}
         self.fail_next: dict[str, int] = {}
+        self.token_status = 200  # what the token service answers
+        self.denied: set[tuple[str, str]] = set()  # (image, tag) answered 403 even with a token
         self.delay = 0.0
         self.log: list[tuple[str, int]] = []
 
@@ -70,6 +73,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         if url.path == "/token":
             scope = urllib.parse.parse_qs(url.query).get("scope", [""])[0]
+            if self.server.token_status != 200:
+                return self.answer(self.server.token_status, {"errors": [{"code": "DENIED"}]})
             return self.answer(200, {"token": f"t:{scope}"})
         parts = url.path.split("/")  # ['', 'v2', ns, image, 'manifests'|'blobs', ref]
         repository = "/".join(parts[2:4])
@@ -81,6 +86,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.server.fail_next[url.path] -= 1
             return self.answer(503, {"errors": [{"code": "UNAVAILABLE"}]})
         image, kind, ref = parts[3], parts[4], parts[5]
+        if (image, ref) in self.server.denied:
+            return self.answer(403, {"errors": [{"code": "DENIED"}]})
         if kind == "blobs":
             return self.answer(200, {"os": "linux", "architecture": ref.removeprefix("sha256:config-")})
         found = self.server.tags.get((image, ref))
@@ -108,6 +115,7 @@ def _server() -> Iterator[FakeRegistry]:
 def fake(_server) -> FakeRegistry:
     """The module's registry, emptied: no tags, no failures, no delay, no log."""
     _server.tags, _server.fail_next, _server.delay, _server.log = {}, {}, 0.0, []
+    _server.token_status, _server.denied = 200, set()
     return _server
 
 
@@ -144,6 +152,32 @@ def test_a_registry_that_keeps_failing_is_unreachable(fake):
     fake.fail_next = {f"/v2/{NAMESPACE}/sirius-ui/manifests/v1": preflight.ATTEMPTS}
     with pytest.raises(RegistryUnreachable, match="HTTP 503"):
         check_tags(RegistryClient(fake.registry), "v1", ["sirius-ui"])
+
+
+@pytest.mark.parametrize("status", [401, 403, 500, 503])
+def test_a_token_service_that_refuses_or_fails_is_unreachable_never_a_fallback(fake, status):
+    """A flaky or refusing token service says nothing about the tag: falling back to `latest`
+    would redeploy the demo with other images."""
+    fake.tags = {("sirius-ui", "v1"): index("amd64"), ("sirius-ui", "latest"): index("amd64")}
+    fake.token_status = status
+    with pytest.raises(RegistryUnreachable, match=f"token service of 127.0.0.1:[0-9]+ answered HTTP {status}"):
+        check_tags(RegistryClient(fake.registry), "v1", ["sirius-ui"])
+
+
+def test_a_manifest_denied_with_a_token_is_unreachable_never_a_fallback(fake):
+    fake.tags = {("sirius-ui", "v1"): index("amd64"), ("sirius-ui", "latest"): index("amd64")}
+    fake.denied = {("sirius-ui", "v1")}
+    with pytest.raises(RegistryUnreachable, match=r"HTTP 403 for sirius-ui:v1; no pull access"):
+        check_tags(RegistryClient(fake.registry), "v1", ["sirius-ui"])
+
+
+def test_only_not_found_falls_back_and_the_digest_is_the_chosen_tags(fake):
+    fake.tags = {("sirius-ui", "latest"): index("amd64"), ("sirius-api", "v1"): index("amd64", "arm64")}
+    result = check_tags(RegistryClient(fake.registry), "v1", ["sirius-ui", "sirius-api"])
+    assert result.chosen == {"sirius-ui": "latest", "sirius-api": "v1"}
+    body = json.dumps(index("amd64", "arm64")).encode()  # what the fake serves: its digest is sha256 of it
+    assert result.digests["sirius-api"] == "sha256:" + hashlib.sha256(body).hexdigest()
+    assert result.digests["sirius-ui"] != result.digests["sirius-api"]
 
 
 def test_html_instead_of_json_is_a_clear_error(fake):

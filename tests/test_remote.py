@@ -155,3 +155,17 @@ def test_nightly_reset_off_means_no_reset_command_and_no_urn():
     off = run_stack({**BASE, "nightlyReset": "off"})
     assert "reset" not in commands_of(off) and "resetUrn" not in off.outputs
     assert off.outputs["nightlyReset"] == "off"
+
+
+def test_the_health_report_is_taken_again_exactly_when_the_deploys_output_changes(run, monkeypatch):
+    """health's only trigger is the deploy's stdout: a new deploy (a new report) re-runs it,
+    the same output does not; nothing else does (not the instance, not the engine)."""
+    from tests import pulumi_mocks
+
+    cmds = commands_of(run)
+    assert cmds["health"].inputs["triggers"] == [pulumi_mocks.DemoMocks._command_stdout("sirius-deploy")]
+    monkeypatch.setattr(pulumi_mocks, "FAKE_REPORT", {**pulumi_mocks.FAKE_REPORT, "totalSeconds": 99.0})
+    again = commands_of(run_stack(BASE))
+    assert again["health"].inputs["triggers"] != cmds["health"].inputs["triggers"]
+    assert '"totalSeconds": 99.0' in again["health"].inputs["triggers"][0]
+    assert commands_of(run_stack(BASE))["health"].inputs["triggers"] == again["health"].inputs["triggers"]

@@ -75,3 +75,37 @@ def test_the_same_config_registers_the_same_resources(base):
 def test_user_data_and_an_unpinned_ami_are_ignored_after_creation(base):
     assert set(base["sirius-host"].ignore_changes) == {"userData", "ami"}
     assert set(registered({"ami": "ami-0123456789abcdef0"})["sirius-host"].ignore_changes) == {"userData"}
+
+
+def test_a_new_public_subnet_with_a_lower_id_does_not_move_the_host(base, monkeypatch):
+    """The picked subnet is kept in state: moving the interface would replace the instance and
+    delete its volume (demo data and all)."""
+    from tests import pulumi_mocks
+
+    monkeypatch.setattr(pulumi_mocks, "FAKE_SUBNETS", ["subnet-00000000000000000", *pulumi_mocks.FAKE_SUBNETS])
+    moved = registered({})
+    assert moved["sirius-eni"].inputs["subnetId"] == "subnet-00000000000000000"  # what a fresh stack would pick
+    assert differences(base, moved) == set()  # an existing one keeps its subnet
+    assert base["sirius-eni"].ignore_changes == ["subnetId"]
+
+
+def test_a_subnet_set_in_the_config_is_followed():
+    chosen = registered({"vpcId": "vpc-0123456789abcdef0", "subnetId": "subnet-0123456789abcdef0"})
+    assert chosen["sirius-eni"].inputs["subnetId"] == "subnet-0123456789abcdef0"
+    assert chosen["sirius-eni"].ignore_changes == []
+
+
+def test_the_instance_waits_for_the_egress_rules_its_boot_needs(base):
+    depends = {urn.rsplit("::", 1)[-1] for urn in base["sirius-host"].dependencies}
+    assert {"sirius-out-ipv4", "sirius-out-ipv6", "sirius-eip"} <= depends
+
+
+def test_user_data_names_the_first_deploy_yet_a_new_ref_never_touches_the_host(base):
+    """user_data carries the first deploy's ref and tag, so it differs per ref; the instance
+    ignores it after creation (an update would stop and start the VM): a later ref or tag is
+    deployed over SSH."""
+    later = registered({"ref": "v1.1.0"})
+    assert base["sirius-host"].inputs["userData"] != later["sirius-host"].inputs["userData"]
+    assert "userData" in later["sirius-host"].ignore_changes
+    assert not {key for name, key in differences(base, later) if name == "sirius-host"} - {"tags"}
+    assert base["sirius-host"].replacement_trigger == later["sirius-host"].replacement_trigger

@@ -638,3 +638,26 @@ def test_branch_and_pull_request_stacks_get_distinct_valid_dns_labels(sources):
     labels = {rules.dns_label(name) for name in names}
     assert len(labels) == len(names)
     assert all(DNS_LABEL.fullmatch(label) and "--" not in label for label in labels)
+
+
+# --- the Elastic IP quota ---------------------------------------------------------------
+
+
+def test_a_fifth_branch_demo_is_refused_naming_the_elastic_ip_quota():
+    listed = ["demo", "pr-1", "pr-2", "branch-a", "branch-b", "other"]
+    with pytest.raises(stacks.StackError, match=r"refusing a new demo pr-9: 4 branch demos exist .*AWS allows 5 per "
+                                                 r"region .*AddressLimitExceeded.*DEMO_MAX_BRANCH_STACKS"):
+        stacks.check_quota(listed, "pr-9")
+    assert "redeploy" in stacks.check_quota(listed, "pr-1")  # an existing demo keeps its address
+    assert "3 of 4" in stacks.check_quota(listed[:-2], "pr-9")
+    assert "4 of 5" in stacks.check_quota(listed, "pr-9", limit=5)
+
+
+def test_quota_command_counts_only_this_organisations_branch_stacks(tmp_path, capsys):
+    ls = tmp_path / "ls.json"
+    ls.write_text(json.dumps([{"name": f"org/sirius-demo/pr-{n}"} for n in (1, 2, 3)]
+                             + [{"name": "other-org/sirius-demo/pr-4"}, {"name": "org/sirius-demo/demo"}]))
+    assert stacks.main(["quota", f"--stacks-json={ls}", "--organization=org", "--stack=pr-9"]) == 0
+    assert "3 of 4" in capsys.readouterr().out
+    assert stacks.main(["quota", f"--stacks-json={ls}", "--organization=org", "--stack=pr-9", "--max=3"]) == 2
+    assert "Elastic IP" in capsys.readouterr().err

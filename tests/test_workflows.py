@@ -170,8 +170,30 @@ def test_one_update_per_stack_at_a_time(path):
             continue
         group = job.get("concurrency") or doc.get("concurrency")
         assert group, f"{path.name} {job_id} changes a stack without a concurrency group"
-        assert str(group["group"]).startswith(STACK_GROUP), f"{job_id}: group {group['group']!r}"
+        if path.name == "deploy.yml":  # tagged runs in a group of their own, waiting for the stack's lock
+            assert group["group"] == DEPLOY_GROUP
+            assert "python -m ci.lockwait --wait-minutes=" in "\n".join(s.get("run", "") for s in job["steps"])
+        else:
+            assert str(group["group"]).startswith(STACK_GROUP), f"{job_id}: group {group['group']!r}"
         assert group.get("cancel-in-progress") is False, f"{job_id}: an update must never be cancelled halfway"
+
+
+# deploy.yml: untagged runs share the stack's group (a newer one may replace a pending one: it
+# deploys the same); a run that carries a tag gets its own, so no later push can cancel it.
+DEPLOY_GROUP = ("${{ (inputs.image_tag || github.event.client_payload.tag) && "
+                "format('sirius-demo-stack-demo-tag-{0}', github.run_id) || 'sirius-demo-stack-demo' }}")
+
+
+def test_a_dispatch_with_a_tag_cannot_be_dropped_by_the_concurrency_group():
+    """GitHub keeps one pending run per group and cancels the one before: a tagged dispatch
+    must never be that one. Its group is unique (the run id), it reads the tag from both
+    dispatch kinds, and its `pulumi up` waits for the stack's lock, failing loudly at the end."""
+    doc = load(WORKFLOWS / "deploy.yml")
+    assert doc["concurrency"]["group"] == DEPLOY_GROUP
+    tag_step = next(s for _, _, s in steps(WORKFLOWS / "deploy.yml") if s.get("id") == "tag")
+    assert tag_step["env"] == {"INPUT_TAG": "${{ inputs.image_tag }}", "DISPATCH_TAG": "${{ github.event.client_payload.tag }}"}
+    up = next(s for _, _, s in steps(WORKFLOWS / "deploy.yml") if s.get("name") == "pulumi up")
+    assert re.search(r'python -m ci\.lockwait --wait-minutes=\d+ -- \\\n\s+pulumi up "\$\{args\[@\]\}"', up["run"])
 
 
 def test_stack_groups_name_the_same_stacks():
@@ -182,7 +204,9 @@ def test_stack_groups_name_the_same_stacks():
             group = (job.get("concurrency") or doc.get("concurrency") or {}).get("group", "")
             if str(group).startswith(STACK_GROUP):
                 groups[f"{path.name}:{job_id}"] = group
-    assert groups["deploy.yml:deploy"] == groups["reset.yml:reset"] == STACK_GROUP + "demo"
+    assert groups["reset.yml:reset"] == STACK_GROUP + "demo"
+    assert load(WORKFLOWS / "deploy.yml")["concurrency"]["group"] == DEPLOY_GROUP
+    assert "'" + STACK_GROUP + "demo'" in DEPLOY_GROUP and STACK_GROUP + "demo-tag-{0}" in DEPLOY_GROUP
     assert (
         groups["branch-demo.yml:up"]
         == groups["branch-demo.yml:down"]
@@ -307,10 +331,30 @@ def test_python_is_3_11_and_one_exact_pulumi_cli_everywhere():
     assert version(pin) >= CLI_FLOOR
 
 
+GITHUB_JOB_LIMIT_MINUTES = 360
+SETUP_MINUTES = 10  # checkout, Python, the CLI, pulumi install, login, config
+
+
+def _lock_wait_minutes(job: dict) -> float:
+    found = re.findall(r"python -m ci\.lockwait --wait-minutes=(\d+)", "\n".join(s.get("run", "") for s in job["steps"]))
+    return float(found[0]) if found else 0.0
+
+
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_checkout_keeps_no_credentials_and_jobs_time_out(path):
+    """A job killed halfway through `pulumi up` strands the stack's lock: a job that runs `up`
+    has time for the longest up the settings allow (and its wait for the stack), within
+    GitHub's own limit; every other job stops within the hour."""
+    from infra import config, remote
+
+    longest = remote.longest_up_seconds(config.MAX_HEALTH_TIMEOUT, config.MAX_BUILD_TIMEOUT) / 60
     for job_id, job in jobs(path):
-        assert 0 < job["timeout-minutes"] <= 60, job_id
+        runs_up = "pulumi up" in "\n".join(s.get("run", "") for s in job["steps"])
+        if runs_up:
+            needed = longest + _lock_wait_minutes(job) + SETUP_MINUTES
+            assert needed <= job["timeout-minutes"] <= GITHUB_JOB_LIMIT_MINUTES, (job_id, needed)
+        else:
+            assert 0 < job["timeout-minutes"] <= 60, job_id
         assert str(job["runs-on"]).startswith("ubuntu-"), job_id
     for job_id, _, step in steps(path):
         if step.get("uses", "").startswith("actions/checkout@"):

@@ -6,6 +6,7 @@
     python -m tools.rehearse --domain demo.sirius.test --acme-ca https://127.0.0.1:14000/dir \
         -- --acme-ca-root /tmp/pebble-roots.pem --proxy-http-port 5002   # HTTPS with a private CA
     python -m tools.rehearse --reset    # the nightly reset of the rehearsal's demo (docs/reset.md)
+    python -m tools.rehearse --ref main --pin    # the canary's way: the digests and commit the preflight sees
     python -m tools.rehearse --down
 
 Runs the very engine zipapp that the instance runs, with the same flags
@@ -24,8 +25,10 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from pulumi import RunError
+
 from engine import settings
-from infra import bootstrap, commands
+from infra import bootstrap, commands, preflight
 from infra.config import ConfigError, load_schema, parse
 
 DEFAULT_HOME = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sirius-demo" / "rehearsal"
@@ -59,7 +62,15 @@ def _build_spec(args: argparse.Namespace) -> commands.DeploySpec:
            "acmeCa": args.acme_ca, "acmeEmail": args.acme_email, "rollback": args.rollback, "demoData": args.demo_data}
     config = parse(raw, stack="rehearsal")
     home = Path(args.home).resolve()
+    tags, digests, commit = {}, {}, ""
+    if args.pin:  # what `pulumi up` does: ask the registry and the repository, pin what they say now
+        pins = preflight.run(config)
+        tags = {image: tag for image, tag in pins.tags.items() if tag != config.image_tag}
+        digests, commit = dict(pins.digests), pins.commit
     return commands.DeploySpec(
+        image_tags=tags,
+        image_digests=digests,
+        commit=commit,
         repo_url=config.repo_url,
         ref=config.ref,
         git_ref=config.git_ref,
@@ -94,6 +105,11 @@ def format_report(report: dict) -> str:
     ]
     if report.get("error"):
         lines.append(f"error: {report['error']}")
+    for image, change in sorted((report.get("moved") or {}).items()):
+        lines.append(f"moved: {image} {change.get('from') or 'a local build'} -> {change.get('to') or 'a local build'}")
+    commits = report.get("commitRange") or {}
+    if commits:
+        lines.append(f"commits: {commits.get('from')}..{commits.get('to')}")
     for image, fallback in (report.get("imageFallbacks") or {}).items():
         lines.append(f"WARNING: {image} runs {fallback['running']}, not {fallback['wanted']}: other commits' images")
     if report.get("startIntervalNote"):
@@ -215,6 +231,8 @@ def make_parser() -> argparse.ArgumentParser:
         help="leave a failed deploy running instead of putting back the last healthy one (default: roll back)")
     add("--no-demo-data", dest="demo_data", action="store_false",
         help="do not load the demo company's hosts after the first healthy deploy (default: load them)")
+    add("--pin", action="store_true", help="run the preflight first and pin its image digests and the ref's commit, "
+        "as pulumi up does (docs/canary.md; default: the tags as they are)")
     add("--reset", action="store_true", help="reset the rehearsal's demo as the nightly reset does, after a deploy "
         "(docs/reset.md; default: deploy)")
     add("--down", action="store_true", help="remove the rehearsal's containers and volumes, then stop "
@@ -239,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         spec = build_spec(args)
     except FlagError as err:
         parser.exit(2, f"{parser.prog}: {err}\n")
+    except RunError as err:  # the preflight's (--pin): registry unreachable, tag or ref missing
+        parser.exit(2, f"{parser.prog}: --pin: {err}\n")
     print(f"rehearsing {spec.ref} (tag {spec.image_tag}) from {spec.repo_url} on the local Docker Engine", file=sys.stderr)
     code, report = run_deploy(spec, Path(args.home).resolve(), args.engine_args)
     print(format_report(report) if report else "the engine printed no report")

@@ -1,7 +1,8 @@
 #!/bin/bash
 # sirius-demo user_data, rendered by infra/bootstrap.py: writes the boot part of the
-# host engine (a Python zipapp) and runs its OS setup. The same for every stack: no
-# setting and no secret. The first deploy arrives over SSH, like every later one.
+# host engine (a Python zipapp) and runs its OS setup, then pulls the first deploy's
+# images (named on the bootstrap line, with its ref and tag). No secret, no address. The
+# first deploy arrives over SSH, like every later one.
 set -euo pipefail
 umask 022
 install -d -m 0755 /opt/sirius-demo

@@ -23,20 +23,32 @@ COMPOSE_TEXT = f"""services:
 """
 
 
-def render(env: dict[str, str], *, image: bool = True) -> dict:
-    """What `docker compose config` gives for COMPOSE_TEXT under `env` (interpolation only)."""
-    check = ENGINE_CHECK.replace("${SIRIUS_API_KEY_FILE:-}", env.get("SIRIUS_API_KEY_FILE", ""))
+def render(env: dict[str, str], *, image: bool = True, text: str = ENGINE_CHECK) -> dict:
+    """What `docker compose config` gives for a check like COMPOSE_TEXT's under `env` (interpolation only)."""
+    check = text.replace("${SIRIUS_API_KEY_FILE:-}", env.get("SIRIUS_API_KEY_FILE", ""))
     engine = {"healthcheck": {"test": ["CMD", "bash", "-lc", check]}}
     if image:
         engine["image"] = "r/sirius-engine:latest"
     return {"services": {"sirius-engine": engine}}
 
 
-def test_only_variables_that_render_empty_get_a_marker():
-    probe = compat.probe_env(COMPOSE_TEXT, {"IMAGE_TAG": "v1"})
-    assert probe == {"IMAGE_TAG": "v1", "SIRIUS_API_KEY_FILE": "__SIRIUS_EMPTY_SIRIUS_API_KEY_FILE__"}
-    assert compat.probe_env(COMPOSE_TEXT, {"SIRIUS_API_KEY_FILE": "/run/secrets/sirius_api_key"}) == {
-        "SIRIUS_API_KEY_FILE": "/run/secrets/sirius_api_key"}
+def probed_check(text: str) -> str:
+    """The engine's health check as it stands in a probe text."""
+    return text.split('"bash", "-lc", ', 1)[1].rsplit("]", 1)[0].strip("'")
+
+
+def test_only_occurrences_that_render_empty_get_a_marker():
+    probe = compat.probe_text(COMPOSE_TEXT, {"IMAGE_TAG": "v1"})
+    assert probe == COMPOSE_TEXT.replace("${SIRIUS_API_KEY_FILE:-}", "__SIRIUS_EMPTY_SIRIUS_API_KEY_FILE__")
+    assert compat.probe_text(COMPOSE_TEXT, {"SIRIUS_API_KEY_FILE": "/run/secrets/sirius_api_key"}) == COMPOSE_TEXT
+
+
+def test_a_set_but_empty_variable_with_a_default_is_not_empty_where_the_default_applies():
+    """`${X:-d}` with X="" renders d, even when a bare `${X}` elsewhere renders empty."""
+    text = "healthcheck: [\"CMD\", \"test\", \"-r\", \"${KEY:-/run/secrets/key}\"]\nenvironment: [KEY=${KEY}]\n$${KEY}\n"
+    probe = compat.probe_text(text, {"KEY": ""})
+    assert probe == text.replace("KEY=${KEY}", "KEY=__SIRIUS_EMPTY_KEY__")
+    assert compat.probe_text("${A+on} ${A:+on}", {"A": ""}) == "${A+on} __SIRIUS_EMPTY_A__"
 
 
 def test_upstream_main_passes_with_the_installers_env():
@@ -45,8 +57,8 @@ def test_upstream_main_passes_with_the_installers_env():
 
 
 def test_the_engine_check_that_renders_empty_is_named():
-    probe = compat.probe_env(COMPOSE_TEXT, {})
-    [problem] = compat.problems(render({}), render(probe))
+    probe = compat.probe_text(COMPOSE_TEXT, {})
+    [problem] = compat.problems(render({}), render({}, text=probed_check(probe)))
     assert problem.startswith("sirius-engine's healthcheck uses ${SIRIUS_API_KEY_FILE}")
     assert "set SIRIUS_API_KEY_FILE" in problem
 
@@ -68,6 +80,9 @@ def test_a_service_without_image_is_named():
         ("$${A}", {}, []),  # escaped: the container's shell expands it
         ("${A:+on}", {}, ["A"]),
         ("${A:+on}", {"A": "1"}, []),
+        ("${A+on}", {"A": ""}, []),  # "+" takes the alternative for a set variable, even ""
+        ("${A:-d}", {"A": ""}, []),
+        ("${A:-d} ${A}", {"A": ""}, ["A"]),
     ],
 )
 def test_what_renders_empty(text, env, empty):

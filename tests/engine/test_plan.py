@@ -159,3 +159,17 @@ def test_ready_time_is_dockers_own_record():
     oneshot["State"]["FinishedAt"] = "2026-11-29T05:00:07Z"
     assert plan.ready_time(oneshot) == plan.docker_time("2026-11-29T05:00:07Z")
     assert plan.ready_time(container(health="starting")) is None
+
+
+def test_moved_names_each_image_whose_digest_changed_and_the_commit_range():
+    old, new = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    last = {"commit": "c" * 40, "runImages": {"sirius-ui": f"r:5000/ns/sirius-ui@{old}",
+                                              "sirius-api": f"r:5000/ns/sirius-api@{old}",
+                                              "sirius-migrate": f"r:5000/ns/sirius-api@{old}"}}
+    wanted = {"sirius-ui": f"r:5000/ns/sirius-ui@{new}", "sirius-api": f"r:5000/ns/sirius-api@{old}",
+              "sirius-migrate": f"r:5000/ns/sirius-api@{old}", "sirius-proxy": "caddy:2"}
+    assert plan.moved(last, wanted, "c" * 40) == ({"sirius-ui": {"from": old, "to": new}}, None)
+    assert plan.moved(last, wanted, "d" * 40)[1] == {"from": "c" * 40, "to": "d" * 40}
+    built = {**wanted, "sirius-api": "r:5000/ns/sirius-api:v1", "sirius-migrate": "r:5000/ns/sirius-api:v1"}
+    assert plan.moved(last, built, "c" * 40)[0]["sirius-api"] == {"from": old, "to": None}  # now a local build
+    assert plan.moved(None, wanted, "c" * 40) == ({}, None)  # the first deploy: nothing moved

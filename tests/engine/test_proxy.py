@@ -191,3 +191,22 @@ def test_decode_der_reads_an_unverified_certificate(tmp_path):
     summary = proxy.cert_summary(proxy.decode_der(der))
     assert summary["names"] == [DOMAIN] and summary["issuer"] == "commonName=(STAGING) Test"
     assert summary["notAfter"].endswith("Z") and summary["serial"]
+
+
+@pytest.mark.parametrize(
+    ("status", "location", "ok"),
+    [
+        (308, "https://demo.example.com/", True),
+        (301, "https://demo.example.com:8443/login", True),
+        (302, "https://DEMO.example.com/", True),
+        (308, "https://demo.example.com.evil.net/", False),  # starts like the name, is another host
+        (308, "https://demo.example.com@evil.net/", False),
+        (308, "http://demo.example.com/", False),
+        (308, "//demo.example.com/", False),
+        (308, "https://demo.example.com:port/", False),
+        (200, "https://demo.example.com/", False),
+        (308, "", False),
+    ],
+)
+def test_the_https_gate_checks_where_the_redirect_goes(status, location, ok):
+    assert proxy.redirects_to_https(status, location, "demo.example.com") is ok

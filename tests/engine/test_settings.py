@@ -18,6 +18,15 @@ def test_per_image_tags():
     assert s.ref_of("sirius-ui").endswith(":latest") and s.ref_of("sirius-api").endswith(":sha-" + "a" * 40)
 
 
+def test_pinned_digests_are_pulled_by_digest_and_the_rest_by_tag():
+    digest = "sha256:" + "b" * 64
+    s = settings.from_args(["--image-digest", f"sirius-ui={digest}", "--commit", "c" * 40])
+    assert s.pull_ref_of("sirius-ui") == f"ghcr.io/siriusscan/sirius-ui@{digest}"
+    assert s.pull_ref_of("sirius-api") == "ghcr.io/siriusscan/sirius-api:latest"
+    assert s.ref_of("sirius-ui") == "ghcr.io/siriusscan/sirius-ui:latest"  # the tag, for the report
+    assert s.commit == "c" * 40 and settings.from_args([]).commit == ""
+
+
 @pytest.mark.parametrize(
     ("argv", "flag"),
     [
@@ -30,6 +39,13 @@ def test_per_image_tags():
         (["--repo", "ssh://x/y"], "--repo"),
         (["--dir", "relative"], "--dir"),
         (["--image-tag", "sirius-ui"], "--image-tag"),
+        (["--image-digest", "sirius-ui"], "--image-digest"),
+        (["--image-digest", "sirius-ui=sha256:abc"], "--image-digest"),
+        (["--image-digest", "sirius-ui=latest"], "--image-digest"),
+        (["--image-digest", "Sirius UI=sha256:" + "a" * 64], "--image-digest"),
+        (["--commit", "main"], "--commit"),
+        (["--commit", "A" * 40], "--commit"),
+        (["--commit", "a" * 39], "--commit"),
         (["--health-timeout", "0"], "--health-timeout"),
         (["--pull-delay", "-1"], "--pull-delay"),
         (["--domain", "localhost"], "--domain"),

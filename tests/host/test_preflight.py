@@ -58,9 +58,9 @@ def test_registry_down_is_a_clear_error_not_a_hang(client, registry):
         registry.start()
 
 
-def test_program_preflight_falls_back_per_image_and_flows_to_the_host(registry, standins, ip_echo):
+def test_program_preflight_falls_back_per_image_and_flows_to_the_host(registry, standins, sirius_repo, ip_echo):
     config = {"ref": "pr-7", "preflight": "true", "imageRegistry": f"{registry.host}/siriusscan",
-              "sshCidrs": "198.51.100.7/32"}
+              "sshCidrs": "198.51.100.7/32", "repoUrl": sirius_repo}
     for image in sorted(set(SIRIUS_IMAGES) - REBUILT_BY_PR):  # no latest to fall back to
         registry.delete_tag(f"siriusscan/{image}", "latest")
         standins.digests.pop((image, "latest"), None)
@@ -79,3 +79,7 @@ def test_program_preflight_falls_back_per_image_and_flows_to_the_host(registry, 
     assert any("sirius-postgres:pr-7-amd64 is not published; running latest" in w for w in run.warnings)
     deploy = next(r for r in run.of_type("command:remote:Command") if r.name == "sirius-deploy").inputs["create"]
     assert "--image-tag sirius-postgres=latest" in deploy and "--image-tag sirius-ui" not in deploy
+    # The digests it saw (a fallback image's is latest's) and the pull request's commit go to the host.
+    assert f"--image-digest sirius-postgres={standins.digest('sirius-postgres', 'latest')}" in deploy
+    assert f"--image-digest sirius-ui={standins.digest('sirius-ui', TAG_PR)}" in deploy
+    assert run.outputs["commit"] in deploy and len(run.outputs["commit"]) == 40

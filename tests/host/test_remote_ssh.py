@@ -21,7 +21,7 @@ import pytest
 from infra import commands, remote
 from tests.pulumi_mocks import run_stack
 
-from testbed.harness import TAG_BROKEN, TAG_V1, TAG_V2
+from testbed.harness import SIRIUS_IMAGES, TAG_BROKEN, TAG_V1, TAG_V2
 from testbed.sshd import SshHost
 
 HOST_PATHS = (Path(commands.ENGINE).parent, Path(commands.PROJECT_DIR), Path(commands.STATE_DIR))
@@ -45,9 +45,10 @@ def ssh_host(clean_project, instance_paths):
         yield host
 
 
-def program(registry, repo_url: str, tag: str, health_timeout: int = 120):
+def program(registry, repo_url: str, tag: str, health_timeout: int = 120, preflight: bool = False):
     run = run_stack({"ref": "main", "imageTag": tag, "repoUrl": repo_url, "imageRegistry": f"{registry.host}/siriusscan",
-                     "healthTimeout": str(health_timeout), "sshCidrs": "198.51.100.7/32"})
+                     "healthTimeout": str(health_timeout), "sshCidrs": "198.51.100.7/32",
+                     "preflight": str(preflight).lower()})
     cmds = {r.name.removeprefix("sirius-"): r.inputs for r in run.of_type("command:remote:Command")}
     user_data = run.one("aws:ec2/instance:Instance").inputs["userData"]
     return user_data, cmds
@@ -62,6 +63,11 @@ def run_command(host: SshHost, command: dict) -> subprocess.CompletedProcess:
     return host.run(command["create"], stdin=command.get("stdin"))
 
 
+def git_head(repo_url: str) -> str:
+    return subprocess.run(["git", "ls-remote", repo_url, "refs/heads/main"], capture_output=True, text=True,
+                          check=True).stdout.split()[0]
+
+
 def last_json(text: str) -> dict:
     return json.loads(text.strip().splitlines()[-1])
 
@@ -73,11 +79,12 @@ def containers(engine) -> dict[str, str]:
     return {c["Config"]["Labels"]["com.docker.compose.service"]: c["Id"] for c in json.loads(engine.run("inspect", *ids).stdout)}
 
 
-def test_boot_then_remote_chain_then_in_place_tag_change(ssh_host, clean_project, registry, sirius_repo, standins):
+def test_boot_then_remote_chain_then_in_place_tag_change(ssh_host, no_sirius_images, clean_project, registry,
+                                                          sirius_repo, standins):
     engine = clean_project
-    user_data, cmds = program(registry, sirius_repo, TAG_V1)
+    user_data, cmds = program(registry, sirius_repo, TAG_V1, preflight=True)
     boot(engine, user_data)
-    assert containers(engine) == {}  # the boot sets the OS up; the first deploy is the remote one
+    assert containers(engine) == {}  # the boot sets the OS up and pulls; the first deploy is the remote one
 
     outputs = {}
     for name in ORDER:
@@ -87,8 +94,14 @@ def test_boot_then_remote_chain_then_in_place_tag_change(ssh_host, clean_project
 
     booted = last_json(outputs["wait-boot"])
     assert booted["status"] == "booted", Path(commands.BOOTSTRAP_LOG).read_text()[-4000:]
+    # user_data named the first deploy's ref, tag and images (by the digests the preflight saw);
+    # the boot pulled them, so the first deploy pulled nothing.
+    assert booted["firstDeploy"] == {"ref": "main", "imageTag": TAG_V1}
+    assert booted["prepull"] == {f"{registry.host}/siriusscan/{image}@{standins.digest(image, TAG_V1)}": "pulled"
+                                 for image in SIRIUS_IMAGES}
     report = last_json(outputs["deploy"])
     assert report["status"] == "healthy" and report["imageTag"] == TAG_V1
+    assert report["pullRounds"] == 0 and report["commit"] == git_head(sirius_repo)
     assert all(s["recreated"] for s in report["services"].values())
     assert report["phases"]["install"] == booted["phases"]["install"]
     first = containers(engine)
@@ -100,7 +113,7 @@ def test_boot_then_remote_chain_then_in_place_tag_change(ssh_host, clean_project
         assert env["INITIAL_ADMIN_PASSWORD"] not in outputs[name]
 
     # A new tag: the program's new deploy command, in place, only the UI recreated.
-    _, new_cmds = program(registry, sirius_repo, TAG_V2)
+    _, new_cmds = program(registry, sirius_repo, TAG_V2, preflight=True)
     assert new_cmds["wait-boot"] == cmds["wait-boot"] and new_cmds["deploy"] != cmds["deploy"]
     result = run_command(ssh_host, new_cmds["deploy"])
     assert result.returncode == 0, result.stderr[-3000:]
