@@ -117,6 +117,7 @@ class DemoConfig:
     hosted_zone_id: str | None = None  # None = looked up from the domain's parent
     acme_email: str = ""
     acme_ca: str = "production"
+    scan_targets: tuple[str, ...] = ()  # CIDRs sirius-engine may reach beyond its own stack
     # Kept out of repr so a stray print or log of the config never shows it.
     ssh_private_key: str | None = field(default=None, repr=False)
 
@@ -346,6 +347,7 @@ _RULES: dict[str, Callable[[Any], Any]] = {
     "hostedZoneId": _optional(_HOSTED_ZONE_ID, "a Route 53 hosted zone id, e.g. Z0123456789ABCDEFGHIJ"),
     "acmeEmail": _checked(rules.is_email, rules.EMAIL_FORM),
     "acmeCa": _checked(lambda ca: rules.acme_directory(ca) is not None, rules.ACME_CA_FORM, empty_ok=False),
+    "scanTargets": lambda v: rules.scan_targets(_string(v)),
 }
 SECRET_KEYS = frozenset({"sshPrivateKey"})
 
@@ -435,6 +437,7 @@ def parse(
         hosted_zone_id=values["hostedZoneId"],
         acme_email=values["acmeEmail"],
         acme_ca=values["acmeCa"],
+        scan_targets=values["scanTargets"],
     )
 
 

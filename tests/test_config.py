@@ -75,6 +75,11 @@ def test_bad_image_tags_are_refused(tag):
         ("ami", "ami-XYZ", "AMI id"),
         ("vpcId", "vpc 1", "VPC id"),
         ("sshPublicKey", "not a key", "OpenSSH public key"),
+        ("scanTargets", "0.0.0.0/0", "whole internet"),
+        ("scanTargets", "203.0.113.1/28", "not a valid CIDR"),
+        ("scanTargets", "203.0.113.7", "no prefix length"),
+        ("scanTargets", "2001:db8::/32", "IPv4 only"),
+        ("scanTargets", "169.254.169.254/32", "metadata service"),
     ],
 )
 def test_bad_values_name_key_and_form(key, value, says):
@@ -158,6 +163,11 @@ def test_passphrase_protected_keys_are_refused_up_front(tmp_path):
 def test_private_key_is_not_in_repr():
     demo = valid(keyName="mine", sshPrivateKey=PRIVATE_KEY)
     assert "AAAAfakekey" not in repr(demo)
+
+
+def test_scan_targets_default_to_none_and_take_cidrs_comma_separated():
+    assert valid().scan_targets == ()
+    assert valid(scanTargets=" 203.0.113.0/28, 198.51.100.7/32 ").scan_targets == ("203.0.113.0/28", "198.51.100.7/32")
 
 
 def test_error_message_lists_keys_with_namespace():
