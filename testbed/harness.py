@@ -652,6 +652,7 @@ class DockerEngine:
         self.proc: subprocess.Popen | None = None
         self._log_fh = None
         self._network_ids: set[str] = set()
+        self._bridge_names: set[str] = set()
         self._orphans: set[tuple[int, str | None]] = set()  # (pid, start time)
         self._stopped_for_good = False
         if len(str(self.socket)) > 100:
@@ -794,6 +795,11 @@ class DockerEngine:
             with contextlib.suppress(Exception):
                 out = self.run("network", "ls", "-q", "--no-trunc", check=False, timeout=10)
                 self._network_ids.update(out.stdout.split())
+                # networks that name their bridge (the engine's override pins br-sirius)
+                named = self.run("network", "inspect", "--format",
+                                 '{{index .Options "com.docker.network.bridge.name"}}', *out.stdout.split(),
+                                 check=False, timeout=10)
+                self._bridge_names.update(n for n in named.stdout.split() if n != "<no" and n != "value>")
         tree = _descendants(proc.pid)
         _terminate(proc, timeout)
         _kill_pids([p for p in tree if _pid_alive(p)])
@@ -829,7 +835,7 @@ class DockerEngine:
             self.stop_daemon()
         except Exception as exc:  # keep cleaning
             errors.append(exc)
-        for dev in [f"br-{nid[:12]}" for nid in self._network_ids] + [self.bridge]:
+        for dev in [f"br-{nid[:12]}" for nid in self._network_ids] + sorted(self._bridge_names) + [self.bridge]:
             if os.path.exists(f"/sys/class/net/{dev}"):
                 subprocess.run(["ip", "link", "delete", dev], capture_output=True)
         self._remove_cgroups()

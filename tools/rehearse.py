@@ -55,6 +55,9 @@ def build_spec(args: argparse.Namespace) -> commands.DeploySpec:
         domain=config.domain,
         acme_email=config.acme_email,
         acme_ca=config.acme_ca,
+        # This machine's firewall is not the demo host's: no DOCKER-USER rules, no boot unit
+        # here (a test Engine runs without iptables). `-- --firewall` puts them in anyway.
+        firewall=False,
     )
 
 
