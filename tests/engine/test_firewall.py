@@ -320,3 +320,16 @@ def test_no_firewall_is_reported_as_off(tmp_path):
     d = deploy.Deploy(settings.from_args(["--state-dir", str(tmp_path), "--no-firewall"]))
     d.fence()
     assert d.report["firewall"]["status"] == "off" and d.scanner is None
+
+
+def test_the_boot_unit_names_the_zipapp_the_engine_runs_from(tmp_path):
+    import subprocess
+    import sys
+
+    from infra import bootstrap
+
+    zipapp = tmp_path / "engine.pyz"
+    zipapp.write_bytes(bootstrap.engine_archive())
+    code = "import sys; sys.path.insert(0, sys.argv[1]); from engine import firewall; print(firewall.engine_command())"
+    out = subprocess.run([sys.executable, "-c", code, str(zipapp)], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == repr(["/usr/bin/python3", str(zipapp)])
