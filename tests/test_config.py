@@ -209,14 +209,15 @@ def test_every_documented_config_value_gets_past_the_cli_type_check():
     """`pulumi config set` examples, and the values quoted in the example error, are of the
     declared type: otherwise the CLI refuses them before the program says anything."""
     schema = config.load_schema()
-    texts = [(ROOT / "README.md").read_text(), (ROOT / "infra" / "config.py").read_text()]
+    texts = [(ROOT / "README.md").read_text(), (ROOT / "infra" / "config.py").read_text(),
+             *(doc.read_text() for doc in sorted((ROOT / "docs").glob("*.md")))]
     examples = [m for text in texts for m in re.findall(r"pulumi config set (?:--secret )?(?:sirius-demo:)?(\w+) ([^\s`]+)", text)]
     examples += re.findall(r"^  sirius-demo:(\w+): '?([^' ]+)'? ", texts[0], re.M)
     checked = [(key, value) for key, value in examples if key in schema and not value.startswith(("\"$", "<", "..."))]
-    assert {"publicCidrs", "sshCidrs", "volumeSize"} <= {key for key, _ in checked}
+    assert {"publicCidrs", "sshCidrs", "volumeSize", "scanTargets"} <= {key for key, _ in checked}
     for key, value in checked:
         assert cli_accepts(schema[key].type, value), f"`pulumi config set {key} {value}` fails the CLI's type check"
-        if schema[key].type == "string" and key.endswith("Cidrs"):
+        if schema[key].type == "string" and (key.endswith("Cidrs") or key == "scanTargets"):
             valid(**{key: value})  # and then the program takes it
 
 
