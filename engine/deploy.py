@@ -579,7 +579,6 @@ class Deploy:
                 f.write(record.get("shape") or "")
             self.compose = Compose(s.project_dir, path)
             before, step, result = self.bring_up(record["runImages"], same_project, "rollback: up")
-            self.fence_running()
             # A service the failed deploy left crash-looping (its dependency was down) starts
             # afresh: `up` keeps a container whose config did not change, restart count and all.
             stuck = sorted(svc for svc, c in before.items()
@@ -587,6 +586,7 @@ class Deploy:
             if result.ok and stuck:
                 log(f"rollback: restarting {' '.join(stuck)}")
                 self.compose_up(plan.UpPlan("recreate", tuple(stuck)))
+            self.fence_running()  # after the last `up`: where the restored engine really runs
             services = record["runImages"]
             status, containers, _ = self.wait_healthy(services)
             entry["unhealthy"] = sorted(svc for svc in services

@@ -333,3 +333,19 @@ def test_the_boot_unit_names_the_zipapp_the_engine_runs_from(tmp_path):
     code = "import sys; sys.path.insert(0, sys.argv[1]); from engine import firewall; print(firewall.engine_command())"
     out = subprocess.run([sys.executable, "-c", code, str(zipapp)], capture_output=True, text=True, check=True).stdout
     assert out.strip() == repr(["/usr/bin/python3", str(zipapp)])
+
+
+def test_an_engine_running_elsewhere_is_fenced_where_it_runs(fake, monkeypatch, tmp_path):
+    """A rollback to a deploy made before the fence runs the engine at a dynamic address."""
+    engine = {"Config": {"Labels": {"com.docker.compose.service": "sirius-engine"}},
+              "NetworkSettings": {"Networks": {"sirius": {"IPAddress": "172.18.0.7", "NetworkID": "n1"}}}}
+    monkeypatch.setattr(firewall, "project_containers", lambda project: [engine])
+    monkeypatch.setattr(firewall, "inspect_network", lambda nid: ("br-0123456789ab", "172.18.0.0/16"))
+    scanner = firewall.Scanner((TARGET,), str(tmp_path), fence=fence())
+    entry = scanner.after_up("sirius")
+    assert entry["scanner"] == [ENGINE, "172.18.0.7"] and "not at the pinned" in entry["notes"][-1]
+    applied = [line.split() for line in fake.chains["SIRIUS-SCANNER"]]
+    assert verdict(applied, "172.18.0.7", "8.8.8.8", iface="br-0123456789ab") == "DROP"
+    assert verdict(applied, "172.18.0.7", "203.0.113.2", iface="br-0123456789ab") == "RETURN"
+    engine["NetworkSettings"]["Networks"]["sirius"]["IPAddress"] = ENGINE
+    assert firewall.Scanner((TARGET,), str(tmp_path), fence=fence()).after_up("sirius") is None  # pinned: nothing to add
