@@ -92,6 +92,7 @@ class Bench:
             repo_url=self.repo_url, ref="main", git_ref="main", image_tag=tag, public_host="127.0.0.1",
             health_timeout=300, registry=f"{self.registry.host}/siriusscan", project_dir=str(self.work / "sirius"),
             state_dir=str(self.work / "state"), min_free_gb=1, bind_address="127.0.0.1", image_tags=image_tags or {},
+            firewall=False,  # the test Engine runs without iptables: no DOCKER-USER to hook into
         )
 
     def reset(self) -> None:

@@ -4,6 +4,7 @@
     reset      the demo as new: the last deploy's settings again on fresh data (docs/reset.md)
     health     the health of every service now, and the last deploy's report
     bootstrap  first boot (user_data): OS setup, recorded for the remote deploy
+    firewall   put the last deploy's scanner firewall back (the boot unit runs it before Docker)
     install    OS setup only: Docker Engine, the compose plugin, git
 
 Modules are imported per command: user_data carries only what `bootstrap` needs.
@@ -19,7 +20,7 @@ from engine import BOOTSTRAP_LOG, STATE_DIR
 
 def main(argv: list[str]) -> int:
     command, args = (argv[0], argv[1:]) if argv else ("", [])
-    if command in ("health", "bootstrap"):
+    if command in ("health", "bootstrap", "firewall"):
         p = argparse.ArgumentParser(prog=f"engine {command}", allow_abbrev=False)
         p.add_argument("--state-dir", default=STATE_DIR)
         if command == "bootstrap":
@@ -33,6 +34,10 @@ def main(argv: list[str]) -> int:
             from engine import health
 
             return health.main(chosen.state_dir)
+        if command == "firewall":
+            from engine import firewall
+
+            return firewall.main(chosen.state_dir)
         from engine import bootstrap
 
         return bootstrap.main(chosen.state_dir, chosen.log, chosen.ref, chosen.tag, chosen.pull)

@@ -2,7 +2,7 @@
 start, prove healthy, report; put the last healthy deploy back when this one fails.
 
     pre-checks -> fetch -> compatibility check (staged) -> pull (retried; a missing tag
-    is not) -> switch the project -> local build of what is missing -> up
+    is not) -> scanner firewall -> switch the project -> local build of what is missing -> up
     -> health gate (deadline) -> demo data -> HTTPS (with a domain)
     -> stack healthy: record it, disk care / otherwise: roll back -> report
 
@@ -23,7 +23,7 @@ import shutil
 import time
 from datetime import datetime, timezone
 
-from engine import REPORT_SCHEMA, compat, demodata, diskcare, envfile, override, plan, proxy, rollback, rules
+from engine import REPORT_SCHEMA, compat, demodata, diskcare, envfile, firewall, override, plan, proxy, rollback, rules
 from engine.docker import Compose, Result, log, project_containers, run
 from engine.settings import Settings, remember
 
@@ -63,7 +63,7 @@ class Deploy:
             "phases": {"install": settings.install_seconds, "fetch": 0, "check": 0, "pull": 0, "build": 0, "up": 0, "healthy": 0},
             "startInterval": False, "startIntervalNote": None, "imageFallbacks": plan.image_fallbacks(settings.image_tag, settings.image_tags),
             "builtLocally": [], "buildSeconds": {}, "unhealthy": [], "problems": [], "criticalPath": [], "services": {},
-            "rollback": None, "serving": None, "disk": None, "moved": {}, "commitRange": None,
+            "rollback": None, "serving": None, "disk": None, "moved": {}, "commitRange": None, "firewall": None,
         }
         self.phase_started = time.monotonic()
         self.report["phases"]["install"] = settings.install_seconds or first_boot_install_seconds(settings.state_dir)
@@ -74,6 +74,7 @@ class Deploy:
         self.run_images: dict[str, str] = {}
         self.override_text = ""
         self.env_text = ""
+        self.scanner: firewall.Scanner | None = None
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -140,6 +141,7 @@ class Deploy:
         self.proxy_extra = self.proxy.prepare(self.remaining())  # {} without a domain
         if self.proxy.error:  # before the switch: the running stack and its proxy stay as they are
             self.fail(self.proxy.error)
+        self.fence()  # before anything starts the engine: its rules hold from the first packet
         self.before_switch()
         compose = self.switch()
         built = self.build(compose, services, digests)
@@ -450,6 +452,7 @@ class Deploy:
         self.before_ids = {svc: c["Id"] for svc, c in before.items()}
         with open(shape_file, "w") as f:
             f.write(shape)
+        self.fence_running()
         self.phase("up")
         if self.up_error:
             containers = {plan.service_of(c): c for c in project_containers(self.project)}
@@ -462,6 +465,36 @@ class Deploy:
                 self.diagnose(compose, bad)
                 self.fail(f"docker compose up created no container for {', '.join(absent)}: "
                           f"{envfile.redact(result.last_line(), self.secrets)}")
+
+    def fence(self) -> None:
+        """The scanner's firewall (engine/firewall.py), applied and saved for the boot unit;
+        a failure stops the deploy before the switch, with the running stack as it was."""
+        if not self.s.firewall:
+            self.report["firewall"] = firewall.off_report()
+            log("firewall: WARNING: off (--no-firewall): sirius-engine may reach any address")
+            return
+        self.scanner = firewall.Scanner(self.s.scan_targets, self.s.state_dir, self.s.firewall_parent)
+        try:
+            self.scanner.plan()
+            self.report["firewall"] = self.scanner.apply()
+        except (firewall.FirewallError, ValueError, OSError) as err:
+            self.report["firewall"] = {**firewall.off_report(), "status": "failed", "notes": [], "error": str(err)}
+            self.fail(f"scanner firewall: {err}")
+
+    def fence_running(self) -> None:
+        """After an `up`: fence the engine where it actually runs. If that fails, stop it: a
+        scanner without its rules must not run."""
+        if self.scanner is None:
+            return
+        try:
+            entry = self.scanner.after_up(self.project)
+            if entry:
+                self.report["firewall"] = entry
+        except (firewall.FirewallError, ValueError, OSError) as err:
+            stopped = firewall.stop_scanner(self.project)
+            self.report["firewall"] = {**(self.report["firewall"] or {}), "status": "failed", "error": str(err)}
+            self.fail(f"scanner firewall: {err}; " + (f"{rules.SCANNER_SERVICE} stopped" if stopped else
+                                                      f"could not stop {rules.SCANNER_SERVICE}"))
 
     def wait_healthy(self, services: dict) -> tuple[str, dict, dict[str, float]]:
         """Poll every service until all are ok, one has failed for good, or the deadline:
@@ -595,6 +628,7 @@ class Deploy:
             if result.ok and stuck:
                 log(f"rollback: restarting {' '.join(stuck)}")
                 self.compose_up(plan.UpPlan("recreate", tuple(stuck)))
+            self.fence_running()  # after the last `up`: where the restored engine really runs
             services = record["runImages"]
             status, containers, _ = self.wait_healthy(services)
             entry["unhealthy"] = sorted(svc for svc in services

@@ -5,7 +5,10 @@
 - when the Engine supports it, health checks run every second until first healthy
   (`start_period` + `start_interval`): upstream's 10-30 s intervals and no start period
   otherwise cost ~90 s of pure waiting along rabbitmq -> api -> ui on every start.
-  Upstream's interval, timeout and retries stay for steady state.
+  Upstream's interval, timeout and retries stay for steady state;
+- the sirius network gets a fixed subnet and bridge name, and sirius-engine a fixed
+  address outside the range Docker hands out: the scanner's firewall (engine/firewall.py)
+  knows it by that address from its first packet, and after a reboot.
 """
 
 from __future__ import annotations
@@ -21,6 +24,13 @@ MIN_COMPOSE = (2, 20, 2)
 # `!override` (ports re-bound to 127.0.0.1) needs Compose 2.24.4.
 MIN_COMPOSE_OVERRIDE = (2, 24, 4)
 MIN_COMPOSE_OVERRIDE_TEXT = "2.24.4"
+
+
+# Merged into upstream's `networks: default` (name sirius, driver bridge).
+PINNED_NETWORK = {
+    "driver_opts": {"com.docker.network.bridge.name": rules.SIRIUS_BRIDGE},
+    "ipam": {"config": [{"subnet": rules.SIRIUS_SUBNET, "ip_range": rules.SIRIUS_DYNAMIC_RANGE}]},
+}
 
 
 def version_tuple(text: str) -> tuple[int, ...]:
@@ -73,8 +83,12 @@ def render(services: dict, images: dict[str, str], *, bind_address: str, fast_he
         if fast_health and check and not check.get("disable"):
             lines += ["    healthcheck:", f"      start_period: {start_period}s",
                       f"      start_interval: {START_INTERVAL}"]
+        if name == rules.SCANNER_SERVICE:
+            lines.append(f"    networks: {json.dumps({'default': {'ipv4_address': rules.SCANNER_ADDRESS}})}")
     for name in sorted(extra_services or {}):
         lines.append(f"  {name}: {json.dumps(extra_services[name], sort_keys=True)}")
     if extra_volumes:
         lines += ["volumes:", *(f"  {name}: {{}}" for name in extra_volumes)]
+    if rules.SCANNER_SERVICE in services:
+        lines += ["networks:", f"  default: {json.dumps(PINNED_NETWORK, sort_keys=True)}"]
     return "\n".join(lines) + "\n"

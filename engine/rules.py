@@ -44,6 +44,26 @@ ACME_CAS = {
 ACME_CA_FORM = "production, staging or an https:// ACME directory URL"
 DOMAIN_FORM = "a DNS name with at least two labels, e.g. demo.example.com (letters, digits, '-')"
 EMAIL_FORM = "an email address, e.g. ops@example.com"
+# The scanner's fence (engine/firewall.py, docs/scanner-firewall.md). sirius-engine runs
+# nmap with NET_RAW: it may reach the stack's own network, the stack's `scanTargets` and
+# what upstream's engine fetches by itself, nothing else. The override pins the sirius
+# network (subnet, bridge name) and the engine's address, so the rules hold from the
+# first packet and across reboots, when Docker restarts the containers on its own.
+SCANNER_SERVICE = "sirius-engine"
+SIRIUS_SUBNET = "172.30.213.0/24"  # clear of the default VPC (172.31.0.0/16) and Docker's first pools
+SIRIUS_DYNAMIC_RANGE = "172.30.213.0/25"  # what Docker hands out: never the engine's address
+SCANNER_ADDRESS = "172.30.213.250"
+SIRIUS_BRIDGE = "br-sirius"  # the network's bridge device (at most 15 characters)
+# What sirius-engine fetches on its own at run time (upstream main 823a80f6; its app-scanner
+# a031480c enriches found CVEs with go-api's nvd.GetCVE). The NSE scripts are baked into the
+# image (sirius-nse at a pinned commit); the scanner never clones or pulls them at run time.
+SCANNER_FETCHES = (("services.nvd.nist.gov", 443),)
+FIREWALL_PARENT = "DOCKER-USER"  # Docker's chain for user rules, before its own in FORWARD
+FIREWALL_CHAIN = "SIRIUS-SCANNER"
+CHAIN_NAME_PATTERN = re.compile(r"[A-Z][A-Z0-9_-]{0,27}")
+SCAN_TARGETS_FORM = "IPv4 CIDRs, comma separated, e.g. 203.0.113.0/28,198.51.100.7/32 (empty: none)"
+MAX_SCAN_TARGETS = 64
+_LINK_LOCAL = ipaddress.ip_network("169.254.0.0/16")  # EC2's metadata service (169.254.169.254) lives here
 # The first release whose compose file runs the published images with the API key file.
 FIRST_SUPPORTED_RELEASE = (1, 1, 0)
 
@@ -324,3 +344,35 @@ def instance_type_problem(name: object, spec: InstanceSpec | None = None) -> str
         return (f"{name!r} has {spec.vcpus} vCPU; sirius-ui asks for {MIN_VCPUS} (cpus: \"2\") and is not "
                 "started on fewer; use t3.medium")
     return None
+
+
+def scan_targets(value: str) -> tuple[str, ...]:
+    """The `scanTargets` setting as CIDRs (comma separated, "" = none); ValueError says why not.
+
+    IPv4 only: the sirius network has no IPv6, so an IPv6 target could never be reached.
+    Never the whole internet: that is what the fence exists to prevent.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string of {SCAN_TARGETS_FORM}")
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    if len(parts) > MAX_SCAN_TARGETS:
+        raise ValueError(f"lists {len(parts)} CIDRs; expected at most {MAX_SCAN_TARGETS}")
+    found = []
+    for part in parts:
+        shown = repr(part if len(part) <= 60 else part[:57] + "...")
+        if "/" not in part:
+            raise ValueError(f"{shown} has no prefix length; expected {SCAN_TARGETS_FORM}")
+        try:
+            network = ipaddress.ip_network(part, strict=True)
+        except ValueError as err:
+            raise ValueError(f"{shown} is not a valid CIDR ({err}); expected {SCAN_TARGETS_FORM}") from None
+        if network.version != 4:
+            raise ValueError(f"{shown} is IPv6; the scanner's network is IPv4 only; expected {SCAN_TARGETS_FORM}")
+        if network.prefixlen == 0:
+            raise ValueError(f"{shown} is the whole internet, which the scanner must never reach; "
+                             "expected the networks you own or may scan")
+        if network.overlaps(_LINK_LOCAL):
+            raise ValueError(f"{shown} overlaps {_LINK_LOCAL}, where the instance metadata service hands out the "
+                             "host's credentials; expected the networks you own or may scan")
+        found.append(str(network))
+    return tuple(dict.fromkeys(found))

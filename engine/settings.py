@@ -58,6 +58,9 @@ class Settings:
     proxy_http_port: int = rules.HTTP_PORT
     proxy_https_port: int = rules.HTTPS_PORT
     cert_timeout: int = 120  # seconds for the certificate, after the stack is healthy
+    scan_targets: tuple[str, ...] = ()  # CIDRs sirius-engine may reach beyond its own stack
+    firewall: bool = True  # the scanner's firewall (engine/firewall.py); off only on test beds without Docker's iptables
+    firewall_parent: str = rules.FIREWALL_PARENT  # the chain that jumps to the scanner's rules
 
     def tag_of(self, image: str) -> str:
         return self.image_tags.get(image, self.image_tag)
@@ -111,6 +114,13 @@ def validate(s: Settings) -> Settings:
         _check(flag, 1 <= port <= 65535, "a TCP port from 1 to 65535", port)
     _check("--proxy-https-port", s.proxy_https_port != s.proxy_http_port, "a port other than --proxy-http-port", s.proxy_https_port)
     _check("--cert-timeout", 1 <= s.cert_timeout <= 3600, "seconds from 1 to 3600", s.cert_timeout)
+    try:
+        ok = rules.scan_targets(",".join(s.scan_targets)) == s.scan_targets
+    except ValueError:
+        ok = False
+    _check("--scan-targets", ok, rules.SCAN_TARGETS_FORM, ",".join(s.scan_targets))
+    _check("--firewall-parent", bool(rules.CHAIN_NAME_PATTERN.fullmatch(s.firewall_parent))
+           and s.firewall_parent != rules.FIREWALL_CHAIN, "an iptables chain name, e.g. DOCKER-USER", s.firewall_parent)
     return s
 
 
@@ -132,12 +142,13 @@ def parser() -> argparse.ArgumentParser:
         name = flag[2:].replace("-", "_")
         p.add_argument(flag, type=kind, default=d[name])
     p.add_argument("--dir", dest="project_dir", default=d["project_dir"])
-    for flag in ("--rollback", "--demo-data"):
+    for flag in ("--rollback", "--demo-data", "--firewall"):
         p.add_argument(flag, action=argparse.BooleanOptionalAction, default=d[flag[2:].replace("-", "_")])
-    for flag in ("--domain", "--acme-email", "--acme-ca", "--acme-ca-root", "--proxy-image"):
+    for flag in ("--domain", "--acme-email", "--acme-ca", "--acme-ca-root", "--proxy-image", "--firewall-parent"):
         p.add_argument(flag, default=d[flag[2:].replace("-", "_")])
     for flag in ("--proxy-http-port", "--proxy-https-port", "--cert-timeout"):
         p.add_argument(flag, type=int, default=d[flag[2:].replace("-", "_")])
+    p.add_argument("--scan-targets", default="", metavar="CIDR,...")
     return p
 
 
@@ -153,6 +164,10 @@ def _pairs(items: list[str], flag: str, form: str) -> dict[str, str]:
 def from_args(argv: list[str]) -> Settings:
     """Parse and validate; argparse exits 2 on unknown flags, SettingsError on bad values."""
     a = parser().parse_args(argv)
+    try:
+        targets = rules.scan_targets(a.scan_targets)
+    except ValueError as err:
+        raise SettingsError(f"--scan-targets: {err}") from None
     pairs = _pairs(a.image_tags, "--image-tag", "IMAGE=TAG, e.g. sirius-ui=pr-7-amd64")
     digests = _pairs(a.image_digests, "--image-digest", rules.DIGEST_FORM)
     return validate(Settings(
@@ -164,7 +179,8 @@ def from_args(argv: list[str]) -> Settings:
         min_free_gb=a.min_free_gb, install_seconds=a.install_seconds, rollback=a.rollback,
         demo_data=a.demo_data, domain=a.domain, acme_email=a.acme_email, acme_ca=a.acme_ca,
         acme_ca_root=a.acme_ca_root, proxy_image=a.proxy_image, proxy_http_port=a.proxy_http_port,
-        proxy_https_port=a.proxy_https_port, cert_timeout=a.cert_timeout,
+        proxy_https_port=a.proxy_https_port, cert_timeout=a.cert_timeout, scan_targets=targets,
+        firewall=a.firewall, firewall_parent=a.firewall_parent,
     ))
 
 
@@ -190,7 +206,8 @@ def remembered(state_dir: str, **overrides) -> Settings:
     if not isinstance(saved, dict) or not {f.name for f in fields(Settings) if f.default is MISSING} <= set(saved):
         raise SettingsError(f"{path} does not hold a deploy's settings; deploy again to rewrite it")
     # Keys of another engine version are dropped: the next deploy writes this one's.
-    values = {**{k: v for k, v in saved.items() if k in known}, **overrides}
+    # JSON keeps tuples (scan_targets) as lists.
+    values = {**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in known}, **overrides}
     try:
         return validate(Settings(**values))
     except (TypeError, ValueError) as err:

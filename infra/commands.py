@@ -51,6 +51,9 @@ class DeploySpec:
     domain: str = ""  # "" = no HTTPS proxy
     acme_email: str = ""
     acme_ca: str = "production"
+    scan_targets: tuple[str, ...] = ()  # CIDRs the scanner may reach beyond its stack
+    firewall: bool = True  # False only on test beds whose Docker runs without iptables
+    firewall_parent: str = rules.FIREWALL_PARENT
 
     def __post_init__(self) -> None:
         # A last line of defence, with the engine's own rules: it parses these very flags.
@@ -85,6 +88,12 @@ def deploy_args(spec: DeploySpec) -> list[str]:
         args.append("--no-rollback")
     if not spec.demo_data:
         args.append("--no-demo-data")
+    if spec.scan_targets:
+        args += ["--scan-targets", ",".join(spec.scan_targets)]
+    if not spec.firewall:
+        args.append("--no-firewall")
+    if spec.firewall_parent != rules.FIREWALL_PARENT:
+        args += ["--firewall-parent", spec.firewall_parent]
     if spec.domain:
         args += ["--domain", spec.domain, "--acme-ca", spec.acme_ca]
         if spec.acme_email:

@@ -129,6 +129,7 @@ class DemoConfig:
     acme_email: str = ""
     acme_ca: str = "production"
     nightly_reset: str = "23:59"  # HH:59 (UTC) or off: when .github/workflows/reset.yml resets the demo
+    scan_targets: tuple[str, ...] = ()  # CIDRs sirius-engine may reach beyond its own stack
     # Kept out of repr so a stray print or log of the config never shows it.
     ssh_private_key: str | None = field(default=None, repr=False)
 
@@ -376,6 +377,7 @@ _RULES: dict[str, Callable[[Any], Any]] = {
     "acmeEmail": _checked(rules.is_email, rules.EMAIL_FORM),
     "acmeCa": _checked(lambda ca: rules.acme_directory(ca) is not None, rules.ACME_CA_FORM, empty_ok=False),
     "nightlyReset": nightly_reset,
+    "scanTargets": lambda v: rules.scan_targets(_string(v)),
 }
 SECRET_KEYS = frozenset({"sshPrivateKey"})
 
@@ -482,6 +484,7 @@ def parse(
         acme_email=values["acmeEmail"],
         acme_ca=values["acmeCa"],
         nightly_reset=values["nightlyReset"],
+        scan_targets=values["scanTargets"],
     )
 
 

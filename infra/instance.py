@@ -82,6 +82,7 @@ def deploy_spec(config: DemoConfig, public_ip: str, image_tags: Mapping[str, str
         domain=config.domain,
         acme_email=config.acme_email,
         acme_ca=config.acme_ca,
+        scan_targets=config.scan_targets,
     )
 
 

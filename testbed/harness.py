@@ -638,6 +638,7 @@ class DockerEngine:
         self.proc: subprocess.Popen | None = None
         self._daemon = Daemon("dockerd", root=self.root)  # the root's removal is stop()'s (mounts)
         self._network_ids: set[str] = set()
+        self._bridge_names: set[str] = set()
         self._orphans: set[tuple[int, str | None]] = set()  # (pid, start time)
         self._stopped_for_good = False
         if len(str(self.socket)) > 100:
@@ -772,6 +773,11 @@ class DockerEngine:
             with contextlib.suppress(Exception):
                 out = self.run("network", "ls", "-q", "--no-trunc", check=False, timeout=10)
                 self._network_ids.update(out.stdout.split())
+                # networks that name their bridge (the engine's override pins br-sirius)
+                named = self.run("network", "inspect", "--format",
+                                 '{{index .Options "com.docker.network.bridge.name"}}', *out.stdout.split(),
+                                 check=False, timeout=10)
+                self._bridge_names.update(n for n in named.stdout.split() if n != "<no" and n != "value>")
         tree = _descendants(proc.pid)
         self._daemon.stop(timeout)
         _kill_pids([p for p in tree if _pid_alive(p)])
@@ -804,7 +810,7 @@ class DockerEngine:
             self.stop_daemon()
         except Exception as exc:  # keep cleaning
             errors.append(exc)
-        for dev in [f"br-{nid[:12]}" for nid in self._network_ids] + [self.bridge]:
+        for dev in [f"br-{nid[:12]}" for nid in self._network_ids] + sorted(self._bridge_names) + [self.bridge]:
             if os.path.exists(f"/sys/class/net/{dev}"):
                 subprocess.run(["ip", "link", "delete", dev], capture_output=True)
         self.forward.close()

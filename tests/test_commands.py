@@ -38,12 +38,18 @@ def test_the_engine_parses_exactly_what_the_builder_writes():
                                                        acme_ca="staging", acme_email="ops@example.com")))
     assert (off.rollback, off.demo_data, off.domain, off.acme_ca, off.acme_email) == (
         False, False, "demo.example.com", "staging", "ops@example.com")
+    assert (parsed.scan_targets, parsed.firewall, parsed.firewall_parent) == ((), True, "DOCKER-USER")
+    fenced = settings.from_args(commands.deploy_args(spec(scan_targets=("203.0.113.0/28", "198.51.100.7/32"),
+                                                          firewall_parent="SDT-USER-1")))
+    assert (fenced.scan_targets, fenced.firewall_parent) == (("203.0.113.0/28", "198.51.100.7/32"), "SDT-USER-1")
+    assert not settings.from_args(commands.deploy_args(spec(firewall=False))).firewall
 
 
 @pytest.mark.parametrize(
     "overrides",
     [{"image_tag": "x;id"}, {"registry": "evil.io/$(id)"}, {"public_host": "1.2.3.4; reboot"},
-     {"image_tags": {"sirius-ui": "a b"}}, {"project_dir": "relative"}, {"ref": "v1.0.0"}, {"bind_address": "0.0.0.0; x"}],
+     {"image_tags": {"sirius-ui": "a b"}}, {"project_dir": "relative"}, {"ref": "v1.0.0"}, {"bind_address": "0.0.0.0; x"},
+     {"scan_targets": ("0.0.0.0/0",)}, {"scan_targets": ("10.0.0.0/8 -j ACCEPT",)}, {"firewall_parent": "A B"}],
 )
 def test_unsafe_values_are_refused(overrides):
     with pytest.raises(ValueError, match="unsafe deploy values"):

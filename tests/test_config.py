@@ -80,6 +80,11 @@ def test_bad_image_tags_are_refused(tag):
         ("nightlyReset", "24:59", "HH:59"),
         ("nightlyReset", "daily", "or off"),
         ("nightlyReset", "", "HH:59"),
+        ("scanTargets", "0.0.0.0/0", "whole internet"),
+        ("scanTargets", "203.0.113.1/28", "not a valid CIDR"),
+        ("scanTargets", "203.0.113.7", "no prefix length"),
+        ("scanTargets", "2001:db8::/32", "IPv4 only"),
+        ("scanTargets", "169.254.169.254/32", "metadata service"),
     ],
 )
 def test_bad_values_name_key_and_form(key, value, says):
@@ -165,6 +170,11 @@ def test_private_key_is_not_in_repr():
     assert "AAAAfakekey" not in repr(demo)
 
 
+def test_scan_targets_default_to_none_and_take_cidrs_comma_separated():
+    assert valid().scan_targets == ()
+    assert valid(scanTargets=" 203.0.113.0/28, 198.51.100.7/32 ").scan_targets == ("203.0.113.0/28", "198.51.100.7/32")
+
+
 def test_error_message_lists_keys_with_namespace():
     with pytest.raises(ConfigError) as caught:
         valid(volumeSize="thirty")
@@ -212,10 +222,10 @@ def test_every_documented_config_value_gets_past_the_cli_type_check():
     examples = [m for text in texts for m in re.findall(r"pulumi config set (?:--secret )?(?:sirius-demo:)?(\w+) ([^\s`]+)", text)]
     examples += [m for text in texts for m in re.findall(r"^  sirius-demo:(\w+): '?([^' ]+)'? ", text, re.M)]
     checked = [(key, value) for key, value in examples if key in schema and not value.startswith(("\"$", "<", "..."))]
-    assert {"publicCidrs", "sshCidrs", "volumeSize"} <= {key for key, _ in checked}
+    assert {"publicCidrs", "sshCidrs", "volumeSize", "scanTargets"} <= {key for key, _ in checked}
     for key, value in checked:
         assert cli_accepts(schema[key].type, value), f"`pulumi config set {key} {value}` fails the CLI's type check"
-        if schema[key].type == "string" and key.endswith("Cidrs"):
+        if schema[key].type == "string" and (key.endswith("Cidrs") or key == "scanTargets"):
             valid(**{key: value})  # and then the program takes it
 
 

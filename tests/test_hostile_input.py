@@ -27,7 +27,8 @@ SCHEMA = infra_config.load_schema()
 BASE = {"sshCidrs": "198.51.100.7/32"}
 # Settings that reach a command line, and the flag that carries them.
 FLAG_OF = {"ref": "--ref", "imageTag": "--tag", "repoUrl": "--repo", "imageRegistry": "--registry",
-           "domain": "--domain", "domainSuffix": "--domain", "acmeEmail": "--acme-email", "acmeCa": "--acme-ca"}
+           "domain": "--domain", "domainSuffix": "--domain", "acmeEmail": "--acme-email", "acmeCa": "--acme-ca",
+           "scanTargets": "--scan-targets"}
 # The argument a setting becomes, when that is not the value as it was set.
 ARGUMENT_OF = {
     "imageTag": lambda parsed, value: parsed.image_tag,
@@ -35,6 +36,7 @@ ARGUMENT_OF = {
     "domainSuffix": lambda parsed, value: parsed.domain,  # demo.<suffix>
     "acmeEmail": lambda parsed, value: parsed.acme_email,
     "acmeCa": lambda parsed, value: parsed.acme_ca,
+    "scanTargets": lambda parsed, value: ",".join(parsed.scan_targets),  # normalised, duplicates dropped
 }
 # What each key needs next to it so that it is the only thing under test.
 COMPANIONS = {
@@ -67,6 +69,8 @@ REACHING = {
     "domainSuffix": st.from_regex(_DNS, fullmatch=True),
     "hostedZoneId": st.from_regex(r"Z[A-Z0-9]{1,20}", fullmatch=True),
     "acmeEmail": st.from_regex(r"[A-Za-z0-9._%+-]{1,10}@[a-z0-9-]{1,10}\.[a-z]{2,6}", fullmatch=True),
+    "scanTargets": st.lists(st.builds(lambda a, b, n: f"{a}.{b}.0.0/{n}", st.integers(1, 223), st.integers(0, 255),
+                                      st.integers(16, 32)), max_size=3).map(", ".join),
     "acmeCa": st.one_of(st.sampled_from(["production", "staging"]),
                         st.from_regex(r"https://[a-z0-9.-]{1,12}(:[0-9]{1,5})?(/[A-Za-z0-9._~-]{1,10}){0,3}/?",
                                       fullmatch=True)),

@@ -11,7 +11,8 @@
 
 Runs the very engine zipapp that the instance runs, with the same flags
 (infra/commands.py), so a ref that fails here fails on EC2 too, in a minute instead of
-twenty. The UI and API listen on 127.0.0.1 only. Progress per phase streams to the
+twenty. The UI and API listen on 127.0.0.1 only, and the scanner firewall is left out
+(--no-firewall: this machine's iptables are not the demo host's; `-- --firewall` adds it). Progress per phase streams to the
 terminal; the report ends as a table with each service's timings and the critical path.
 No AWS and no region: everything runs on this machine's Docker Engine.
 """
@@ -90,6 +91,9 @@ def _build_spec(args: argparse.Namespace) -> commands.DeploySpec:
         domain=config.domain,
         acme_email=config.acme_email,
         acme_ca=config.acme_ca,
+        # This machine's firewall is not the demo host's: no DOCKER-USER rules, no boot unit
+        # here (a test Engine runs without iptables). `-- --firewall` puts them in anyway.
+        firewall=False,
     )
 
 

@@ -102,7 +102,8 @@ class Host:
         return settings.from_args(["--repo", f"file://{self.upstream}", "--ref", ref, "--tag", tag,
                                    "--registry", REGISTRY, "--dir", str(self.project_dir),
                                    "--state-dir", str(self.state_dir), "--health-timeout", "30",
-                                   "--min-free-gb", "0", "--pull-delay", "0", "--no-demo-data", *flags])
+                                   "--min-free-gb", "0", "--pull-delay", "0", "--no-demo-data",
+                                   "--no-firewall", *flags])  # the firewall: tests/engine/test_firewall.py
 
     def deploy(self, ref: str = "main", tag: str = "latest", *flags: str) -> tuple[int, dict]:
         code = deploy.Deploy(self.settings(ref, tag, *flags)).run()

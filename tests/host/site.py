@@ -39,6 +39,7 @@ class Site:
             repo_url=self.repo_url, ref=ref, git_ref=ref, image_tag=tag, public_host="127.0.0.1",
             health_timeout=90, registry=f"{self.registry.host}/siriusscan", project_dir=str(self.project),
             state_dir=str(self.state), pull_attempts=2, pull_delay=1, min_free_gb=1, bind_address="127.0.0.1",
+            firewall=False,  # the test Engine has no DOCKER-USER; test_firewall.py names a chain of its own
         )
         values.update(overrides)
         return commands.DeploySpec(**values)
