@@ -61,7 +61,6 @@ _OPENSSH_MAGIC = b"openssh-key-v1\x00"
 # Route 53 hosted zone ids: Z and upper-case letters and digits (Z0123456789ABCDEFGHIJ).
 _HOSTED_ZONE_ID = re.compile(r"Z[A-Z0-9]{1,32}")
 _KEY_NAME = re.compile(r"[ -~]{1,255}")
-# The reset workflow runs at minute 59 of every hour (.github/workflows/reset.yml).
 
 
 @dataclass(frozen=True)
