@@ -413,8 +413,10 @@ class Deploy:
         shape_file = os.path.join(s.state_dir, SHAPE_FILE)
         same_shape = os.path.exists(shape_file) and open(shape_file).read() == shape
         self.shape = shape
-        self.proxy_before = self.proxy.container_id(self.project)
-        self.proxy.ensure(self.compose)  # first: visitors get "being updated" while services move
+        proxy_now = self.proxy.container(self.project)
+        self.proxy_before = (proxy_now or {}).get("Id")
+        if not (same_shape and proxy.is_running(proxy_now)):  # same shape: its spec is what it runs
+            self.proxy.ensure(self.compose)  # first: visitors get "being updated" while services move
         before, _, result = self.bring_up(wanted, same_shape and self.same_settings, "up")
         self.before_ids = {svc: c["Id"] for svc, c in before.items()}
         with open(shape_file, "w") as f:

@@ -170,6 +170,11 @@ def is_updating_page(status: int, headers) -> bool:
     return status == 503 and (headers.get(UPDATING_HEADER) or "") == UPDATING_VALUE
 
 
+def is_running(container: dict | None) -> bool:
+    state = (container or {}).get("State") or {}
+    return state.get("Status") == "running" and not state.get("Restarting")
+
+
 def through_problem(ui: tuple[int, bool] | str, api: tuple[int, bool] | str) -> str | None:
     """Why visitors are not served through the proxy, from one look at each port:
     (status, is the updating page) or the connection error; None when both are served."""
