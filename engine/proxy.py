@@ -9,15 +9,17 @@ updated": HTTP 503 with Retry-After, HTML for the UI and JSON for the API, marke
 the header UPDATING_HEADER so a gate or a probe can tell it from the services' own 503.
 
 The proxy is not recreated unless what it reads changes (its Caddyfile, named by its
-content, the CA root, the image): a tag change, a rollback or a reset leave it running,
-and compose sees nothing to do for it. A config change recreates it (about a second of
+content, the CA root, the image): a tag change or a rollback leaves it running, as
+compose sees nothing to do for it (a reset must leave it too, replacing the other
+services, not the whole project). A config change recreates it (about a second of
 refused connections): the admin API stays off (host network: any local process could
 reconfigure it), Caddy v2 reloads on no signal, and `--watch` is for development and
 keeps the old config silently when a new one is bad. See docs/proxy.md.
 
 - `prepare` writes the Caddyfile into the state dir and pulls the pinned image when it
   is missing; it returns the `sirius-proxy` service for engine/override.py to add;
-- `ensure` starts it (or recreates it when its config changed) before the services move;
+- `ensure` starts it (or recreates it when its config changed) before the services move,
+  when it is not running or the override changed;
 - `wait_through`, part of the health gate, waits for the UI and the API to answer
   through the proxy, not with the "being updated" page;
 - `gate`, with a domain, after the stack is healthy, waits (its own budget,
