@@ -26,6 +26,18 @@ start period), then takes rounds in turn; each figure is the median of its ratio
 `--only FIGURE` (repeatable) measures just those figures, each still side by side with its
 own fresh deploy in every round, and updates only their entries in bench/results.json.
 
+And one figure in seconds, not a ratio: a visitor probing http://127.0.0.1:3000/ at 10 Hz
+(testbed/probe.py) through the UI tag change:
+
+  ui_tag_change_unavailable_seconds  seconds of the proxy's "being updated" page (503) per
+                             UI tag change; `ui_tag_change_probe` adds each run's seconds and
+                             the refused connections and other errors seen (target: 0)
+
+    sudo venv/bin/python -m bench.run --only ui-unavailable [--pairs 3]
+
+measures that figure alone (a fresh v1, then v1 -> v2 under the probe, per round) and
+updates only its keys in bench/results.json.
+
 Every deploy runs with the defaults: a fresh one loads the demo data after its gate
 (timed with it), and each healthy one ends with disk care.
 
@@ -45,6 +57,7 @@ import time
 from pathlib import Path
 
 from infra import bootstrap, commands
+from testbed.acme import proxy_standin
 from testbed.harness import (
     SERVICE_IMAGES,
     TAG_API_CRASH,
@@ -62,6 +75,7 @@ from testbed.harness import (
     remove_sirius_images,
     write_runtime_files,
 )
+from testbed.probe import Probe
 from testbed.sshd import SshHost
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -76,6 +90,8 @@ TARGETS = {
     "reset_vs_fresh": 1.0,
 }
 API_CHANGE = {"sirius-api": TAG_PR}  # pr-7's API build, every other image as v1
+UNAVAILABLE = "ui-unavailable"  # --only: ui_tag_change_unavailable_seconds alone
+UI_URL = "http://127.0.0.1:3000/"  # what a visitor opens (rules.UI_PORT, through the proxy)
 
 
 class Bench:
@@ -112,6 +128,12 @@ class Bench:
 
     def deploy(self, tag: str, image_tags: dict[str, str] | None = None) -> float:
         return self.timed(commands.deploy_argv(self.spec(tag, image_tags), engine=str(self.zipapp)))
+
+    def probed(self, tag: str) -> tuple[float, dict]:
+        """Deploy `tag` while a visitor probes the UI: (seconds, the probe's summary)."""
+        with Probe(UI_URL) as probe:
+            seconds = self.deploy(tag)
+        return seconds, probe.result.summary()
 
     def rollback_seconds(self, bad_tag: str) -> float:
         """A bad tag over the running stack: the seconds the report gives its rollback."""
@@ -183,6 +205,39 @@ def reset_round(bench: Bench, pair: int) -> dict[str, float]:
     return got
 
 
+def probe_figures(summaries: list[dict]) -> dict:
+    """The results' keys for the UI tag changes a visitor probed."""
+    runs = [s["unavailableSeconds"] for s in summaries]
+    return {"ui_tag_change_unavailable_seconds": round(statistics.median(runs), 2),
+            "ui_tag_change_probe": {"runs": runs, "refused": sum(s["refused"] for s in summaries),
+                                    "errors": sum(s["errors"] for s in summaries),
+                                    "problems": [p for s in summaries for p in s["firstProblems"]][:10]}}
+
+
+def print_probe(figures: dict) -> None:
+    probe = figures["ui_tag_change_probe"]
+    mark = "ok" if probe["refused"] == probe["errors"] == 0 else "MISSED"
+    print(f"ui_tag_change_unavailable_seconds {figures['ui_tag_change_unavailable_seconds']}s (runs {probe['runs']}); "
+          f"refused {probe['refused']}, errors {probe['errors']} (target 0)  {mark}")
+
+
+def measure_unavailable(bench: Bench, pairs: int) -> int:
+    """Only the probed UI tag change: its keys replace those in results.json."""
+    summaries = []
+    for pair in range(pairs):
+        bench.fresh(TAG_V1)  # untimed
+        seconds, summary = bench.probed(TAG_V2)
+        summaries.append(summary)
+        print(f"round {pair + 1}/{pairs}: ui_change {seconds:.1f}s, probe {summary}", flush=True)
+    bench.reset()
+    figures = probe_figures(summaries)
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    RESULTS.write_text(json.dumps({**results, **figures}, indent=2) + "\n")
+    print_probe(figures)
+    print(f"written to {RESULTS}")
+    return 0
+
+
 def measure(pairs: int, only: list[str] | None = None) -> int:
     check_ports_free(wait=30)
     work = Path(tempfile.mkdtemp(prefix="sdb-", dir="/tmp"))
@@ -193,9 +248,13 @@ def measure(pairs: int, only: list[str] | None = None) -> int:
         registry.start()
         images = StandIns(engine, registry)
         images.publish()
+        proxy_standin(engine)  # the engine's proxy image: every deploy runs it
         bench = Bench(engine, registry, make_sirius_repo(work / "sirius.git", registry.host), work)
+        if only == [UNAVAILABLE]:
+            return measure_unavailable(bench, pairs)
         figures = only or list(TARGETS)
         ratios: dict[str, list[float]] = {key: [] for key in figures}
+        summaries = []  # the probed UI tag changes of a full run
         seconds: dict[str, list[float]] = {}
         with SshHost(engine.env) as ssh:
             for pair in range(pairs):
@@ -215,7 +274,8 @@ def measure(pairs: int, only: list[str] | None = None) -> int:
                 got = dict((name, fn()) for name, fn in (runs if pair % 2 == 0 else runs[::-1]))
                 bench.fresh(TAG_V1)  # our stack running at v1 (untimed)
                 got["noop"] = bench.deploy(TAG_V1)
-                got["ui_change"] = bench.deploy(TAG_V2)
+                got["ui_change"], summary = bench.probed(TAG_V2)
+                summaries.append(summary)
                 got["fresh_v2"] = bench.fresh(TAG_V2)
                 bench.fresh(TAG_V1)  # untimed
                 got["api_change"] = bench.deploy(TAG_V1, API_CHANGE)
@@ -245,11 +305,15 @@ def measure(pairs: int, only: list[str] | None = None) -> int:
             results["pairs_of"] = {**results.get("pairs_of", {}), **dict.fromkeys(figures, pairs)}
         else:
             results = {**measured, "pairs": pairs, "median_seconds": medians}
+        if not only:
+            results.update(probe_figures(summaries))
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
         print(f"\n{'figure':<28} {'ratio':>6} {'target':>8}")
         for key, target in ((k, TARGETS[k]) for k in figures):
             mark = "ok" if results[key] <= target else "MISSED"
             print(f"{key:<28} {results[key]:>6.3f} {'<= ' + str(target):>8}  {mark}")
+        if not only:
+            print_probe(results)
         print(f"\nmedian seconds: {results['median_seconds']}\nwritten to {RESULTS}")
         return 0
     finally:
@@ -260,12 +324,19 @@ def measure(pairs: int, only: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    p.add_argument("--pairs", type=int, default=3, help="rounds per figure (default 3)")
+    p.add_argument("--only", action="append", choices=["reset_vs_fresh", UNAVAILABLE],
+                   help="measure just this figure (repeatable; ui-unavailable alone): "
+                        "the others in results.json stay")
+    return p
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pairs", type=int, default=3, help="rounds per figure (default 3)")
-    parser.add_argument("--only", action="append", choices=["reset_vs_fresh"],
-                        help="measure just this figure (repeatable); the others in results.json stay")
-    args = parser.parse_args()
+    args = parser().parse_args()
+    if args.only and UNAVAILABLE in args.only and len(args.only) > 1:
+        parser().error(f"--only {UNAVAILABLE} is measured alone")
     with host_session_lock():  # the real-Docker tests share these ports
         return measure(args.pairs, args.only)
 

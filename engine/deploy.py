@@ -3,7 +3,8 @@ start, prove healthy, report; put the last healthy deploy back when this one fai
 
     pre-checks -> fetch -> compatibility check (staged) -> pull (retried; a missing tag
     is not) -> scanner firewall -> switch the project -> local build of what is missing -> up
-    -> health gate (deadline) -> demo data -> HTTPS (with a domain)
+    -> health gate (deadline; the services, then the UI and API through the proxy)
+    -> demo data -> HTTPS (with a domain)
     -> stack healthy: record it, disk care / otherwise: roll back -> report
 
 Nothing the running stack uses changes before the switch: a ref that fails the check
@@ -63,7 +64,7 @@ class Deploy:
             "phases": {"install": settings.install_seconds, "fetch": 0, "check": 0, "pull": 0, "build": 0, "up": 0, "healthy": 0},
             "startInterval": False, "startIntervalNote": None, "imageFallbacks": plan.image_fallbacks(settings.image_tag, settings.image_tags),
             "builtLocally": [], "buildSeconds": {}, "unhealthy": [], "problems": [], "criticalPath": [], "services": {},
-            "rollback": None, "serving": None, "disk": None, "moved": {}, "commitRange": None, "firewall": None,
+            "rollback": None, "serving": None, "disk": None, "moved": {}, "commitRange": None, "firewall": None, "proxy": None,
         }
         self.phase_started = time.monotonic()
         self.report["phases"]["install"] = settings.install_seconds or first_boot_install_seconds(settings.state_dir)
@@ -138,7 +139,7 @@ class Deploy:
         self.phase("check")
         digests = self.pull(services)
         self.proxy = proxy.Proxy(self.s)
-        self.proxy_extra = self.proxy.prepare(self.remaining())  # {} without a domain
+        self.proxy_extra = self.proxy.prepare(self.remaining())
         if self.proxy.error:  # before the switch: the running stack and its proxy stay as they are
             self.fail(self.proxy.error)
         self.fence()  # before anything starts the engine: its rules hold from the first packet
@@ -151,13 +152,14 @@ class Deploy:
             self.stack_healthy = True
             self.report["demoData"] = demodata.seed(self.s, self.project)  # after the gate: never decides health
             if self.s.domain:  # HTTPS after the stack: it keeps serving meanwhile
-                self.report["proxy"] = self.proxy.gate(self.compose, self.project)
+                self.report["proxy"].update(self.proxy.gate(self.project))
                 if self.report["proxy"]["error"]:
                     self.fail(f"HTTPS for {self.s.domain}: {self.report['proxy']['error']} "
                               f"(the stack itself is healthy and stays up)")
         else:
             bad = self.report["unhealthy"]
-            self.report["error"] = f"not healthy within {self.s.health_timeout}s: {', '.join(bad)}"
+            through = (self.report.get("proxy") or {}).get("error")  # the services are healthy, visitors not served
+            self.report["error"] = through or f"not healthy within {self.s.health_timeout}s: {', '.join(bad)}"
             self.diagnose(compose, bad)
 
     def failed(self, err: Exception) -> None:
@@ -433,8 +435,8 @@ class Deploy:
                                             "builtLocally": image in built, "recreated": False, "health": "unknown"}
         path = os.path.join(s.state_dir, RUN_OVERRIDE)
         extra = self.proxy_extra
-        text = override.render(services, wanted, bind_address=s.bind_address,
-                               fast_health=self.report["startInterval"], start_period=s.health_timeout, **extra)
+        text = override.render(services, wanted, fast_health=self.report["startInterval"],
+                               start_period=s.health_timeout, **extra)
         with open(path, "w") as f:
             f.write(text)
         self.run_images, self.override_text = wanted, text
@@ -443,11 +445,15 @@ class Deploy:
         self.compose = compose.with_files(path)
         # What compose would see change apart from images: the commit, the override's shape.
         shape = json.dumps([self.report["commit"], override.render(
-            services, dict.fromkeys(services, ""), bind_address=s.bind_address,
-            fast_health=self.report["startInterval"], start_period=s.health_timeout, **extra)])
+            services, dict.fromkeys(services, ""), fast_health=self.report["startInterval"],
+            start_period=s.health_timeout, **extra)])
         shape_file = os.path.join(s.state_dir, SHAPE_FILE)
         same_shape = os.path.exists(shape_file) and open(shape_file).read() == shape
         self.shape = shape
+        proxy_now = self.proxy.container(self.project)
+        self.proxy_before = (proxy_now or {}).get("Id")
+        if not (same_shape and proxy.is_running(proxy_now)):  # same shape: its spec is what it runs
+            self.proxy.ensure(self.compose)  # first: visitors get "being updated" while services move
         before, _, result = self.bring_up(wanted, same_shape and self.same_settings, "up")
         self.before_ids = {svc: c["Id"] for svc, c in before.items()}
         with open(shape_file, "w") as f:
@@ -550,6 +556,12 @@ class Deploy:
         fresh_ready = {svc: t for svc, t in ready_at.items() if self.report["services"][svc]["recreated"]}
         self.report["criticalPath"] = plan.critical_path(depends, fresh_ready)
         self.report["unhealthy"] = sorted(svc for svc in services if self.report["services"][svc]["health"] != "healthy")
+        if status == "healthy":  # the services are; now what visitors reach
+            self.report["proxy"] = self.proxy.wait_through(self.project, self.deadline)
+            self.report["proxy"]["recreated"] = self.proxy.container_id(self.project) != self.proxy_before
+            if self.report["proxy"]["error"]:
+                self.report["unhealthy"] = [proxy.SERVICE]
+                return "unhealthy"
         return status
 
     # --- after the gate ----------------------------------------------------------------
@@ -620,6 +632,9 @@ class Deploy:
             with open(shape_path, "w") as f:
                 f.write(record.get("shape") or "")
             self.compose = Compose(s.project_dir, path)
+            proxied = f"  {proxy.SERVICE}:" in record["override"]  # a record from before the proxy has none
+            if proxied:
+                self.proxy.ensure(self.compose)
             before, step, result = self.bring_up(record["runImages"], same_project, "rollback: up")
             # A service the failed deploy left crash-looping (its dependency was down) starts
             # afresh: `up` keeps a container whose config did not change, restart count and all.
@@ -636,6 +651,11 @@ class Deploy:
             if status != "healthy":
                 self.diagnose(self.compose, entry["unhealthy"])
                 self.fail(f"not healthy within {s.health_timeout}s: {', '.join(entry['unhealthy'])}")
+            through = self.proxy.wait_through(self.project, self.deadline) if proxied else {"error": None}
+            if through["error"]:
+                entry["unhealthy"] = [proxy.SERVICE]
+                self.diagnose(self.compose, entry["unhealthy"])
+                self.fail(through["error"])
         except DeployError as err:
             entry["status"], entry["reason"] = "failed", envfile.redact(str(err), self.secrets)
             log(f"rollback: FAILED: {entry['reason']}; the demo is down")

@@ -1,7 +1,10 @@
 """The compose override the engine generates on top of upstream's files.
 
 - every service runs the exact image it pulled (by digest), and compose never pulls;
-- every published port but the UI's and the API's is bound to 127.0.0.1;
+- every published port is bound to 127.0.0.1; the UI's and the API's own ports
+  (3000, 9001) move to rules.BACKEND_PORTS, because the proxy (engine/proxy.py, a
+  service of the project) answers visitors on 3000 and 9001 and keeps answering, with
+  a 503 "being updated" page, while those containers are replaced;
 - when the Engine supports it, health checks run every second until first healthy
   (`start_period` + `start_interval`): upstream's 10-30 s intervals and no start period
   otherwise cost ~90 s of pure waiting along rabbitmq -> api -> ui on every start.
@@ -56,20 +59,21 @@ def start_interval_support(api_version: str, compose_version: str) -> str | None
     return None
 
 
-def _port(entry: dict, host_ip: str) -> str:
+def _port(service: str, entry: dict) -> str:
+    target = entry["target"]
     published = entry.get("published") or ""
-    spec = f"{published}:{entry['target']}" if published else str(entry["target"])
-    if host_ip:
-        spec = f"{host_ip}:{spec}"
-    return f"{spec}/{entry.get('protocol') or 'tcp'}"
+    if rules.PUBLIC_SERVICES.get(service) == target:
+        published = rules.BACKEND_PORTS[service]  # the proxy owns the public port
+    spec = f"{published}:{target}" if published else str(target)
+    return f"127.0.0.1:{spec}/{entry.get('protocol') or 'tcp'}"
 
 
-def render(services: dict, images: dict[str, str], *, bind_address: str, fast_health: bool,
+def render(services: dict, images: dict[str, str], *, fast_health: bool,
            start_period: int, extra_services: dict | None = None, extra_volumes: tuple[str, ...] = ()) -> str:
     """YAML text (JSON scalars; `!override` needs YAML) of the override.
 
     `extra_services` (name -> compose spec) and `extra_volumes` are services the engine
-    adds to the project (the HTTPS proxy, engine/proxy.py), written as JSON flow maps.
+    adds to the project (the proxy, engine/proxy.py), written as JSON flow maps.
     """
     lines = ["services:"]
     for name in sorted(services):
@@ -77,8 +81,7 @@ def render(services: dict, images: dict[str, str], *, bind_address: str, fast_he
         lines += [f"  {name}:", f"    image: {json.dumps(images[name])}", "    pull_policy: missing"]
         ports = spec.get("ports") or []
         if ports:
-            host_ip = bind_address if name in rules.PUBLIC_SERVICES else "127.0.0.1"
-            lines.append(f"    ports: !override {json.dumps([_port(p, host_ip) for p in ports])}")
+            lines.append(f"    ports: !override {json.dumps([_port(name, p) for p in ports])}")
         check = spec.get("healthcheck") or {}
         if fast_health and check and not check.get("disable"):
             lines += ["    healthcheck:", f"      start_period: {start_period}s",

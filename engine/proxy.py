@@ -1,20 +1,35 @@
-"""The HTTPS proxy in front of the demo: Caddy, a service of the compose project.
+"""The proxy in front of the demo: Caddy, a service of the compose project, always.
 
-Only when the deploy has a domain (Settings.domain); without one nothing here runs and
-the override is what it always was. With one:
+Visitors never reach the UI or the API container directly. Caddy (network_mode host)
+listens on rules.UI_PORT and rules.API_PORT (and, with a domain, on 80/443 with
+automatic HTTPS, the API under rules.API_PATH); the containers publish only on
+127.0.0.1:rules.BACKEND_PORTS. While a container is being replaced, started or rolled
+back, its port refuses and Caddy answers, instead of an error page, "the demo is being
+updated": HTTP 503 with Retry-After, HTML for the UI and JSON for the API, marked with
+the header UPDATING_HEADER so a gate or a probe can tell it from the services' own 503.
 
-- `prepare` writes the Caddyfile into the state dir, pulls the pinned proxy image when
-  it is missing, and returns the `sirius-proxy` service (network_mode host: it reaches
-  the UI and API on the host's ports; certificates and the ACME account in the named
-  volume `caddy_data`, so a redeploy or a new container never asks for a new
-  certificate) for engine/override.py to add;
-- `gate`, after the stack itself is healthy, waits (its own budget, --cert-timeout) for
-  https://<domain>/ to answer through the proxy with a certificate for the domain, the
-  API under rules.API_PATH, and http:// redirecting to https://. When the certificate
-  cannot be had, the reason is Caddy's, read from its JSON log lines.
+The proxy is not recreated unless what it reads changes (its Caddyfile, named by its
+content, the CA root, the image): a tag change or a rollback leaves it running, as
+compose sees nothing to do for it (a reset must leave it too, replacing the other
+services, not the whole project). A config change recreates it (about a second of
+refused connections): the admin API stays off (host network: any local process could
+reconfigure it), Caddy v2 reloads on no signal, and `--watch` is for development and
+keeps the old config silently when a new one is bad. See docs/proxy.md.
 
-The pure parts (caddyfile, service, obtain_error, cert_summary) are tested on their own
-(tests/engine/test_proxy.py); every value they write was validated by engine/settings.py.
+- `prepare` writes the Caddyfile into the state dir and pulls the pinned image when it
+  is missing; it returns the `sirius-proxy` service for engine/override.py to add;
+- `ensure` starts it (or recreates it when its config changed) before the services move,
+  when it is not running or the override changed;
+- `wait_through`, part of the health gate, waits for the UI and the API to answer
+  through the proxy, not with the "being updated" page;
+- `gate`, with a domain, after the stack is healthy, waits (its own budget,
+  --cert-timeout) for https://<domain>/ with a certificate for the domain, the API under
+  rules.API_PATH, and http:// redirecting to https://. When the certificate cannot be had,
+  the reason is Caddy's, read from its JSON log lines.
+
+The pure parts (caddyfile, service, through_problem, obtain_error, cert_summary) are
+tested on their own (tests/engine/test_proxy.py, the Caddyfile also with the real caddy
+binary); every value they write was validated by engine/settings.py.
 """
 
 from __future__ import annotations
@@ -28,10 +43,11 @@ import ssl
 import tempfile
 import time
 import urllib.parse
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from engine import plan, rules
-from engine.docker import Compose, log, project_containers, run
+from engine.docker import Compose, Result, log, project_containers, run
 from engine.settings import Settings
 
 SERVICE = "sirius-proxy"
@@ -42,7 +58,20 @@ CADDYFILE_MOUNT = "/etc/caddy/Caddyfile"
 CA_ROOT_MOUNT = "/etc/caddy/acme-ca-root.pem"
 DATA_DIR = "/data"  # the official image's XDG_DATA_HOME: certificates and ACME account
 POLL_SECONDS = 1.0
+THROUGH_POLL_SECONDS = 0.25
 CHECK_TIMEOUT = 10.0
+# What visitors get while a service is down: 503, this header, and Retry-After (seconds;
+# the HTML page reloads itself as often).
+UPDATING_HEADER = "Sirius-Demo"
+UPDATING_VALUE = "updating"
+RETRY_AFTER_SECONDS = 15
+UPDATING_MESSAGE = "The demo is being updated, back in a minute."
+UPDATING_HTML = (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+                 f'<meta http-equiv="refresh" content="{RETRY_AFTER_SECONDS}"><title>Sirius demo: updating</title>'
+                 f'</head><body style="font-family:sans-serif;text-align:center;margin-top:20vh">'
+                 f'<h1>Sirius Scan demo</h1><p>{UPDATING_MESSAGE}</p>'
+                 f'<p>This page reloads itself.</p></body></html>')
+UPDATING_JSON = json.dumps({"status": UPDATING_VALUE, "message": UPDATING_MESSAGE}, separators=(",", ":"))
 # Caddy's own log messages that carry why a certificate could not be had.
 _ISSUER_FAILED = "could not get certificate from issuer"
 _CHALLENGE_FAILED = "challenge failed"
@@ -52,36 +81,72 @@ _MAX_REASON = 1500
 LOG_LINES = 2000
 
 
-def upstream_host(s: Settings) -> str:
-    """Where the proxy (host network) reaches the UI and API."""
+@dataclass(frozen=True)
+class Ports:
+    """Where Caddy listens for visitors and where it finds the services (rules' ports;
+    the fast tests run the real caddy on free ones)."""
+
+    ui: int = rules.UI_PORT
+    api: int = rules.API_PORT
+    ui_backend: int = rules.BACKEND_PORTS["sirius-ui"]
+    api_backend: int = rules.BACKEND_PORTS["sirius-api"]
+
+
+PORTS = Ports()
+
+
+def listen_host(s: Settings) -> str:
+    """Where the host itself reaches the proxy: its bind address, else loopback."""
     return rules.local_address(s.bind_address)
 
 
-def caddyfile(s: Settings) -> str:
-    """The Caddyfile for `s.domain`: automatic HTTPS, the API under rules.API_PATH (prefix stripped)."""
-    upstream = upstream_host(s)
+def _updating(kind: str, indent: str) -> list[str]:
+    """The "being updated" answer: Caddy's own errors (502 refused, 504...) become this 503."""
+    body, content_type = (UPDATING_JSON, "application/json") if kind == "json" else (UPDATING_HTML, '"text/html; charset=utf-8"')
+    return [f"{indent}header Retry-After {RETRY_AFTER_SECONDS}", f"{indent}header Cache-Control no-store",
+            f"{indent}header {UPDATING_HEADER} {UPDATING_VALUE}", f"{indent}header Content-Type {content_type}",
+            f"{indent}respond `{body}` 503"]
+
+
+def caddyfile(s: Settings, ports: Ports = PORTS) -> str:
+    """The Caddyfile: plain HTTP on the UI's and API's ports; with `s.domain`, also
+    automatic HTTPS for it, the API under rules.API_PATH (prefix stripped)."""
+    ui, api = f"127.0.0.1:{ports.ui_backend}", f"127.0.0.1:{ports.api_backend}"
     options = ["\tadmin off"]  # host network: an admin API on localhost would let any local process reconfigure it
-    if s.acme_email:
-        options.append(f"\temail {s.acme_email}")
-    options.append(f"\tacme_ca {rules.acme_directory(s.acme_ca)}")
-    if s.acme_ca_root:
-        options.append(f"\tacme_ca_root {CA_ROOT_MOUNT}")
-    options += [f"\thttp_port {s.proxy_http_port}", f"\thttps_port {s.proxy_https_port}"]
+    if s.domain:
+        if s.acme_email:
+            options.append(f"\temail {s.acme_email}")
+        options.append(f"\tacme_ca {rules.acme_directory(s.acme_ca)}")
+        if s.acme_ca_root:
+            options.append(f"\tacme_ca_root {CA_ROOT_MOUNT}")
+        options += [f"\thttp_port {s.proxy_http_port}", f"\thttps_port {s.proxy_https_port}"]
     if s.bind_address:
         options.append(f"\tdefault_bind {s.bind_address}")
-    return "\n".join([
-        "# Written by the sirius-demo engine (engine/proxy.py); rewritten at every deploy.",
-        "{", *options, "}", "",
-        f"{s.domain} {{",
-        f"\tredir {rules.API_PATH} {rules.API_PATH}/",
-        f"\thandle_path {rules.API_PATH}/* {{",
-        f"\t\treverse_proxy {upstream}:{rules.API_PORT}",
-        "\t}",
-        "\thandle {",
-        f"\t\treverse_proxy {upstream}:{rules.UI_PORT}",
-        "\t}",
-        "}", "",
-    ])
+    lines = ["# Written by the sirius-demo engine (engine/proxy.py); rewritten at every deploy.",
+             "{", *options, "}", "",
+             f"http://:{ports.ui} {{", "\thandle_errors {", *_updating("html", "\t\t"), "\t}",
+             f"\treverse_proxy {ui}", "}", "",
+             f"http://:{ports.api} {{", "\thandle_errors {", *_updating("json", "\t\t"), "\t}",
+             f"\treverse_proxy {api}", "}", ""]
+    if s.domain:
+        lines += [
+            f"{s.domain} {{",
+            "\thandle_errors {",
+            # handle_path has stripped the prefix by now: the original path tells the API's errors.
+            f'\t\t@api expression `{{http.request.orig_uri.path}}.startsWith("{rules.API_PATH}/")`',
+            "\t\thandle @api {", *_updating("json", "\t\t\t"), "\t\t}",
+            "\t\thandle {", *_updating("html", "\t\t\t"), "\t\t}",
+            "\t}",
+            f"\tredir {rules.API_PATH} {rules.API_PATH}/",
+            f"\thandle_path {rules.API_PATH}/* {{",
+            f"\t\treverse_proxy {api}",
+            "\t}",
+            "\thandle {",
+            f"\t\treverse_proxy {ui}",
+            "\t}",
+            "}", "",
+        ]
+    return "\n".join(lines)
 
 
 def service(s: Settings, caddyfile_path: str, caddyfile_text: str, ca_root_text: str = "") -> dict:
@@ -89,7 +154,7 @@ def service(s: Settings, caddyfile_path: str, caddyfile_text: str, ca_root_text:
     changed Caddyfile or CA root recreates the container (Caddy reads them at start)."""
     digest = hashlib.sha256((caddyfile_text + "\0" + ca_root_text).encode()).hexdigest()
     volumes = [f"{VOLUME}:{DATA_DIR}", f"{caddyfile_path}:{CADDYFILE_MOUNT}:ro"]
-    if s.acme_ca_root:
+    if s.domain and s.acme_ca_root:
         volumes.append(f"{s.acme_ca_root}:{CA_ROOT_MOUNT}:ro")
     return {
         "image": s.proxy_image,
@@ -101,6 +166,30 @@ def service(s: Settings, caddyfile_path: str, caddyfile_text: str, ca_root_text:
         "volumes": volumes,
         "labels": {"io.sirius-demo.proxy-config": digest},
     }
+
+
+def is_updating_page(status: int, headers) -> bool:
+    """Whether an answer is the proxy's "being updated" page (not a service's own 503)."""
+    return status == 503 and (headers.get(UPDATING_HEADER) or "") == UPDATING_VALUE
+
+
+def is_running(container: dict | None) -> bool:
+    state = (container or {}).get("State") or {}
+    return state.get("Status") == "running" and not state.get("Restarting")
+
+
+def through_problem(ui: tuple[int, bool] | str, api: tuple[int, bool] | str) -> str | None:
+    """Why visitors are not served through the proxy, from one look at each port:
+    (status, is the updating page) or the connection error; None when both are served."""
+    problems = []
+    for name, port, path, seen in (("the UI", rules.UI_PORT, "/", ui), ("the API", rules.API_PORT, rules.API_HEALTH_PATH, api)):
+        if isinstance(seen, str):
+            problems.append(f"{name} (:{port}{path}): {seen}")
+        elif seen[1]:
+            problems.append(f"{name} (:{port}{path}) is behind the 'being updated' page: the proxy cannot reach it")
+        elif seen[0] >= 500 or (name == "the API" and seen[0] != 200):
+            problems.append(f"{name} (:{port}{path}) answered HTTP {seen[0]} through the proxy")
+    return "; ".join(problems) or None
 
 
 def _short(text: str) -> str:
@@ -216,12 +305,9 @@ class Proxy:
     def prepare(self, timeout: float) -> dict:
         """Write the Caddyfile, pull the image if missing; the override's extra arguments.
 
-        Without a domain: {} (the override stays what it always was). Runs before the
-        project switches: when the image cannot be pulled (`error`), the deploy stops with
-        the running stack and its proxy untouched."""
+        Runs before the project switches: when the image cannot be pulled (`error`), the
+        deploy stops with the running stack and its proxy untouched."""
         s = self.s
-        if not s.domain:
-            return {}
         text = caddyfile(s)
         path = os.path.join(s.state_dir, CADDYFILE.format(digest=hashlib.sha256(text.encode()).hexdigest()[:16]))
         with open(path + ".tmp", "w") as f:
@@ -229,7 +315,7 @@ class Proxy:
         os.chmod(path + ".tmp", 0o644)
         os.replace(path + ".tmp", path)
         root = ""
-        if s.acme_ca_root:
+        if s.domain and s.acme_ca_root:
             try:
                 root = open(s.acme_ca_root).read()
             except OSError as err:
@@ -257,7 +343,7 @@ class Proxy:
 
     def check(self) -> tuple[dict, str | None]:
         """One look: the certificate, the UI and API through HTTPS, the redirect. (facts, problem)"""
-        s, ip = self.s, upstream_host(self.s)
+        s, ip = self.s, listen_host(self.s)
         ctx, trust = self.context()
         facts: dict = {"trust": trust}
         conn = _Pinned(s.domain, ip, s.proxy_https_port, ctx)
@@ -298,8 +384,60 @@ class Proxy:
     def container(self, project: str) -> dict | None:
         return next((c for c in project_containers(project) if plan.service_of(c) == SERVICE), None)
 
-    def gate(self, compose: Compose, project: str) -> dict:
-        """The `proxy` entry of the report; `error` set when HTTPS does not work."""
+    def container_id(self, project: str) -> str | None:
+        return (self.container(project) or {}).get("Id")
+
+    def ensure(self, compose: Compose) -> Result:
+        """Start the proxy, or recreate it when what it reads changed; nothing when it runs
+        as configured (compose compares its config): before any service moves, so that
+        visitors get the "being updated" page, not a refused connection."""
+        result = compose("up", "-d", "--no-deps", SERVICE, timeout=300)
+        if not result.ok:
+            log(f"proxy: cannot start {SERVICE}: {result.last_line()}")
+        return result
+
+    def look_through(self, ports: Ports = PORTS) -> str | None:
+        """One look at the UI and the API through the proxy's plain ports; None when served."""
+        host = listen_host(self.s)
+        seen = []
+        for port, path in ((ports.ui, "/"), (ports.api, rules.API_HEALTH_PATH)):
+            conn = http.client.HTTPConnection(host, port, timeout=CHECK_TIMEOUT)
+            try:
+                conn.request("GET", path, headers={"Connection": "close"})
+                answer = conn.getresponse()
+                answer.read()
+                seen.append((answer.status, is_updating_page(answer.status, answer.headers)))
+            except (OSError, http.client.HTTPException) as err:
+                seen.append(f"{type(err).__name__}: {err}" if str(err) else type(err).__name__)
+            finally:
+                conn.close()
+        return through_problem(*seen)
+
+    def wait_through(self, project: str, deadline: float) -> dict:
+        """The health gate's last step: the UI and the API answer through the proxy (not
+        with the "being updated" page) before `deadline` (time.time()). The report's
+        `proxy` entry; `error` says why not, with Caddy's own words when it stopped."""
+        started = time.monotonic()
+        entry = {"image": self.s.proxy_image, "listens": [rules.UI_PORT, rules.API_PORT], "recreated": None,
+                 "throughSeconds": None, "error": None}
+        while True:
+            problem = self.look_through()
+            if problem is None or time.time() >= deadline:
+                break
+            time.sleep(THROUGH_POLL_SECONDS)
+        entry["throughSeconds"] = round(time.monotonic() - started, 1)
+        if problem is None:
+            log(f"proxy: the UI and the API answer through {SERVICE} on :{rules.UI_PORT} and :{rules.API_PORT}")
+        else:
+            c = self.container(project)
+            logs = run(["docker", "logs", "--tail", "50", c["Id"]], timeout=60) if c else None
+            said = container_error((logs.out + logs.err) if logs else "")
+            state = ((c or {}).get("State") or {}).get("Status", "missing")
+            entry["error"] = f"not serving through {SERVICE} ({state}): {problem}" + (f"; Caddy: {said}" if said else "")
+        return entry
+
+    def gate(self, project: str) -> dict:
+        """The HTTPS facts for the report's `proxy` entry; `error` set when HTTPS does not work."""
         s = self.s
         started = time.monotonic()
         report = {"domain": s.domain, "https": "failed", "image": s.proxy_image, "trust": None, "issuer": None,
@@ -312,10 +450,6 @@ class Proxy:
 
         if self.error:
             return done(self.error)
-        # `up` already made it when the project changed; this starts it when only images did.
-        started_up = compose("up", "-d", "--no-deps", SERVICE, timeout=300)
-        if not started_up.ok:
-            return done(f"cannot start {SERVICE}: {started_up.last_line()}")
         log(f"proxy: waiting up to {s.cert_timeout}s for https://{s.domain}/ ({rules.acme_directory(s.acme_ca)})")
         deadline = started + s.cert_timeout
         while True:

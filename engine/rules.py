@@ -23,6 +23,10 @@ DEFAULT_REGISTRY = "ghcr.io/siriusscan"
 UI_PORT = 3000
 API_PORT = 9001
 PUBLIC_SERVICES = {"sirius-ui": UI_PORT, "sirius-api": API_PORT}
+# The proxy (engine/proxy.py) owns UI_PORT and API_PORT; the UI and API containers publish
+# their own port only on 127.0.0.1, on these, so the proxy keeps answering (503, "being
+# updated") while a container is replaced. None of them is a port upstream publishes.
+BACKEND_PORTS = {"sirius-ui": 13000, "sirius-api": 19001}
 # With a domain, the world reaches the demo only through the HTTPS proxy on these.
 HTTP_PORT = 80
 HTTPS_PORT = 443

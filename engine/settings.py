@@ -39,7 +39,7 @@ class Settings:
     commit: str = ""  # "" = whatever git_ref points at when fetched
     registry: str = rules.DEFAULT_REGISTRY
     public_host: str = "localhost"
-    bind_address: str = ""  # where the UI and API listen; "" = every address
+    bind_address: str = ""  # where the proxy listens for the UI and API; "" = every address
     health_timeout: int = 600
     build_timeout: int = 3600
     project_dir: str = PROJECT_DIR

@@ -20,6 +20,9 @@ and no random nonce rejection; validation is real (no ``PEBBLE_VA_ALWAYS_VALID``
 ``caddy_image(engine, registry)``: a stand-in for the official ``caddy`` image,
 ``FROM scratch`` with Debian's ``/usr/bin/caddy`` and the shared libraries ``ldd``
 lists, pushed to the test registry; its local copy is removed so a deploy pulls it.
+``proxy_standin(engine)``: the same stand-in tagged in the engine as the engine's default
+proxy image (``rules.PROXY_IMAGE``, which these tests cannot pull), so every deploy of
+the tests and the benchmark runs its proxy without a flag.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ import tempfile
 import urllib.request
 import ssl
 from pathlib import Path
+
+from engine.rules import PROXY_IMAGE
 
 from .daemon import Daemon, HarnessError
 from .harness import free_port
@@ -133,11 +138,10 @@ def _libraries(binary: str) -> list[str]:
     return sorted(set(re.findall(r"(/\S+) \(0x", out)))
 
 
-def caddy_image(engine, registry) -> str:
-    """Build and push the Caddy stand-in; returns its reference in the test registry."""
+def _build_caddy(engine, *tags: str) -> None:
+    """The Caddy stand-in, built in `engine` under `tags`."""
     if not os.path.isfile(CADDY_BINARY):
         raise HarnessError(f"{CADDY_BINARY} not found: apt-get install caddy")
-    ref = f"{registry.host}/testbed/caddy:{CADDY_TAG}"
     ctx = Path(tempfile.mkdtemp(prefix="sdcaddy-", dir="/tmp"))
     try:
         root = ctx / "rootfs"
@@ -152,9 +156,24 @@ def caddy_image(engine, registry) -> str:
             "FROM scratch\nCOPY rootfs/ /\n"
             "ENV PATH=/usr/bin:/bin XDG_DATA_HOME=/data XDG_CONFIG_HOME=/config\n"
             'CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]\n')
-        engine.run("build", "-q", "-t", ref, str(ctx), env={"DOCKER_BUILDKIT": "0"}, timeout=300)
-        engine.run("push", "-q", ref, timeout=300)
-        engine.run("rmi", ref)
+        engine.run("build", "-q", *(a for tag in tags for a in ("-t", tag)), str(ctx),
+                   env={"DOCKER_BUILDKIT": "0"}, timeout=300)
     finally:
         shutil.rmtree(ctx, ignore_errors=True)
+
+
+def caddy_image(engine, registry) -> str:
+    """Build and push the Caddy stand-in; returns its reference in the test registry."""
+    ref = f"{registry.host}/testbed/caddy:{CADDY_TAG}"
+    _build_caddy(engine, ref)
+    engine.run("push", "-q", ref, timeout=300)
+    engine.run("rmi", ref)
     return ref
+
+
+def proxy_standin(engine) -> str:
+    """The Caddy stand-in under the engine's default proxy image name (rules.PROXY_IMAGE),
+    present in `engine`: every deploy finds it and pulls nothing (the image is pulled only
+    when missing), as on a host that has it. Returns that name."""
+    _build_caddy(engine, PROXY_IMAGE)
+    return PROXY_IMAGE

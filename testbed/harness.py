@@ -211,6 +211,8 @@ import urllib.request
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from engine.rules import BACKEND_PORTS
+
 from .daemon import Daemon, HarnessError
 from .daemon import tail as _tail
 from .forward import ForwardAccept
@@ -256,8 +258,9 @@ COMPOSE_PROJECT = "sirius"
 COMPOSE_NETWORK = "sirius"
 COMPOSE_VOLUMES = ("postgres_data", "valkey_data", "rabbitmq_data")
 
-#: Host ports the Sirius compose file publishes; must be free on 127.0.0.1.
-SIRIUS_HOST_PORTS: tuple[int, ...] = (3000, 9001, 5432, 5672, 15672, 6379, 5174, 50051)
+#: Host ports the Sirius compose file publishes, and where the engine's override moves the
+#: UI's and API's (its proxy takes 3000 and 9001); must be free on 127.0.0.1.
+SIRIUS_HOST_PORTS: tuple[int, ...] = (3000, 9001, 5432, 5672, 15672, 6379, 5174, 50051, *BACKEND_PORTS.values())
 
 TAG_V1 = "v1"
 TAG_V2 = "v2"

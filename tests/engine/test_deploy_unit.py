@@ -65,6 +65,34 @@ def git(*args: str, cwd: Path) -> str:
                           check=True, capture_output=True, text=True).stdout
 
 
+class NoProxy:
+    """The proxy in front of the UI and API, as always up and serving: it has tests of its own
+    (tests/engine/test_proxy.py with the real caddy, tests/host/test_visitor.py)."""
+
+    error = ""
+
+    def __init__(self, settings):
+        self.s = settings
+
+    def prepare(self, timeout: float) -> dict:
+        return {}
+
+    def container(self, project: str) -> dict:
+        return {"Id": "proxy", "State": {"Status": "running"}}
+
+    def container_id(self, project: str) -> str:
+        return "proxy"
+
+    def ensure(self, compose) -> None:
+        pass
+
+    def wait_through(self, project: str, deadline: float) -> dict:
+        return {"image": self.s.proxy_image, "recreated": None, "throughSeconds": 0.0, "error": None}
+
+    def gate(self, project: str) -> dict:
+        return {}
+
+
 class Host:
     """One fake host: an upstream repository, the engine's dirs, and its Docker."""
 
@@ -83,6 +111,7 @@ class Host:
         git("checkout", "-q", "main", cwd=self.upstream)
         self.project_dir, self.state_dir = tmp_path / "opt" / "sirius", tmp_path / "state"
         self.docker = FakeDocker(root=str(tmp_path)).install(monkeypatch)
+        monkeypatch.setattr(deploy.proxy, "Proxy", NoProxy)
         real_which = deploy.shutil.which
         monkeypatch.setattr(deploy.shutil, "which", lambda name, *a, **k: "/usr/bin/docker" if name == "docker"
                             else real_which(name, *a, **k))

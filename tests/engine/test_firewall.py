@@ -269,7 +269,7 @@ def test_the_boot_unit_runs_the_firewall_command_before_docker():
 
 def test_the_override_pins_the_engine_address_and_the_network():
     services = {"sirius-engine": {}, "sirius-api": {}}
-    text = override.render(services, {s: f"r/{s}@sha256:1" for s in services}, bind_address="", fast_health=False,
+    text = override.render(services, {s: f"r/{s}@sha256:1" for s in services}, fast_health=False,
                            start_period=60)
     engine_part = text.split("  sirius-engine:")[1].split("\nnetworks:")[0]
     assert f'networks: {{"default": {{"ipv4_address": "{rules.SCANNER_ADDRESS}"}}}}' in engine_part

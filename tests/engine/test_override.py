@@ -9,13 +9,15 @@ SERVICES = {
                         "healthcheck": {"test": ["CMD", "/usr/local/bin/pg-healthcheck.sh"], "interval": "10s"}},
     "sirius-ui": {"ports": [{"target": 3000, "published": "3000", "protocol": "tcp"}],
                   "healthcheck": {"test": ["CMD", "wget", "--spider", "http://127.0.0.1:3000/"]}},
+    "sirius-api": {"ports": [{"target": 9001, "published": "9001", "protocol": "tcp"},
+                             {"target": 9002, "published": "9002", "protocol": "tcp"}]},
     "sirius-migrate": {},
 }
 IMAGES = {name: f"r/{name}@sha256:1" for name in SERVICES}
 
 
 def render(**kw) -> str:
-    return override.render(SERVICES, IMAGES, **{"bind_address": "", "fast_health": True, "start_period": 600, **kw})
+    return override.render(SERVICES, IMAGES, **{"fast_health": True, "start_period": 600, **kw})
 
 
 def test_digests_pinned_and_never_pulled_by_compose():
@@ -24,11 +26,13 @@ def test_digests_pinned_and_never_pulled_by_compose():
         assert f'  {name}:\n    image: "r/{name}@sha256:1"\n    pull_policy: missing\n' in text
 
 
-def test_only_the_ui_and_api_listen_beyond_loopback():
+def test_every_port_on_loopback_and_the_proxys_ports_left_to_it():
+    """The proxy (engine/proxy.py) listens on 3000 and 9001; the UI and API publish their
+    own port on 127.0.0.1 at rules.BACKEND_PORTS, any other port where upstream does."""
     text = render()
     assert 'ports: !override ["127.0.0.1:5432:5432/tcp"]' in text
-    assert 'ports: !override ["3000:3000/tcp"]' in text
-    assert 'ports: !override ["127.0.0.1:3000:3000/tcp"]' in render(bind_address="127.0.0.1")
+    assert 'ports: !override ["127.0.0.1:13000:3000/tcp"]' in text
+    assert 'ports: !override ["127.0.0.1:19001:9001/tcp", "127.0.0.1:9002:9002/tcp"]' in text
 
 
 def test_fast_health_only_when_supported_and_only_on_checked_services():

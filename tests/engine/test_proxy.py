@@ -1,5 +1,5 @@
-"""The HTTPS proxy's pure parts: the Caddyfile, the compose service, the .env URLs, and
-Caddy's reason read from its log. The log samples in data/ are what Debian's caddy 2.6.2
+"""The proxy's pure parts: the Caddyfile (also run by the real caddy: the "being updated"
+page), the compose service, the .env URLs, and Caddy's reason read from its log. The log samples in data/ are what Debian's caddy 2.6.2
 printed here against pebble (obtained; and refused: the domain resolving to 127.0.0.2)."""
 
 from __future__ import annotations
@@ -32,10 +32,22 @@ def test_caddyfile_production_defaults():
     assert "\tadmin off\n" in text
     for absent in ("email", "acme_ca_root", "default_bind"):
         assert absent not in text
-    # The API under /sirius-api, prefix stripped; everything else is the UI.
-    assert "\thandle_path /sirius-api/* {\n\t\treverse_proxy 127.0.0.1:9001\n\t}\n" in text
-    assert "\thandle {\n\t\treverse_proxy 127.0.0.1:3000\n\t}\n" in text
+    # The API under /sirius-api, prefix stripped; everything else is the UI: on their loopback ports.
+    assert "\thandle_path /sirius-api/* {\n\t\treverse_proxy 127.0.0.1:19001\n\t}\n" in text
+    assert "\thandle {\n\t\treverse_proxy 127.0.0.1:13000\n\t}\n" in text
     assert f"\n{DOMAIN} {{\n" in text
+    # The plain ports stay the proxy's too.
+    assert "\nhttp://:3000 {\n" in text and "\nhttp://:9001 {\n" in text
+
+
+def test_caddyfile_without_a_domain_is_plain_http_on_the_ui_and_api_ports():
+    text = proxy.caddyfile(settings(domain=""))
+    assert "\nhttp://:3000 {\n" in text and "\nhttp://:9001 {\n" in text
+    assert "\treverse_proxy 127.0.0.1:13000\n}" in text and "\treverse_proxy 127.0.0.1:19001\n}" in text
+    assert "\tadmin off\n" in text
+    for absent in ("acme", "email", "http_port", "https_port", DOMAIN, "sirius-api"):
+        assert absent not in text
+    assert "\tdefault_bind 127.0.0.1\n" in proxy.caddyfile(settings(domain="", bind_address="127.0.0.1"))
 
 
 def test_caddyfile_with_email_private_ca_root_ports_and_bind():
@@ -49,25 +61,36 @@ def test_caddyfile_with_email_private_ca_root_ports_and_bind():
     assert "\thttp_port 18080\n\thttps_port 18443\n\tdefault_bind 127.0.0.1\n" in text
 
 
-def test_caddyfile_staging_and_upstream_on_the_bind_address():
+def test_caddyfile_staging_listens_on_the_bind_address_and_reaches_the_services_on_loopback():
     text = proxy.caddyfile(settings(acme_ca="staging", bind_address="10.0.0.5"))
     assert "acme_ca https://acme-staging-v02.api.letsencrypt.org/directory" in text
-    assert "reverse_proxy 10.0.0.5:9001" in text and "reverse_proxy 10.0.0.5:3000" in text
+    assert "\tdefault_bind 10.0.0.5\n" in text
+    assert "reverse_proxy 127.0.0.1:19001" in text and "reverse_proxy 127.0.0.1:13000" in text
+    assert "10.0.0.5:" not in text
+
+
+def adapt(text: str, tmp_path: Path) -> dict:
+    import subprocess
+
+    path = tmp_path / "Caddyfile"
+    path.write_text(text)
+    result = subprocess.run(["caddy", "adapt", "--config", str(path), "--adapter", "caddyfile"],
+                            capture_output=True, text=True, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
 
 
 def test_caddyfile_is_valid_for_the_real_caddy(tmp_path):
     """The real binary (Debian's caddy, a test dependency) accepts what the engine writes."""
-    import subprocess
-
-    path = tmp_path / "Caddyfile"
-    path.write_text(proxy.caddyfile(settings(acme_email="ops@example.com", bind_address="127.0.0.1")))
-    result = subprocess.run(["caddy", "adapt", "--config", str(path), "--adapter", "caddyfile"],
-                            capture_output=True, text=True, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
-    assert result.returncode == 0, result.stderr
-    config = json.loads(result.stdout)
+    config = adapt(proxy.caddyfile(settings(acme_email="ops@example.com", bind_address="127.0.0.1")), tmp_path)
     assert config["admin"]["disabled"] is True
     routes = json.dumps(config["apps"]["http"])
     assert '"/sirius-api/*"' in routes and '"strip_path_prefix": "/sirius-api"' in routes
+    listens = sorted(a for server in config["apps"]["http"]["servers"].values() for a in server["listen"])
+    assert listens == ["127.0.0.1:3000", "127.0.0.1:443", "127.0.0.1:9001"]
+    plain = adapt(proxy.caddyfile(settings(domain="")), tmp_path)
+    assert plain["admin"]["disabled"] is True and "tls" not in plain["apps"]
+    assert sorted(a for server in plain["apps"]["http"]["servers"].values() for a in server["listen"]) == [":3000", ":9001"]
 
 
 def test_service_spec():
@@ -91,25 +114,32 @@ SERVICES = {
     "sirius-migrate": {},
 }
 IMAGES = {name: f"r/{name}@sha256:1" for name in SERVICES}
-# override.render's output before the proxy existed (commit 2f8d068), byte for byte.
+# override.render's output for the services alone, byte for byte.
 BEFORE = ('services:\n  sirius-migrate:\n    image: "r/sirius-migrate@sha256:1"\n    pull_policy: missing\n'
           '  sirius-postgres:\n    image: "r/sirius-postgres@sha256:1"\n    pull_policy: missing\n'
           '    ports: !override ["127.0.0.1:5432:5432/tcp"]\n    healthcheck:\n      start_period: 600s\n'
           '      start_interval: 1s\n  sirius-ui:\n    image: "r/sirius-ui@sha256:1"\n    pull_policy: missing\n'
-          '    ports: !override ["127.0.0.1:3000:3000/tcp"]\n    healthcheck:\n      start_period: 600s\n'
+          '    ports: !override ["127.0.0.1:13000:3000/tcp"]\n    healthcheck:\n      start_period: 600s\n'
           '      start_interval: 1s\n')
 
 
-def test_without_a_domain_the_override_is_byte_identical(tmp_path):
-    extra = proxy.Proxy(settings(domain="", state_dir=str(tmp_path))).prepare(60)
-    assert extra == {} and list(tmp_path.iterdir()) == []  # no Caddyfile, no docker call
-    text = override.render(SERVICES, IMAGES, bind_address="127.0.0.1", fast_health=True, start_period=600, **extra)
-    assert text == BEFORE
+def test_a_tag_change_leaves_what_the_proxy_reads_unchanged_and_a_domain_changes_it():
+    """What compose compares for the proxy depends on its config only: a tag change (or a
+    rollback, a reset) never recreates it; a new domain does (Caddy reads its file at start)."""
+    def spec(**kw):
+        s = settings(**{"domain": "", **kw})
+        text = proxy.caddyfile(s)
+        return proxy.service(s, f"/s/Caddyfile-{hash(text)}", text)
+
+    assert spec(image_tag="v1") == spec(image_tag="v2", image_tags={"sirius-ui": "pr-7-amd64"})
+    assert spec()["labels"] != spec(domain=DOMAIN)["labels"]
+    assert spec()["labels"] != spec(bind_address="127.0.0.1")["labels"]
+    assert "/etc/caddy/acme-ca-root.pem" not in json.dumps(spec(acme_ca_root="/r.pem"))  # only with a domain
 
 
-def test_with_a_domain_the_override_adds_the_proxy_and_its_volume():
+def test_the_override_adds_the_proxy_and_its_volume():
     spec = proxy.service(settings(), "/s/Caddyfile", "t")
-    text = override.render(SERVICES, IMAGES, bind_address="127.0.0.1", fast_health=True, start_period=600,
+    text = override.render(SERVICES, IMAGES, fast_health=True, start_period=600,
                            extra_services={proxy.SERVICE: spec}, extra_volumes=(proxy.VOLUME,))
     assert text.startswith(BEFORE)
     rest = text[len(BEFORE):]
@@ -210,3 +240,129 @@ def test_decode_der_reads_an_unverified_certificate(tmp_path):
 )
 def test_the_https_gate_checks_where_the_redirect_goes(status, location, ok):
     assert proxy.redirects_to_https(status, location, "demo.example.com") is ok
+
+
+def _free_ports(n: int) -> list[int]:
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+class _Backend:
+    """A service behind the proxy on 127.0.0.1:port that answers `status` with `body`."""
+
+    def __init__(self, port: int, status: int, body: bytes):
+        import http.server
+        import threading
+
+        backend = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                self.send_response(backend.status)
+                self.send_header("Content-Length", str(len(backend.body)))
+                self.end_headers()
+                self.wfile.write(backend.body)
+
+            def log_message(self, *args):
+                pass
+
+        self.status, self.body = status, body
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def running_caddy(tmp_path):
+    """The real caddy with the engine's plain-HTTP Caddyfile, on free ports; nothing behind it yet."""
+    import subprocess
+    import time
+    import urllib.request
+
+    ports = proxy.Ports(*_free_ports(4))
+    path = tmp_path / "Caddyfile"
+    path.write_text(proxy.caddyfile(settings(domain="", bind_address="127.0.0.1"), ports))
+    env = {"HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "PATH": "/usr/bin:/bin"}
+    caddy = subprocess.Popen(["caddy", "run", "--config", str(path), "--adapter", "caddyfile"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "caddy.log", "w"))
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{ports.ui}/", timeout=1)
+                break
+            except urllib.error.HTTPError:
+                break  # caddy answers
+            except OSError:
+                assert caddy.poll() is None and time.monotonic() < deadline, (tmp_path / "caddy.log").read_text()
+                time.sleep(0.1)
+        yield ports
+    finally:
+        caddy.terminate()
+        caddy.wait(timeout=10)
+
+
+def _get(port: int, path: str = "/"):
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path)
+        answer = conn.getresponse()
+        return answer.status, answer.headers, answer.read()
+    finally:
+        conn.close()
+
+
+def test_the_real_caddy_answers_being_updated_while_a_service_is_down_and_passes_it_through_after(running_caddy):
+    ports = running_caddy
+    look = proxy.Proxy(settings(domain="", bind_address="127.0.0.1")).look_through
+    # Nothing listens behind it (a container being replaced): 503 with Retry-After, never a 502.
+    status, headers, body = _get(ports.ui)
+    assert status == 503 and headers["Retry-After"] == str(proxy.RETRY_AFTER_SECONDS)
+    assert headers["Content-Type"] == "text/html; charset=utf-8" and headers["Cache-Control"] == "no-store"
+    assert proxy.is_updating_page(status, headers)
+    assert body.decode() == proxy.UPDATING_HTML and "being updated, back in a minute" in body.decode()
+    status, headers, body = _get(ports.api, "/health")
+    assert status == 503 and headers["Retry-After"] == str(proxy.RETRY_AFTER_SECONDS)
+    assert headers["Content-Type"] == "application/json" and proxy.is_updating_page(status, headers)
+    assert json.loads(body) == {"status": "updating", "message": proxy.UPDATING_MESSAGE}
+    problem = look(ports)
+    assert "the UI (:3000/) is behind the 'being updated' page" in problem and "the API (:9001/health) is behind" in problem
+
+    ui = _Backend(ports.ui_backend, 200, b"login page")
+    api = _Backend(ports.api_backend, 200, b'{"status":"healthy"}')
+    try:
+        status, headers, body = _get(ports.ui, "/login?x=1")
+        assert (status, body) == (200, b"login page") and not proxy.is_updating_page(status, headers)
+        assert _get(ports.api, "/health")[:3:2] == (200, b'{"status":"healthy"}')
+        assert look(ports) is None
+        # A service's own 503 is passed on as it is: the gate tells it from the proxy's page.
+        api.status = 503
+        status, headers, body = _get(ports.api, "/health")
+        assert status == 503 and body == b'{"status":"healthy"}' and not proxy.is_updating_page(status, headers)
+        assert look(ports) == "the API (:9001/health) answered HTTP 503 through the proxy"
+    finally:
+        ui.close()
+        api.close()
+    assert proxy.is_updating_page(*_get(ports.ui)[:2])  # and back to the page when it goes away
+
+
+def test_through_problem_names_each_port():
+    assert proxy.through_problem((200, False), (200, False)) is None
+    assert proxy.through_problem((302, False), (200, False)) is None  # a redirect to the login page is served
+    assert proxy.through_problem("ConnectionRefusedError: [Errno 111] Connection refused", (200, False)) == (
+        "the UI (:3000/): ConnectionRefusedError: [Errno 111] Connection refused")
+    assert proxy.through_problem((200, False), (404, False)) == "the API (:9001/health) answered HTTP 404 through the proxy"
+    assert "the UI (:3000/) answered HTTP 502" in proxy.through_problem((502, False), (200, False))

@@ -3,7 +3,8 @@
 Session-scoped: ``docker_engine`` (private dockerd), ``registry`` (private
 docker-registry on 127.0.0.1), ``standins`` (stand-in images built and pushed
 under ``STANDIN_TAGS``; the engine's local copies are removed, so deploys
-really pull), ``sirius_repo`` (``file://`` URL of a bare Sirius-shaped repo).
+really pull; and the Caddy stand-in as the default proxy image, testbed/acme.py),
+``sirius_repo`` (``file://`` URL of a bare Sirius-shaped repo).
 
 Function-scoped: ``clean_project`` (removes the compose project ``sirius``
 before and after the test; brings the daemon and registry back if the test
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from testbed.acme import proxy_standin
 from testbed.harness import (
     DockerEngine,
     Registry,
@@ -87,6 +89,7 @@ def standins(docker_engine, registry):
     try:
         images.publish()
         images.remove_local_images()
+        proxy_standin(docker_engine)  # every deploy runs the proxy (engine/proxy.py)
         yield images
     finally:
         images.close()

@@ -15,6 +15,7 @@ import threading
 
 import pytest
 
+from engine import proxy
 from infra import bootstrap, commands
 
 from testbed.harness import SERVICE_IMAGES, TAG_API_CRASH, TAG_BROKEN, TAG_PR, TAG_V1, TAG_V2
@@ -31,7 +32,7 @@ def site(tmp_path, clean_project, registry, sirius_repo, standins):
 
 def assert_all_running(site: Site, deploy: Deploy) -> None:
     containers = site.containers()
-    assert set(containers) == set(SERVICES)
+    assert set(containers) == {*SERVICES, proxy.SERVICE}  # the stack, and the proxy in front of it
     for service, c in containers.items():
         if service == "sirius-migrate":
             assert (c["status"], c["exit"]) == ("exited", 0)
@@ -79,7 +80,7 @@ def test_fresh_deploy_is_healthy_and_reports_everything(site, standins, no_siriu
     for secret in site.secret_values():
         assert len(secret) >= 24 and secret not in deploy.stdout + deploy.stderr
     code, health = site.health()
-    assert code == 0 and health["status"] == "healthy" and set(health["services"]) == set(SERVICES)
+    assert code == 0 and health["status"] == "healthy" and set(health["services"]) == {*SERVICES, proxy.SERVICE}
     assert health["digests"]["sirius-ui"] == standins.digest("sirius-ui", TAG_V1)
 
 

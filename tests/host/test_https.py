@@ -137,6 +137,15 @@ def test_https_deploy_gets_a_certificate_through_the_proxy_and_keeps_it(site, ca
             client.ctx.wrap_socket(socket.create_connection(("127.0.0.1", ports[1]), timeout=10),
                                    server_hostname="other.sirius.test")
 
+        # While the API is away, API clients get the "being updated" page as JSON under
+        # /sirius-api, and the UI is still served (the deploy below starts the API again).
+        api_id = site.containers()["sirius-api"]["id"]
+        site.engine.run("stop", "-t", "1", api_id)
+        status, body, _ = client.https("/sirius-api/health")
+        assert status == 503 and json.loads(body)["status"] == "updating"
+        assert client.https("/")[0] == 200
+        site.engine.run("start", api_id)
+
         # Redeploy: nothing to do, same certificate, no new order.
         again = deploy(site, pebble, caddy_ref, ports)
         assert again.code == 0, again.stderr

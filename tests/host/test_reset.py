@@ -19,6 +19,7 @@ import pytest
 from ci import reset as reset_workflow
 from engine import demodata, settings
 from testbed.harness import SERVICE_IMAGES, TAG_BROKEN, TAG_V1
+from testbed.probe import Probe
 from .site import Site
 
 UI = "http://127.0.0.1:3000"
@@ -101,8 +102,12 @@ def test_a_reset_undoes_what_visitors_changed(site, standins, no_sirius_images):
     before_volumes, before_ids = volumes(site), {s: c["id"] for s, c in site.containers().items()}
     deploy_report = (site.state / "deploy.json").read_text()
 
-    reset = site.reset()
+    with Probe(UI) as ui:  # a visitor during the reset: the "being updated" page, never a refused connection
+        reset = site.reset()
     assert reset.code == 0, reset.stderr
+    summary = ui.result.summary()
+    assert ui.result.refused == 0 and ui.result.errors == [] and ui.result.updating > 0, summary
+    assert ui.result.looks[-1].kind == "ok", summary
     report = reset.report
     assert (report["kind"], report["status"], report["error"]) == ("reset", "reset", None)
     assert report["reset"]["demo"] == "fresh"
@@ -113,7 +118,10 @@ def test_a_reset_undoes_what_visitors_changed(site, standins, no_sirius_images):
     assert report["demoData"]["loaded"] == len(demodata.load_hosts()) and report["demoData"]["reason"] is None
     assert report["rollback"] is None
     assert_new_demo(site, password, before_volumes)
-    assert all(c["id"] != before_ids[s] for s, c in site.containers().items())  # every container new
+    # Every Sirius container new; the proxy in front of them stays, serving the page meanwhile.
+    after_ids = {s: c["id"] for s, c in site.containers().items()}
+    assert all(after_ids[s] != before_ids[s] for s in SERVICE_IMAGES), (before_ids, after_ids)
+    assert after_ids["sirius-proxy"] == before_ids["sirius-proxy"]
     assert "reset: done in" in reset.stderr.strip().splitlines()[-1]
     # Its own report; the deploy's stays; health tells what runs from the newer one.
     assert json.loads((site.state / "reset.json").read_text()) == report
