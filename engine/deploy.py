@@ -76,6 +76,10 @@ class Deploy:
         self.override_text = ""
         self.env_text = ""
         self.scanner: firewall.Scanner | None = None
+        # Here, not in steps(): a reset that fails before the pull still restores through it.
+        self.proxy = proxy.Proxy(settings)
+        self.proxy_extra: dict = {}
+        self.proxy_before: str | None = None
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -138,7 +142,6 @@ class Deploy:
         services = self.check()
         self.phase("check")
         digests = self.pull(services)
-        self.proxy = proxy.Proxy(self.s)
         self.proxy_extra = self.proxy.prepare(self.remaining())
         if self.proxy.error:  # before the switch: the running stack and its proxy stay as they are
             self.fail(self.proxy.error)

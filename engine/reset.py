@@ -111,7 +111,11 @@ class Reset(Deploy):
             self.keep_healthy()
         else:
             self.fall_back()
+
+    def write_report(self) -> None:
+        # Judged here, on every path: an internal error in the fallback must not leave "unchanged".
         self.report["reset"]["demo"] = demo_state(self.report["status"], self.stack_healthy, self.wiped)
+        super().write_report()
 
     def fall_back(self) -> None:
         """The reset failed: the last healthy deploy, on fresh volumes, with the demo data."""
@@ -131,6 +135,11 @@ class Reset(Deploy):
             except DeployError as err:
                 log(f"{err}; putting back the last healthy deploy on what is left")
         self.report["error"] = error  # the reset's own failure, not the wipe's
+        if self.s.firewall and self.scanner is None:  # stopped before the fence: fence what comes back
+            try:
+                self.fence()
+            except DeployError as err:
+                log(f"reset: {err}; the rules of the last deploy stay in place")
         self.restore(record, entry, full_up=True)
         if entry["status"] == "healthy":
             self.report["demoData"] = demodata.seed(self.s, self.project)

@@ -122,6 +122,12 @@ class FakeDocker:
                 return 0, "".join(json.dumps(row) + "\n" for row in self.image_rows()), ""
             case ["docker", "image", "rm", "--force", image_id]:
                 return self.remove_image(image_id)
+            case ["docker", "rm", "--force", "--volumes", *ids] if ids:  # a reset's wipe
+                for cid in ids:
+                    self.containers.pop(cid, None)
+                return 0, "".join(cid + "\n" for cid in ids), ""
+            case ["docker", "volume", "ls", "--quiet"]:  # volumes are not modelled: none to remove
+                return 0, "", ""
             case ["docker", "builder", "prune", "--force"]:
                 return 0, "Total reclaimed space: 0B\n", ""
             case ["docker", "ps", "-aq", "--no-trunc", "--filter", label] if label.startswith("label=com.docker.compose.project="):

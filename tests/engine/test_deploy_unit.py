@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from engine import deploy, diskcare, envfile, health, rollback, settings
+from engine import deploy, diskcare, envfile, health, reset, rollback, settings
 from tests.engine.fakedocker import FakeDocker
 
 REGISTRY = "127.0.0.1:5000/siriusscan"
@@ -319,6 +320,22 @@ def test_a_failed_deploy_puts_the_last_healthy_one_back(host):
     assert host.docker.running() == host.runs(good)
     assert envfile.parse((host.project_dir / ".env").read_text())[envfile.TAG_KEY] == "v1.1.0"
     assert rollback.load(str(host.state_dir))["imageTag"] == "v1.1.0"  # still the target
+
+
+def test_a_reset_that_fails_before_the_pull_still_serves_the_last_healthy_deploy_on_fresh_data(host):
+    """The fallback of a reset stopped early (its repository gone) restores through the proxy
+    and says which demo serves: the last healthy one, not "unchanged" after a wipe."""
+    digests = host.publish("latest")
+    assert host.deploy()[0] == 0
+    record = rollback.load(str(host.state_dir))  # as on a host: the override runs the proxy too
+    rollback.save(str(host.state_dir), {**record, "override": record["override"] + '  sirius-proxy: {"image": "caddy"}\n'})
+    shutil.rmtree(host.upstream)  # the fetch fails: nothing of the deploy's steps ran
+    code = reset.Reset(settings.remembered(str(host.state_dir))).run()
+    report = json.loads((host.state_dir / reset.REPORT_FILE).read_text())
+    assert code == 1 and report["reset"]["demo"] == reset.LAST_HEALTHY, report
+    assert report["status"] == "rolled-back" and report["rollback"]["status"] == "healthy"
+    assert "internal error" not in report["error"] and report["reset"]["removedServices"]
+    assert host.docker.running() == host.runs(digests)
 
 
 def test_a_rollback_restarts_a_service_that_crash_looped_only_because_of_the_failed_one(host):
