@@ -134,8 +134,8 @@ class RemoteDeploy:
             secret_stdout=True,
         )
 
-        # The nightly reset (docs/reset.md): .github/workflows/reset.yml runs
-        # `pulumi up --target-replace` of this command, and replacing it runs `create` again:
+        # The nightly reset (docs/reset.md): .github/workflows/reset.yml runs a full
+        # `pulumi up --replace` of this command, and replacing it runs `create` again:
         # through pulumi's own SSH connection, so the key stays in the stack and sshCidrs
         # `auto` lets the runner in as for a deploy. Its command line names no setting (the
         # engine resets to what the host's last deploy was asked for), so no config change
@@ -145,7 +145,8 @@ class RemoteDeploy:
         if config.nightly_reset != rules.NIGHTLY_RESET_OFF:
             self.reset = command(
                 "reset",
-                [self.deploy],
+                # After the health report and the password are read: a reset wipes the stack first.
+                [self.deploy, self.health, self.admin_password_command],
                 create=spec.apply(lambda s: commands.shell(commands.sudo(commands.reset_argv(s.state_dir)))),
                 logging=remote.Logging.STDOUT_AND_STDERR,
             )

@@ -36,7 +36,8 @@ def test_command_graph(run):
     assert "wait-boot" in deps(cmds["engine"])
     assert "engine" in deps(cmds["deploy"])
     assert "deploy" in deps(cmds["health"]) and "deploy" in deps(cmds["admin-password"])
-    assert "deploy" in deps(cmds["reset"])
+    # The reset wipes the stack first: never while health or the password is being read.
+    assert {"deploy", "health", "admin-password"} <= deps(cmds["reset"])
 
 
 def test_connection_is_the_elastic_ip_with_a_secret_key(run):
@@ -144,7 +145,7 @@ def test_the_reset_command_resets_to_the_hosts_last_deploy_and_logs_its_report(r
 
 
 def test_no_setting_ever_reruns_the_reset(run):
-    """Only the workflow's --target-replace runs it: a new tag, ref or timeout changes nothing of it."""
+    """Only the workflow's --replace runs it: a new tag, ref or timeout changes nothing of it."""
     before = commands_of(run)["reset"].inputs
     other = commands_of(run_stack({**BASE, "ref": "main", "imageTag": "v1.1.0", "healthTimeout": "900",
                                    "nightlyReset": "04:59"}))["reset"].inputs
