@@ -204,7 +204,10 @@ def test_stack_groups_name_the_same_stacks():
             group = (job.get("concurrency") or doc.get("concurrency") or {}).get("group", "")
             if str(group).startswith(STACK_GROUP):
                 groups[f"{path.name}:{job_id}"] = group
-    assert groups["reset.yml:reset"] == STACK_GROUP + "demo"
+    # Its own group: no push replaces a waiting reset, nor a reset a waiting deploy; the lock serializes.
+    assert groups["reset.yml:reset"] == STACK_GROUP + "demo-reset"
+    reset_up = next(s for _, _, s in steps(WORKFLOWS / "reset.yml") if s.get("id") == "reset")
+    assert "python -m ci.lockwait --wait-minutes=" in reset_up["run"]
     assert load(WORKFLOWS / "deploy.yml")["concurrency"]["group"] == DEPLOY_GROUP
     assert "'" + STACK_GROUP + "demo'" in DEPLOY_GROUP and STACK_GROUP + "demo-tag-{0}" in DEPLOY_GROUP
     assert (
