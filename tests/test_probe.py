@@ -4,11 +4,11 @@ classifies what it sees, on real sockets, and how it counts the time of the page
 from __future__ import annotations
 
 import http.server
-import socket
 import threading
 import time
 
 from engine import proxy
+from testbed.harness import free_port  # free: nothing listens there
 from testbed.probe import ERROR, OK, REFUSED, UPDATING, Look, Probe, ProbeResult, look_once
 
 
@@ -40,14 +40,6 @@ class Server:
         self.server.server_close()
 
 
-def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_look_once_tells_the_page_from_other_answers():
     page = {proxy.UPDATING_HEADER: proxy.UPDATING_VALUE, "Retry-After": "15"}
     cases = [(200, {}, OK), (302, {}, OK), (404, {}, OK), (503, page, UPDATING),
@@ -60,7 +52,7 @@ def test_look_once_tells_the_page_from_other_answers():
             assert look_once(server.url)[0] == kind, (status, headers)
         finally:
             server.close()
-    assert look_once(f"http://127.0.0.1:{closed_port()}/") == (REFUSED, "connection refused")
+    assert look_once(f"http://127.0.0.1:{free_port()}/") == (REFUSED, "connection refused")
 
 
 def test_probe_looks_at_its_rate_until_stopped_and_counts_what_it_saw():
@@ -76,7 +68,7 @@ def test_probe_looks_at_its_rate_until_stopped_and_counts_what_it_saw():
     gaps = [b.at - a.at for a, b in zip(result.looks, result.looks[1:])]
     assert min(gaps) >= 0.04  # paced, not a burst
 
-    with Probe(f"http://127.0.0.1:{closed_port()}/", rate=20) as probe:
+    with Probe(f"http://127.0.0.1:{free_port()}/", rate=20) as probe:
         time.sleep(0.3)
     assert probe.result.refused == len(probe.result.looks) > 0
     assert probe.result.summary()["firstProblems"][0].endswith("refused: connection refused")
