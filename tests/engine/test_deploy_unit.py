@@ -519,3 +519,32 @@ def test_the_fake_refuses_commands_it_does_not_know(host):
     with pytest.raises(AssertionError, match="does not know"):
         diskcare.run(["docker", "system", "prune", "--all"])
     assert os.path.exists(host.upstream / "docker-compose.yaml")
+
+
+# --- what `engine reset` deploys again ---------------------------------------------------------
+
+
+def test_only_a_healthy_deploy_leaves_its_settings_for_a_reset(host):
+    """A reset replays the remembered settings: those of the stack that runs, never those
+    of a deploy that failed (rolled back, or stopped in the check)."""
+    host.publish("v1.1.0")
+    assert host.deploy("v1.1.0", "v1.1.0")[0] == 0
+    assert settings.remembered(str(host.state_dir)).image_tag == "v1.1.0"
+    bad = host.publish("latest")
+    host.docker.broken.add(bad["sirius-ui"])
+    assert host.deploy("main", "latest", "--public-host", "203.0.113.9")[1]["status"] == "rolled-back"
+    host.branch("from-source", COMPOSE.replace("    image: ghcr.io/siriusscan/sirius-ui:${IMAGE_TAG:-latest}\n", ""))
+    assert host.deploy("from-source", "latest")[1]["status"] == "failed"
+    again = settings.remembered(str(host.state_dir))
+    assert (again.image_tag, again.ref, again.public_host) == ("v1.1.0", "v1.1.0", "localhost")
+    code = reset.Reset(again).run()  # and the reset deploys what serves, not the failed deploy
+    assert code == 0 and host.docker.running()["sirius-ui"].startswith(f"{REGISTRY}/sirius-ui@")
+    assert json.loads((host.state_dir / reset.REPORT_FILE).read_text())["imageTag"] == "v1.1.0"
+
+
+def test_a_reset_never_changes_the_remembered_settings(host):
+    host.publish("latest")
+    assert host.deploy("main", "latest", "--health-timeout", "30")[0] == 0
+    before = (host.state_dir / settings.REMEMBERED).read_text()
+    assert reset.Reset(settings.remembered(str(host.state_dir), health_timeout=20)).run() == 0
+    assert (host.state_dir / settings.REMEMBERED).read_text() == before
