@@ -2,11 +2,11 @@
 
     engine reset [--state-dir DIR] [--health-timeout N] [--no-demo-data] [--no-rollback]
 
-It deploys again what the last deploy was asked for (engine/settings.py keeps those
-settings in the state dir), under the same lock, with the same steps, checks and health
-gate as a deploy, and one step more: just before the switch it removes every container
-of the Sirius services (sirius-ui then starts with a new SQLite database and seeds the
-admin user from INITIAL_ADMIN_PASSWORD again) and the data volumes the compose file
+It deploys again what the last healthy deploy was asked for (engine/settings.py keeps
+those settings in the state dir once a deploy's stack is healthy), under the same lock,
+with the same steps, checks and health gate as a deploy, and one step more: just before
+the switch it removes every container of the Sirius services (sirius-ui then starts with a
+new SQLite database and seeds the admin user from INITIAL_ADMIN_PASSWORD again) and the data volumes the compose file
 declares (postgres_data, valkey_data, rabbitmq_data). What the engine adds itself (the
 HTTPS proxy and its certificates' volume) stays. `up` starts everything afresh on the
 tag's current images (pulled), and the demo data is loaded into the new database.
