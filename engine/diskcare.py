@@ -12,6 +12,7 @@ import json
 import shutil
 
 from engine.docker import log, run
+from engine.report import Disk
 
 
 def docker_root() -> str:
@@ -49,7 +50,17 @@ def local_images() -> list[dict]:
     return rows
 
 
-def prune(repositories: set[str], keep_ids: set[str], build_cache: bool = True) -> dict:
+def care(running: dict, target: dict | None, failed_images: set[str], build_cache: bool) -> Disk:
+    """Remove the Sirius images neither the running deploy nor the rollback target uses (both
+    rollback records); after a rollback, `failed_images` (the failed deploy's) name more
+    repositories whose unused images go."""
+    keep = set(running["imageIds"].values()) | set((target or {}).get("imageIds", {}).values())
+    repositories = {repository_of(ref) for r in (running, target) if r
+                    for ref in [*r["runImages"].values(), *failed_images]}
+    return prune(repositories, keep, build_cache=build_cache)
+
+
+def prune(repositories: set[str], keep_ids: set[str], build_cache: bool = True) -> Disk:
     """Remove what nothing keeps, and dangling build cache when a build made some (only
     local builds do); the report's `disk` entry (free GiB before and after)."""
     root = docker_root()
@@ -68,15 +79,15 @@ def prune(repositories: set[str], keep_ids: set[str], build_cache: bool = True) 
     return report(before, after, len(removed), len(failed))
 
 
-def unchanged() -> dict:
+def unchanged() -> Disk:
     """The same images as the last healthy deploy: nothing to remove, the free space only."""
     free = free_gb(docker_root())
     return report(free, free)
 
 
-def report(before: float, after: float, removed: int = 0, not_removed: int = 0) -> dict:
+def report(before: float, after: float, removed: int = 0, not_removed: int = 0) -> Disk:
     """The deploy report's `disk` entry."""
-    return {"freeGbBefore": before, "freeGbAfter": after, "removedImages": removed, "notRemoved": not_removed}
+    return Disk(free_gb_before=before, free_gb_after=after, removed_images=removed, not_removed=not_removed)
 
 
 def low_disk_advice(root: str, free: float, needed: int) -> str:

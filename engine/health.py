@@ -11,23 +11,19 @@ import os
 
 from engine import REPORT_SCHEMA, deploy, plan, reset, rollback, rules
 from engine.docker import project_containers
-
-
-
-def read_report(state_dir: str, name: str) -> dict | None:
-    path = os.path.join(state_dir, name)
-    return json.load(open(path)) if os.path.exists(path) else None
+from engine.report import read, to_json, utc_now
 
 
 def report(state_dir: str) -> dict:
-    last_deploy, last_reset = read_report(state_dir, deploy.REPORT_FILE), read_report(state_dir, reset.REPORT_FILE)
+    last_deploy = read(os.path.join(state_dir, deploy.REPORT_FILE))
+    last_reset = read(os.path.join(state_dir, reset.REPORT_FILE))
     # What runs is what the newer of the last deploy and the last reset left.
-    last = max((r for r in (last_deploy, last_reset) if r), key=lambda r: r.get("finishedAt") or "", default=None)
+    last = max((r for r in (last_deploy, last_reset) if r), key=lambda r: r.finished_at or "", default=None)
     # After a rollback the last deploy is the failed one; what runs is the last healthy one.
-    serving = rollback.load(state_dir) if (last or {}).get("status") == "rolled-back" else None
-    project = (serving or last or {}).get("project") or rules.DEFAULT_PROJECT
+    serving = rollback.load(state_dir) if last and last.status == "rolled-back" else None
+    project = (serving["project"] if serving else last.project if last else None) or rules.DEFAULT_PROJECT
     containers = {plan.service_of(c): c for c in project_containers(project)}
-    expected = sorted(set((last or {}).get("services") or {}) | set(containers))
+    expected = sorted(set(last.services if last else {}) | set(containers))
     services = {}
     for name in expected:
         c = containers.get(name)
@@ -39,15 +35,18 @@ def report(state_dir: str) -> dict:
             "ok": c is not None and plan.verdict_of(c) == plan.OK,
         }
     healthy = bool(services) and all(s["ok"] for s in services.values())
-    last = last or {}
-    digests = ({name: ref.partition("@")[2] or None for name, ref in serving["runImages"].items()} if serving
-               else {name: s.get("digest") for name, s in (last.get("services") or {}).items()})
+    if serving:
+        image_tag, built, digests = serving.get("imageTag"), [], {
+            name: ref.partition("@")[2] or None for name, ref in serving["runImages"].items()}
+    else:
+        image_tag, built = (last.image_tag, last.built_locally) if last else (None, [])
+        digests = {name: s.digest for name, s in (last.services if last else {}).items()}
     return {
-        "schema": REPORT_SCHEMA, "status": "healthy" if healthy else "unhealthy", "checkedAt": deploy.utc_now(),
-        "services": services, "imageTag": (serving or last).get("imageTag"),
-        "builtLocally": [] if serving else last.get("builtLocally", []), "digests": digests,
-        "deploySeconds": (last_deploy or {}).get("totalSeconds"), "phases": (last_deploy or {}).get("phases"),
-        "lastDeploy": last_deploy, "lastReset": last_reset,
+        "schema": REPORT_SCHEMA, "status": "healthy" if healthy else "unhealthy", "checkedAt": utc_now(),
+        "services": services, "imageTag": image_tag, "builtLocally": built, "digests": digests,
+        "deploySeconds": last_deploy.total_seconds if last_deploy else None,
+        "phases": to_json(last_deploy.phases) if last_deploy else None,
+        "lastDeploy": to_json(last_deploy), "lastReset": to_json(last_reset),
     }
 
 

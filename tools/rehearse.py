@@ -103,43 +103,41 @@ def _seconds(value) -> str:
 
 def format_report(report: dict) -> str:
     """The deploy report as a table a person reads at a glance (Kamal's deploy output is the model)."""
+    from engine import report as engine_report  # here: the rest of this tool needs none of it
+
+    r = engine_report.from_json(report)  # the engine's own reader: every key there, old reports included
     lines = [
-        f"status: {report.get('status')}  tag: {report.get('imageTag')}  ref: {report.get('ref')}"
-        f"  commit: {(report.get('commit') or '')[:12]}  total: {report.get('totalSeconds')}s",
+        f"status: {r.status}  tag: {r.image_tag}  ref: {r.ref}  commit: {(r.commit or '')[:12]}  total: {r.total_seconds}s",
     ]
-    if report.get("error"):
-        lines.append(f"error: {report['error']}")
-    for image, change in sorted((report.get("moved") or {}).items()):
+    if r.error:
+        lines.append(f"error: {r.error}")
+    for image, change in sorted(r.moved.items()):
         lines.append(f"moved: {image} {change.get('from') or 'a local build'} -> {change.get('to') or 'a local build'}")
-    commits = report.get("commitRange") or {}
-    if commits:
-        lines.append(f"commits: {commits.get('from')}..{commits.get('to')}")
-    for image, fallback in (report.get("imageFallbacks") or {}).items():
+    if r.commit_range:
+        lines.append(f"commits: {r.commit_range.get('from')}..{r.commit_range.get('to')}")
+    for image, fallback in r.image_fallbacks.items():
         lines.append(f"WARNING: {image} runs {fallback['running']}, not {fallback['wanted']}: other commits' images")
-    if report.get("startIntervalNote"):
-        lines.append(f"note: health checks at upstream's intervals: {report['startIntervalNote']}")
-    phases = report.get("phases") or {}
+    if r.start_interval_note:
+        lines.append(f"note: health checks at upstream's intervals: {r.start_interval_note}")
     lines.append("phase     seconds")
-    lines += [f"{name:<9} {phases[name]:>7}" for name in ("install", "fetch", "check", "pull", "build", "up", "healthy")
-              if name in phases]
-    services = report.get("services") or {}
+    lines += [f"{name:<9} {value:>7}" for name, value in engine_report.to_json(r.phases).items()]
+    services = r.services
     if services:
         width = max(len(name) for name in services)
         lines.append(f"{'service':<{width}}  {'health':<10} {'created':>7} {'started':>7} {'healthy':>7}  "
                      f"{'built':<5} {'recreated':<9} image")
-        for name in sorted(services, key=lambda n: (services[n].get("healthySeconds") is None, services[n].get("healthySeconds") or 0, n)):
+        for name in sorted(services, key=lambda n: (services[n].healthy_seconds is None, services[n].healthy_seconds or 0, n)):
             s = services[name]
-            digest = (s.get("digest") or "")[:19]
-            image = s.get("image", "") + (f" ({digest})" if digest else "")
+            digest = (s.digest or "")[:19]
             lines.append(
-                f"{name:<{width}}  {s.get('health', ''):<10} {_seconds(s.get('createdSeconds')):>7} "
-                f"{_seconds(s.get('startedSeconds')):>7} {_seconds(s.get('healthySeconds')):>7}  "
-                f"{'yes' if s.get('builtLocally') else 'no':<5} {'yes' if s.get('recreated') else 'no':<9} {image}"
+                f"{name:<{width}}  {s.health:<10} {_seconds(s.created_seconds):>7} "
+                f"{_seconds(s.started_seconds):>7} {_seconds(s.healthy_seconds):>7}  "
+                f"{'yes' if s.built_locally else 'no':<5} {'yes' if s.recreated else 'no':<9} "
+                f"{s.image + (f' ({digest})' if digest else '')}"
             )
-    path = report.get("criticalPath") or []
-    if path:
+    if r.critical_path:
         lines.append("critical path: " + " -> ".join(
-            f"{name} ({_seconds((services.get(name) or {}).get('healthySeconds'))}s)" for name in path))
+            f"{name} ({_seconds(services[name].healthy_seconds if name in services else None)}s)" for name in r.critical_path))
     lines += _after_the_gate(report)
     return "\n".join(lines)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import deploy, diskcare, envfile, health, reset, rollback, settings
+from engine import deploy, diskcare, envfile, health, hostcheck, reset, rollback, settings
 from tests.engine.fakedocker import FakeDocker
 
 REGISTRY = "127.0.0.1:5000/siriusscan"
@@ -113,8 +113,8 @@ class Host:
         self.project_dir, self.state_dir = tmp_path / "opt" / "sirius", tmp_path / "state"
         self.docker = FakeDocker(root=str(tmp_path)).install(monkeypatch)
         monkeypatch.setattr(deploy.proxy, "Proxy", NoProxy)
-        real_which = deploy.shutil.which
-        monkeypatch.setattr(deploy.shutil, "which", lambda name, *a, **k: "/usr/bin/docker" if name == "docker"
+        real_which = hostcheck.shutil.which
+        monkeypatch.setattr(hostcheck.shutil, "which", lambda name, *a, **k: "/usr/bin/docker" if name == "docker"
                             else real_which(name, *a, **k))
 
     def branch(self, name: str, compose: str) -> None:
@@ -299,10 +299,10 @@ def test_diagnostics_blank_the_secrets_of_the_deploy_put_back(host, capsys):
 def test_a_bug_in_a_step_is_reported_redacted(host):
     d = deploy.Deploy(host.settings())
     d.secrets = ["s3cr3t-value"]
-    d.report["problems"] = ["compose said s3cr3t-value"]
-    d.failed(KeyError("s3cr3t-value"))
-    assert d.report["status"] == "failed" and d.report["error"] == "internal error (KeyError): '[redacted]'"
-    assert d.report["problems"] == ["compose said [redacted]"]
+    d.report.problems = ["compose said s3cr3t-value"]
+    d.record_error(KeyError("s3cr3t-value"))
+    assert d.report.status == "failed" and d.report.error == "internal error (KeyError): '[redacted]'"
+    assert d.report.problems == ["compose said [redacted]"]
 
 
 # --- rollback ------------------------------------------------------------------------------
@@ -508,7 +508,7 @@ def test_prune_removes_what_nothing_keeps_and_counts_what_docker_refused(host):
         "com.docker.compose.project": "other", "com.docker.compose.service": "x"}}}
     kept = host.docker.image_of("r/sirius-ui:kept").id
     disk = diskcare.prune({"r/sirius-ui"}, {kept}, build_cache=False)
-    assert (disk["removedImages"], disk["notRemoved"]) == (1, 1)
+    assert (disk.removed_images, disk.not_removed) == (1, 1)
     assert host.docker.image_of("r/sirius-ui:old") is None and host.docker.image_of("r/other:x") is not None
     assert ["docker", "builder", "prune", "--force"] not in host.docker.calls
     diskcare.prune({"r/sirius-ui"}, {kept}, build_cache=True)
@@ -519,3 +519,32 @@ def test_the_fake_refuses_commands_it_does_not_know(host):
     with pytest.raises(AssertionError, match="does not know"):
         diskcare.run(["docker", "system", "prune", "--all"])
     assert os.path.exists(host.upstream / "docker-compose.yaml")
+
+
+# --- what `engine reset` deploys again ---------------------------------------------------------
+
+
+def test_only_a_healthy_deploy_leaves_its_settings_for_a_reset(host):
+    """A reset replays the remembered settings: those of the stack that runs, never those
+    of a deploy that failed (rolled back, or stopped in the check)."""
+    host.publish("v1.1.0")
+    assert host.deploy("v1.1.0", "v1.1.0")[0] == 0
+    assert settings.remembered(str(host.state_dir)).image_tag == "v1.1.0"
+    bad = host.publish("latest")
+    host.docker.broken.add(bad["sirius-ui"])
+    assert host.deploy("main", "latest", "--public-host", "203.0.113.9")[1]["status"] == "rolled-back"
+    host.branch("from-source", COMPOSE.replace("    image: ghcr.io/siriusscan/sirius-ui:${IMAGE_TAG:-latest}\n", ""))
+    assert host.deploy("from-source", "latest")[1]["status"] == "failed"
+    again = settings.remembered(str(host.state_dir))
+    assert (again.image_tag, again.ref, again.public_host) == ("v1.1.0", "v1.1.0", "localhost")
+    code = reset.Reset(again).run()  # and the reset deploys what serves, not the failed deploy
+    assert code == 0 and host.docker.running()["sirius-ui"].startswith(f"{REGISTRY}/sirius-ui@")
+    assert json.loads((host.state_dir / reset.REPORT_FILE).read_text())["imageTag"] == "v1.1.0"
+
+
+def test_a_reset_never_changes_the_remembered_settings(host):
+    host.publish("latest")
+    assert host.deploy("main", "latest", "--health-timeout", "30")[0] == 0
+    before = (host.state_dir / settings.REMEMBERED).read_text()
+    assert reset.Reset(settings.remembered(str(host.state_dir), health_timeout=20)).run() == 0
+    assert (host.state_dir / settings.REMEMBERED).read_text() == before

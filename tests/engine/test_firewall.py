@@ -313,13 +313,13 @@ def test_a_firewall_that_cannot_be_applied_stops_the_deploy_before_the_switch(tm
     monkeypatch.setattr(firewall.Scanner, "apply", refuse)
     with pytest.raises(deploy.DeployError, match="scanner firewall: the iptables chain DOCKER-USER"):
         d.fence()
-    assert d.report["firewall"]["status"] == "failed" and not d.switched
+    assert d.report.firewall["status"] == "failed" and not d.switched
 
 
 def test_no_firewall_is_reported_as_off(tmp_path):
     d = deploy.Deploy(settings.from_args(["--state-dir", str(tmp_path), "--no-firewall"]))
     d.fence()
-    assert d.report["firewall"]["status"] == "off" and d.scanner is None
+    assert d.report.firewall["status"] == "off" and d.fencing.scanner is None
 
 
 def test_the_boot_unit_names_the_zipapp_the_engine_runs_from(tmp_path):

@@ -6,7 +6,7 @@ import fcntl
 import json
 import os
 
-from engine import deploy, diskcare, rollback, settings
+from engine import deploy, diskcare, report, rollback, settings
 
 RECORD = {"ref": "main", "imageTag": "v1", "commit": "a" * 40, "project": "sirius",
           "runImages": {"sirius-ui": "127.0.0.1:5000/siriusscan/sirius-ui@sha256:" + "1" * 64},
@@ -34,8 +34,9 @@ def test_only_an_identical_deploy_has_nothing_to_put_back():
 
 
 def test_what_is_served_names_no_secret():
-    assert rollback.served(RECORD) == {"ref": "main", "imageTag": "v1", "commit": "a" * 40}
-    assert "secret" not in json.dumps(rollback.served(RECORD)) + rollback.describe(RECORD)
+    served = report.to_json(rollback.served(RECORD))
+    assert served == {"ref": "main", "imageTag": "v1", "commit": "a" * 40}
+    assert "secret" not in json.dumps(served) + rollback.describe(rollback.served(RECORD))
 
 
 def test_repository_of_a_reference_by_tag_or_digest():
