@@ -6,6 +6,7 @@
 #   down, one open: comment FILE on it
 #   ok, one open: comment FILE on it and close it
 #   ok, none open: nothing
+#   updating (the proxy's "being updated" page during the nightly reset): nothing, whatever is open
 # At most one issue is open: the open ones are listed before one is opened (monitor.yml's
 # concurrency group keeps two runs from doing this at once); if several are open anyway
 # (opened by hand), the oldest gets the comments and recovery closes them all. A failed
@@ -21,9 +22,13 @@ label=${MONITOR_LABEL:-demo-down}
 repo=$GITHUB_REPOSITORY
 title=${ISSUE_TITLE:-"The Sirius demo (stack ${STACK:-demo}) is down"}
 description=${LABEL_DESCRIPTION:-"The monitor found the demo down; closed when it is back"}
-if [[ $status != down && $status != ok ]]; then
-  echo "ci/monitor-issue.sh: STATUS must be 'down' or 'ok', got '$status'" >&2
+if [[ $status != down && $status != ok && $status != updating ]]; then
+  echo "ci/monitor-issue.sh: STATUS must be 'down', 'ok' or 'updating', got '$status'" >&2
   exit 2
+fi
+if [[ $status == updating ]]; then
+  echo "Being updated (the nightly reset): the $label issue is left as it is."
+  exit 0
 fi
 
 # The REST issue list, not `gh issue list --label` (that goes through the search index, which

@@ -10,9 +10,18 @@ Stdlib only (like ci/markdown.py, whose summary of the last deploy it reuses), s
 `check` reads the URLs from the stack outputs (`uiUrl`, `apiUrl`; plain `http://<ip>:port`
 today, maybe `https://<domain>/<prefix>` later: paths are joined onto whatever path they
 carry), asks the UI for `/` and the API for `/health` (200 with JSON `{"status": "healthy"}`),
-each up to --attempts times with a doubling pause, and prints `status=ok` or `status=down`
-(a line for $GITHUB_OUTPUT). It exits 0 whatever the verdict, so the workflow goes on to
-open or close the issue; 2 means it could not judge (bad arguments, unreadable outputs).
+each up to --attempts times with a doubling pause, and prints `status=ok`, `status=updating`
+or `status=down` (a line for $GITHUB_OUTPUT). It exits 0 whatever the verdict, so the
+workflow goes on to open or close the issue; 2 means it could not judge (bad arguments,
+unreadable outputs or stack config).
+
+`updating`: every check that failed got the proxy's "being updated" page (engine/proxy.py:
+503 marked with its own header) while the stack's nightly reset may still be running, i.e.
+from its HH:59 (nightlyReset in the committed stack config) for as long as reset.yml's
+reset job may take (an hour's late start, as ci.reset counts it, plus the job's
+timeout-minutes, which covers the longest `pulumi up` the settings allow). The issue is
+left as it is then. The same page outside that window is `down`: a reset that overran
+everything it was given, or a deploy that left a service away.
 
 `report` prints the issue body when the verdict is down (what failed, the HTTP status or
 error of each check, when, and the last deploy's report from the stack outputs), and when
@@ -33,12 +42,15 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from ci import reset
 from ci.markdown import markdown_cell, render_summary
 from ci.stacks import SHARED_STACK, TIME_FORMAT
+from engine import rules
+from engine.proxy import is_updating_page
 from engine.rules import API_HEALTH_PATH
 
 UI_PATH = "/"
@@ -55,6 +67,13 @@ MAX_BODY = 60_000
 # sshCommand, anything added later) is dropped before rendering.
 PLAIN_OUTPUTS = ("publicIp", "uiUrl", "apiUrl", "imageTag", "ref", "instanceId", "deploySeconds", "health")
 USER_AGENT = "sirius-demo-monitor"
+OK, UPDATING, DOWN = "ok", "updating", "down"
+UPDATING_PAGE = "HTTP 503, the proxy's \"being updated\" page"
+# A scheduled reset run belongs to the last HH:59 at or before its start (ci.reset.slot): it
+# starts at most an hour late.
+RESET_LATE_START = timedelta(hours=1)
+RESET_WORKFLOW = reset.ROOT / ".github" / "workflows" / "reset.yml"
+RESET_JOB = "reset"
 
 
 class MonitorError(ValueError):
@@ -93,6 +112,7 @@ class Answer:
     ok: bool
     status: int | None
     detail: str
+    updating: bool = False  # the proxy's "being updated" page, not the service's own answer
 
 
 Judge = Callable[[int, bytes], Answer]
@@ -129,6 +149,9 @@ def ask(url: str, judge: Judge, *, timeout: float) -> Answer:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) only, checked
             return judge(response.status, response.read(MAX_READ))
     except urllib.error.HTTPError as err:  # 4xx and 5xx arrive as exceptions
+        if is_updating_page(err.code, err.headers):
+            err.close()
+            return Answer(False, err.code, UPDATING_PAGE, updating=True)
         try:
             body = err.read(MAX_READ)
         except (OSError, http.client.HTTPException):  # the status is what counts
@@ -164,6 +187,7 @@ class Probe:
     status: int | None
     detail: str
     attempts: list[str] = field(default_factory=list)
+    updating: bool = False  # its last attempt got the proxy's "being updated" page
 
     def line(self) -> str:
         where = f" {self.url}" if self.url else ""
@@ -187,35 +211,88 @@ def probe(name: str, url: str, judge: Judge, *, attempts: int = DEFAULT_ATTEMPTS
         seen.append(answer.detail)
         if answer.ok:
             break
-    return Probe(name, url, answer.ok, answer.status, answer.detail, seen)
+    return Probe(name, url, answer.ok, answer.status, answer.detail, seen, answer.updating)
 
 
 # --- the verdict ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
+class ResetWindow:
+    """When the nightly reset may be running: from its HH:59 until `until`."""
+
+    start: datetime
+    until: datetime
+
+    def holds(self, moment: datetime) -> bool:
+        return self.start <= moment < self.until
+
+    def describe(self) -> str:
+        return (f"the nightly reset of {self.start.strftime(TIME_FORMAT)} may run until "
+                f"{self.until.strftime(TIME_FORMAT)}")
+
+
+def reset_job_minutes(workflow: Path = RESET_WORKFLOW) -> int:
+    """reset.yml's reset job's timeout-minutes: the longest the reset's `pulumi up` may run
+    (tests/test_workflows.py holds it to infra/remote.longest_up_seconds and the lock wait)."""
+    import yaml  # the monitor job installs PyYAML alone, as reset.yml's due job does
+
+    try:
+        minutes = yaml.safe_load(workflow.read_text(encoding="utf-8"))["jobs"][RESET_JOB]["timeout-minutes"]
+    except (OSError, KeyError, TypeError, yaml.YAMLError) as err:
+        raise MonitorError(f"cannot read the {RESET_JOB} job's timeout-minutes from {workflow}: {err}") from None
+    if not isinstance(minutes, int) or minutes <= 0:
+        raise MonitorError(f"{workflow}: the {RESET_JOB} job's timeout-minutes {minutes!r} is not a number of minutes")
+    return minutes
+
+
+def reset_window(setting: str, now: datetime, job_minutes: int) -> ResetWindow | None:
+    """The last nightly reset at or before `now` (setting HH:59, UTC) and how long it may run:
+    its run may start an hour late, then its job runs for at most job_minutes. None when off."""
+    if setting == rules.NIGHTLY_RESET_OFF:
+        return None
+    now = now.astimezone(timezone.utc)
+    hour, minute = (int(part) for part in setting.split(":"))
+    start = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if start > now:
+        start -= timedelta(days=1)
+    return ResetWindow(start, start + RESET_LATE_START + timedelta(minutes=job_minutes))
+
+
+def stack_reset_window(stack: str, now: datetime) -> ResetWindow | None:
+    """reset_window for `stack`'s committed nightlyReset (ci.reset reads it, as reset.yml does)."""
+    try:
+        setting = reset.stack_setting(stack)
+    except (reset.ResetError, OSError) as err:
+        raise MonitorError(f"cannot read the stack's nightlyReset: {err}") from None
+    return reset_window(setting, now, reset_job_minutes()) if setting != rules.NIGHTLY_RESET_OFF else None
+
+
+@dataclass(frozen=True)
 class Verdict:
-    status: str  # "ok" or "down"
+    status: str  # OK, UPDATING or DOWN
     checked_at: str
     probes: list[Probe]
+    note: str = ""  # why the "being updated" page counts as updating, or as down
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.status == OK
 
     def failures(self) -> list[Probe]:
         return [p for p in self.probes if not p.ok]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "checkedAt": self.checked_at, "probes": [asdict(p) for p in self.probes]}
+        return {"status": self.status, "checkedAt": self.checked_at, "probes": [asdict(p) for p in self.probes],
+                "note": self.note}
 
     @classmethod
     def from_dict(cls, data: Any) -> Verdict:
         try:
             probes = [Probe(**p) for p in data["probes"]]
-            if data["status"] not in ("ok", "down") or not probes:
+            if data["status"] not in (OK, UPDATING, DOWN) or not probes:
                 raise ValueError(data["status"])
-            return cls(data["status"], str(data["checkedAt"]), probes)
+            return cls(data["status"], str(data["checkedAt"]), probes, str(data.get("note") or ""))
         except (KeyError, TypeError, ValueError) as err:
             raise MonitorError(f"result JSON is not a verdict of `python -m ci.monitor check` ({err!r})") from None
 
@@ -227,24 +304,42 @@ def plain_outputs(outputs: Any) -> dict[str, Any]:
     return {key: outputs[key] for key in PLAIN_OUTPUTS if key in outputs}
 
 
+def judge(probes: list[Probe], now: datetime, window: ResetWindow | None) -> tuple[str, str]:
+    """The verdict and its note. The "being updated" page is an update in progress only
+    while the nightly reset may be running; a service's own failure is always down."""
+    failures = [p for p in probes if not p.ok]
+    if not failures:
+        return OK, ""
+    if not all(p.updating for p in failures):
+        return DOWN, ""
+    if window is None:
+        return DOWN, "the proxy's \"being updated\" page, and the stack has no nightly reset (nightlyReset off)"
+    if window.holds(now):
+        return UPDATING, f"the proxy's \"being updated\" page: {window.describe()}"
+    return DOWN, f"the proxy's \"being updated\" page, outside the nightly reset's time ({window.describe()})"
+
+
 def check(outputs: Any, *, attempts: int = DEFAULT_ATTEMPTS, timeout: float = DEFAULT_TIMEOUT,
           backoff: float = DEFAULT_BACKOFF, sleep: Callable[[float], None] = time.sleep,
-          clock: Callable[[], datetime] | None = None) -> Verdict:
+          clock: Callable[[], datetime] | None = None, window: ResetWindow | None = None) -> Verdict:
     """Probe the UI and the API named by the stack outputs. A missing or malformed URL output
-    is a failed check too: the demo cannot be reached at an address the stack does not give."""
+    is a failed check too: the demo cannot be reached at an address the stack does not give.
+    `window`: when the nightly reset may be running (stack_reset_window)."""
     clock = clock or (lambda: datetime.now(timezone.utc))
     outputs = plain_outputs(outputs)
-    checked_at = clock().astimezone(timezone.utc).strftime(TIME_FORMAT)
+    now = clock().astimezone(timezone.utc)
+    checked_at = now.strftime(TIME_FORMAT)
     probes = []
     checks = (("UI", "uiUrl", UI_PATH, judge_ui), ("API", "apiUrl", API_HEALTH_PATH, judge_api))
-    for name, output, path, judge in checks:
+    for name, output, path, judged_by in checks:
         try:
             url = endpoint(outputs.get(output), path, output=output)
         except MonitorError as err:
             probes.append(Probe(name, "", False, None, str(err)))
             continue
-        probes.append(probe(name, url, judge, attempts=attempts, timeout=timeout, backoff=backoff, sleep=sleep))
-    return Verdict("ok" if all(p.ok for p in probes) else "down", checked_at, probes)
+        probes.append(probe(name, url, judged_by, attempts=attempts, timeout=timeout, backoff=backoff, sleep=sleep))
+    status, note = judge(probes, now, window)
+    return Verdict(status, checked_at, probes, note)
 
 
 # --- the issue's text -------------------------------------------------------------------------
@@ -271,7 +366,8 @@ def _cap(text: str) -> str:
 
 
 def render_report(verdict: Verdict, outputs: Any, *, stack: str = SHARED_STACK, run_url: str = "") -> str:
-    """The `demo-down` issue body (or a comment on it) when down; the closing comment when ok."""
+    """The `demo-down` issue body (or a comment on it) when down; the closing comment when ok;
+    the job summary when updating."""
     stack_name = markdown_cell(stack)
     run = f" ([run]({run_url}))" if run_url.startswith("https://") else ""
     lines = [ISSUE_MARKER]
@@ -282,8 +378,16 @@ def render_report(verdict: Verdict, outputs: Any, *, stack: str = SHARED_STACK, 
         lines += _checks_table(verdict)
         return "\n".join(lines) + "\n"
     failed = ", ".join(p.name for p in verdict.failures())
+    if verdict.status == UPDATING:
+        lines += [f"## Sirius demo `{stack_name}` is being updated: {markdown_cell(failed)}", "",
+                  f"Checked at {markdown_cell(verdict.checked_at)} from a GitHub Actions runner{run}: "
+                  f"{markdown_cell(verdict.note)}. Not counted as down until then; "
+                  "a demo-down issue is neither opened nor closed.", ""]
+        lines += _checks_table(verdict)
+        return "\n".join(lines) + "\n"
     lines += [f"## Sirius demo `{stack_name}` is down: {markdown_cell(failed)}", "",
-              f"Checked at {markdown_cell(verdict.checked_at)} from a GitHub Actions runner{run}.", ""]
+              f"Checked at {markdown_cell(verdict.checked_at)} from a GitHub Actions runner{run}"
+              + (f": {markdown_cell(verdict.note)}." if verdict.note else "."), ""]
     lines += _checks_table(verdict)
     lines += ["", "The monitor closes this issue at its first run that finds the demo up again.", "",
               "The last deploy, as the stack outputs report it (taken right after that deploy, "
@@ -322,8 +426,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ci.monitor", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    checking = sub.add_parser("check", help="probe the UI and the API; print status=ok or status=down")
+    checking = sub.add_parser("check", help="probe the UI and the API; print status=ok, status=updating or status=down")
     checking.add_argument("--outputs-json", required=True, help="`pulumi stack output --json`, file or - for stdin")
+    checking.add_argument("--stack", default=SHARED_STACK, help="whose nightlyReset (Pulumi.<stack>.yaml) says when "
+                          "the \"being updated\" page is a reset in progress")
     checking.add_argument("--result-json", required=True, help="file to write the verdict to (for `report`)")
     checking.add_argument("--attempts", default=DEFAULT_ATTEMPTS,
                           type=_at_least(int, 1, "a whole number of attempts, at least 1"))
@@ -347,8 +453,10 @@ def main(argv: Sequence[str] | None = None, *, sleep: Callable[[float], None] = 
     try:
         if args.command == "check":
             outputs = _read_json(args.outputs_json, "--outputs-json")
+            clock = clock or (lambda: datetime.now(timezone.utc))
+            window = stack_reset_window(args.stack, clock())
             verdict = check(outputs, attempts=args.attempts, timeout=args.timeout, backoff=args.backoff,
-                            sleep=sleep, clock=clock)
+                            sleep=sleep, clock=clock, window=window)
             Path(args.result_json).write_text(json.dumps(verdict.as_dict(), indent=2) + "\n", encoding="utf-8")
             for p in verdict.probes:
                 print(p.line(), file=sys.stderr)

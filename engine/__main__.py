@@ -7,7 +7,8 @@
     firewall   put the last deploy's scanner firewall back (the boot unit runs it before Docker)
     install    OS setup only: Docker Engine, the compose plugin, git
 
-Modules are imported per command: user_data carries only what `bootstrap` needs.
+Modules are imported per command. user_data's boot zipapp has its own entry
+(engine/boot_entry.py): a new command here leaves the instances alone.
 """
 
 from __future__ import annotations
@@ -15,20 +16,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine import BOOTSTRAP_LOG, STATE_DIR
+from engine import STATE_DIR
 
 
 def main(argv: list[str]) -> int:
     command, args = (argv[0], argv[1:]) if argv else ("", [])
-    if command in ("health", "bootstrap", "firewall"):
+    if command == "bootstrap":  # the boot zipapp's own entry: its flags are parsed there
+        from engine import boot_entry
+
+        return boot_entry.main(argv)
+    if command in ("health", "firewall"):
         p = argparse.ArgumentParser(prog=f"engine {command}", allow_abbrev=False)
         p.add_argument("--state-dir", default=STATE_DIR)
-        if command == "bootstrap":
-            p.add_argument("--log", default=BOOTSTRAP_LOG)
-            # The first deploy's, from user_data (validated by the program: infra/commands.py).
-            p.add_argument("--ref", default="")
-            p.add_argument("--tag", default="")
-            p.add_argument("--pull", action="append", default=[], metavar="IMAGE_REF")
         chosen = p.parse_args(args)
         if command == "health":
             from engine import health
@@ -38,9 +37,6 @@ def main(argv: list[str]) -> int:
             from engine import firewall
 
             return firewall.main(chosen.state_dir)
-        from engine import bootstrap
-
-        return bootstrap.main(chosen.state_dir, chosen.log, chosen.ref, chosen.tag, chosen.pull)
     if command == "install":
         from engine import install
 

@@ -25,12 +25,19 @@ ENGINE_DIR = Path(__file__).resolve().parent.parent / "engine"
 TEMPLATE = ENGINE_DIR / "boot" / "user-data.sh"
 WAIT_BOOT = ENGINE_DIR / "boot" / "wait-boot.sh"
 # What user_data carries and runs at boot: a change here needs a new instance. The
-# rest of the engine is updated in place by the remote commands.
-BOOT_MODULES = ("__init__.py", "__main__.py", "bootstrap.py", "docker.py", "install.py")
-BOOT_FILES = ("boot/user-data.sh", *BOOT_MODULES)
+# rest of the engine is updated in place by the remote commands. The boot zipapp has its
+# own entry (engine/boot_entry.py), not the engine's general one (engine/__main__.py):
+# a new engine command leaves the boot digest, and so every instance, alone.
+BOOT_ENTRY = "boot_entry"
+BOOT_MODULES = ("__init__.py", f"{BOOT_ENTRY}.py", "bootstrap.py", "docker.py", "install.py")
 # AWS refuses user_data over 16 KB (raw bytes).
 USER_DATA_LIMIT = 16 * 1024
-_ZIP_MAIN = b"import sys\nfrom engine.__main__ import main\nsys.exit(main(sys.argv[1:]))\n"
+GENERAL_ENTRY = "__main__"
+
+
+def _zip_main(entry: str) -> bytes:
+    """The zipapp's top-level __main__.py: `entry`'s main with the command line."""
+    return f"import sys\nfrom engine.{entry} import main\nsys.exit(main(sys.argv[1:]))\n".encode()
 
 
 # Data the engine reads with pkgutil.get_data, from the zipapp as from a checkout.
@@ -57,15 +64,20 @@ def engine_digest() -> str:
     return _digest(engine_files())
 
 
+def boot_archive_files() -> dict[str, bytes]:
+    """Every file of the boot zipapp, its top-level __main__.py included."""
+    return {"__main__.py": _zip_main(BOOT_ENTRY), **engine_files(BOOT_MODULES)}
+
+
 def boot_files_digest() -> str:
-    return _digest({name: (ENGINE_DIR / name).read_bytes() for name in BOOT_FILES})
+    """What user_data carries: its script and the boot zipapp's files (the instance's trigger)."""
+    return _digest({"boot/user-data.sh": TEMPLATE.read_bytes(), **boot_archive_files()})
 
 
-def engine_archive(modules: tuple[str, ...] | None = None) -> bytes:
-    """The engine as a byte-for-byte reproducible zipapp: `python3 engine.pyz COMMAND`."""
+def _archive(files: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
-        for name, content in {"__main__.py": _ZIP_MAIN, **engine_files(modules)}.items():
+        for name, content in files.items():
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
@@ -73,9 +85,23 @@ def engine_archive(modules: tuple[str, ...] | None = None) -> bytes:
     return buffer.getvalue()
 
 
-def encoded_engine(modules: tuple[str, ...] | None = None) -> str:
-    """base64 lines of the zipapp, as user_data and the engine upload carry it."""
-    return "\n".join(textwrap.wrap(base64.b64encode(engine_archive(modules)).decode("ascii"), 76)) + "\n"
+def engine_archive() -> bytes:
+    """The whole engine as a byte-for-byte reproducible zipapp: `python3 engine.pyz COMMAND`."""
+    return _archive({"__main__.py": _zip_main(GENERAL_ENTRY), **engine_files()})
+
+
+def boot_archive() -> bytes:
+    """The boot zipapp user_data writes: `python3 boot.pyz bootstrap ...` and nothing else."""
+    return _archive(boot_archive_files())
+
+
+def _encoded(archive: bytes) -> str:
+    return "\n".join(textwrap.wrap(base64.b64encode(archive).decode("ascii"), 76)) + "\n"
+
+
+def encoded_engine() -> str:
+    """base64 lines of the engine zipapp, as the engine upload carries it."""
+    return _encoded(engine_archive())
 
 
 def first_images(registry: str, tags: Mapping[str, str], digests: Mapping[str, str]) -> tuple[str, ...]:
@@ -90,7 +116,7 @@ def render_user_data(ref: str = "", image_tag: str = "", pulls: tuple[str, ...] 
     boot = commands.bootstrap_argv(ref=ref, image_tag=image_tag, pulls=pulls)
     text = (
         TEMPLATE.read_text()
-        .replace("@@BOOT_ENGINE@@", encoded_engine(BOOT_MODULES).rstrip("\n"))
+        .replace("@@BOOT_ENGINE@@", _encoded(boot_archive()).rstrip("\n"))
         .replace("@@BOOTSTRAP_COMMAND@@", commands.shell(boot))
     )
     if len(text.encode()) > USER_DATA_LIMIT:

@@ -32,10 +32,10 @@ OPEN_WORLD = frozenset({"0.0.0.0/0", "::/0"})
 MIN_VOLUME_GIB = 20
 MAX_VOLUME_GIB = 16384
 MIN_HEALTH_TIMEOUT = 60
-MAX_HEALTH_TIMEOUT = 3600
+MAX_HEALTH_TIMEOUT = 1500
 MIN_BUILD_TIMEOUT = 300
 # Capped so that the longest `pulumi up` (infra/remote.longest_up_seconds) fits a GitHub job (6 h).
-MAX_BUILD_TIMEOUT = 2 * 3600
+MAX_BUILD_TIMEOUT = 4500
 
 # Keys of other namespaces that this program reads (the default AWS provider's), and the
 # names people put in this project's namespace by mistake for them.

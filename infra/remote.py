@@ -38,13 +38,27 @@ RESOURCES_SECONDS = 600  # the AWS resources before the first command (instance,
 DEPLOY_MARGIN_SECONDS = 900  # fetch and pull retries, up's minimum, the certificate, health, password
 
 
-def longest_up_seconds(health_timeout: int, build_timeout: int) -> int:
-    """Resources, SSH dials, the boot (OS setup and the first pull), then the deploy: its
-    deadline (healthTimeout, which a wait for the host's deploy lock shares), local builds
-    (added to it), a rollback with a fresh healthTimeout, and the margin."""
+def engine_run_seconds(health_timeout: int, build_timeout: int, *, falls_back: bool) -> int:
+    """One `engine deploy` or `engine reset` on the host: its deadline (healthTimeout, which a
+    wait for the host's deploy lock shares), local builds (added to it), a rollback or a
+    reset's fallback with a fresh healthTimeout, and the margin."""
+    return health_timeout + build_timeout + (health_timeout if falls_back else 0) + DEPLOY_MARGIN_SECONDS
+
+
+def longest_up_seconds(health_timeout: int, build_timeout: int, *, nightly_reset: bool = True) -> int:
+    """Resources, SSH dials, the boot (OS setup and the first pull), then the deploy and, with
+    a nightly reset, the reset command in the same up: Pulumi runs it when it creates it (the
+    first up) and reset.yml's up replaces it, after a deploy when the pins moved. The reset
+    depends on the deploy, and a deploy that rolls back exits 1 and ends the up: so either a
+    deploy with its rollback, or a healthy deploy then a reset with its fallback. A reset
+    deploys the same remembered settings, so it may build again."""
     dials = DIAL_ATTEMPTS * DIAL_TIMEOUT
-    return (RESOURCES_SECONDS + dials + BOOT_SETUP_SECONDS + 2 * health_timeout + build_timeout
-            + DEPLOY_MARGIN_SECONDS)
+    alone = engine_run_seconds(health_timeout, build_timeout, falls_back=True)
+    if nightly_reset:
+        then_reset = (engine_run_seconds(health_timeout, build_timeout, falls_back=False)
+                      + engine_run_seconds(health_timeout, build_timeout, falls_back=True))
+        alone = max(alone, then_reset)
+    return RESOURCES_SECONDS + dials + BOOT_SETUP_SECONDS + alone
 
 
 class RemoteDeploy:

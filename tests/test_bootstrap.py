@@ -7,6 +7,8 @@ import json
 import subprocess
 import zipfile
 
+import pytest
+
 from infra import bootstrap, commands
 
 # The issue's budget: user_data at most 60% of AWS's 16 KB, so features have room.
@@ -27,9 +29,43 @@ def test_user_data_is_valid_bash_and_writes_a_boot_engine_that_runs(tmp_path):
     boot = tmp_path / "boot.pyz"
     names = set(zipfile.ZipFile(boot).namelist())
     assert names == {"__main__.py", *(f"engine/{m}" for m in bootstrap.BOOT_MODULES)}
+    assert "engine/__main__.py" not in names  # its own entry, not the engine's general one
     # The boot engine answers its own commands without the modules it leaves out.
     result = subprocess.run(["python3", str(boot), "bootstrap", "--help"], capture_output=True, text=True)
-    assert result.returncode == 0 and "--state-dir" in result.stdout
+    assert result.returncode == 0 and "--state-dir" in result.stdout and "--pull" in result.stdout
+    other = subprocess.run(["python3", str(boot), "deploy", "--tag", "v1"], capture_output=True, text=True)
+    assert other.returncode == 2 and "usage: python3 boot.pyz bootstrap" in other.stderr
+
+
+def test_the_full_engine_hands_bootstrap_to_the_boot_entry(tmp_path):
+    """One parser for the boot's flags: the full engine's `bootstrap` is the boot entry's."""
+    engine = tmp_path / "engine.pyz"
+    engine.write_bytes(bootstrap.engine_archive())
+    result = subprocess.run(["python3", str(engine), "bootstrap", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "--pull IMAGE_REF" in result.stdout and "engine bootstrap" in result.stdout
+
+
+def test_a_new_engine_command_leaves_the_boot_digest_alone(edit_host_script):
+    """The boot digest replaces every instance: the general entry is not part of it."""
+    before, engine_before = bootstrap.boot_files_digest(), bootstrap.engine_digest()
+    boot_before = bootstrap.boot_archive()
+    edit_host_script("__main__.py")  # e.g. a new subcommand
+    assert bootstrap.boot_files_digest() == before and bootstrap.boot_archive() == boot_before
+    assert bootstrap.engine_digest() != engine_before  # the full engine is updated in place
+
+
+@pytest.mark.parametrize("name", ["boot_entry.py", "bootstrap.py", "install.py", "docker.py", "__init__.py",
+                                  "boot/user-data.sh"])
+def test_a_change_in_what_the_boot_runs_changes_the_boot_digest(edit_host_script, name):
+    before = bootstrap.boot_files_digest()
+    edit_host_script(name)
+    assert bootstrap.boot_files_digest() != before
+
+
+def test_the_boot_digest_covers_the_boot_zipapps_own_entry(monkeypatch):
+    before = bootstrap.boot_files_digest()
+    monkeypatch.setattr(bootstrap, "BOOT_ENTRY", "other_entry")
+    assert bootstrap.boot_files_digest() != before
 
 
 def test_oversized_user_data_is_refused(monkeypatch):
@@ -68,7 +104,7 @@ def test_the_full_engine_carries_the_demo_data_and_reads_it_from_the_zipapp(tmp_
 
 
 def test_the_boot_engine_leaves_the_demo_data_out():
-    names = zipfile.ZipFile(io.BytesIO(bootstrap.engine_archive(bootstrap.BOOT_MODULES))).namelist()
+    names = zipfile.ZipFile(io.BytesIO(bootstrap.boot_archive())).namelist()
     assert not any(name.endswith(".json") for name in names)
 
 

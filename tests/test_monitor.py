@@ -7,14 +7,16 @@ import json
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ci import monitor
 from ci.monitor import MonitorError, Verdict, check, endpoint, render_report
 from tests.conftest import Reply
+from tests.engine.test_proxy import _Backend, running_caddy  # noqa: F401 - the real proxy, a fixture
 from tests.test_workflows import FAKE_GH
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -186,6 +188,126 @@ def test_endpoint_joins_onto_the_outputs_own_path(base, path, url):
 def test_endpoint_refuses_what_is_no_http_url_and_names_the_output(base):
     with pytest.raises(MonitorError, match=r"stack output apiUrl .*http\(s\) URL like http://"):
         endpoint(base, "/health", output="apiUrl")
+
+
+# --- the proxy's "being updated" page (engine/proxy.py) ---------------------------------------------
+
+RESET_AT = datetime(2026, 11, 30, 23, 59, tzinfo=timezone.utc)  # nightlyReset 23:59, the default
+WINDOW = monitor.reset_window("23:59", RESET_AT, 360)
+
+
+@pytest.fixture
+def behind_the_proxy(running_caddy):  # noqa: F811 - the fixture imported above
+    """The real Caddy with the engine's Caddyfile; the API behind it healthy, the UI away."""
+    ports = running_caddy
+    api = _Backend(ports.api_backend, 200, HEALTHY)
+    yield ports, {"uiUrl": f"http://127.0.0.1:{ports.ui}", "apiUrl": f"http://127.0.0.1:{ports.api}"}
+    api.close()
+
+
+def check_at(outputs, now, window=WINDOW, **options):
+    verdict = check(outputs, sleep=lambda _: None, clock=lambda: now, window=window, **{**FAST, **options})
+    return verdict, {p.name: p for p in verdict.probes}
+
+
+def test_the_proxys_updating_page_during_the_nightly_reset_is_updating_not_down(behind_the_proxy):
+    _, outputs = behind_the_proxy
+    during = RESET_AT + timedelta(minutes=42)  # the monitor's :41 run, 42 minutes into a slow reset
+    verdict, probes = check_at(outputs, during)
+    assert verdict.status == "updating" and probes["API"].ok
+    assert probes["UI"].updating and probes["UI"].status == 503
+    assert probes["UI"].attempts == ["HTTP 503, the proxy's \"being updated\" page"] * 3
+    assert "the nightly reset of 2026-11-30T23:59:00Z may run until 2026-12-01T06:59:00Z" in verdict.note
+    body = render_report(verdict, DEPLOYED, stack="demo")
+    assert "## Sirius demo `demo` is being updated: UI" in body and "neither opened nor closed" in body
+
+
+def test_the_updating_page_after_the_longest_reset_is_down(behind_the_proxy):
+    _, outputs = behind_the_proxy
+    verdict, _ = check_at(outputs, WINDOW.until)  # an hour late + the reset job's whole timeout
+    assert verdict.status == "down" and "outside the nightly reset's time" in verdict.note
+    assert "is down: UI" in render_report(verdict, DEPLOYED) and "outside the nightly reset" in render_report(verdict, {})
+    assert check_at(outputs, WINDOW.until - timedelta(seconds=1))[0].status == "updating"
+    assert check_at(outputs, RESET_AT - timedelta(seconds=1))[0].status == "down"  # before it: yesterday's is over
+
+
+def test_the_updating_page_without_a_nightly_reset_is_down(behind_the_proxy):
+    _, outputs = behind_the_proxy
+    verdict, _ = check_at(outputs, RESET_AT + timedelta(minutes=5), window=None)
+    assert verdict.status == "down" and "nightlyReset off" in verdict.note
+
+
+def test_a_services_own_503_during_the_reset_is_down(demo):
+    """Only the proxy's page (its header) is an update: a service's own 503 is an outage."""
+    _, api, outputs = demo
+    api.route("/health", Reply(503, b'{"status": "updating"}'))
+    verdict, probes = check_at(outputs, RESET_AT + timedelta(minutes=5))
+    assert verdict.status == "down" and not probes["API"].updating and probes["API"].detail == "HTTP 503"
+
+
+def test_the_page_on_one_check_and_a_real_failure_on_the_other_is_down(behind_the_proxy, closed_port_url):
+    _, outputs = behind_the_proxy
+    verdict, probes = check_at({**outputs, "apiUrl": closed_port_url}, RESET_AT + timedelta(minutes=5))
+    assert verdict.status == "down" and probes["UI"].updating and not probes["API"].updating
+
+
+def test_the_service_back_behind_the_proxy_is_ok(behind_the_proxy):
+    ports, outputs = behind_the_proxy
+    ui = _Backend(ports.ui_backend, 200, UI_PAGE)
+    try:
+        verdict, _ = check_at(outputs, RESET_AT + timedelta(minutes=5))
+    finally:
+        ui.close()
+    assert verdict.status == "ok" and verdict.note == ""
+
+
+@pytest.mark.parametrize(
+    ("setting", "now", "start"),
+    [
+        ("23:59", datetime(2026, 12, 1, 0, 41, tzinfo=timezone.utc), datetime(2026, 11, 30, 23, 59, tzinfo=timezone.utc)),
+        ("23:59", datetime(2026, 12, 1, 23, 59, tzinfo=timezone.utc), datetime(2026, 12, 1, 23, 59, tzinfo=timezone.utc)),
+        ("04:59", datetime(2026, 12, 1, 4, 41, tzinfo=timezone.utc), datetime(2026, 11, 30, 4, 59, tzinfo=timezone.utc)),
+        ("04:59", datetime(2026, 12, 1, 10, 41, tzinfo=timezone.utc), datetime(2026, 12, 1, 4, 59, tzinfo=timezone.utc)),
+    ],
+)
+def test_the_window_starts_at_the_last_reset_and_lasts_the_late_start_and_the_job(setting, now, start):
+    window = monitor.reset_window(setting, now, 360)
+    assert window.start == start and window.until == start + timedelta(hours=1, minutes=360)
+    assert monitor.reset_window("off", now, 360) is None
+
+
+def test_the_window_is_reset_ymls_job_timeout_and_the_stacks_setting():
+    """Derived from what bounds a reset, not a number of the monitor's own."""
+    job = yaml.safe_load((ROOT / ".github" / "workflows" / "reset.yml").read_text())["jobs"]["reset"]
+    assert monitor.reset_job_minutes() == job["timeout-minutes"]
+    now = datetime(2026, 12, 1, 0, 41, tzinfo=timezone.utc)
+    assert monitor.stack_reset_window("demo", now) == monitor.reset_window("23:59", now, job["timeout-minutes"])
+    assert monitor.stack_reset_window("branch", now) is None  # Pulumi.branch.yaml: nightlyReset off
+
+
+def test_a_bad_reset_workflow_is_an_error_naming_it(tmp_path):
+    (tmp_path / "reset.yml").write_text("jobs: {reset: {timeout-minutes: soon}}\n")
+    with pytest.raises(MonitorError, match="timeout-minutes 'soon' is not a number of minutes"):
+        monitor.reset_job_minutes(tmp_path / "reset.yml")
+
+
+def test_check_from_the_command_line_reads_the_stacks_reset_time(behind_the_proxy, tmp_path, capsys):
+    _, outputs = behind_the_proxy
+    (tmp_path / "outputs.json").write_text(json.dumps(outputs))
+    args = ["check", f"--outputs-json={tmp_path / 'outputs.json'}", f"--result-json={tmp_path / 'r.json'}", "--backoff=0"]
+    during = datetime(2026, 12, 1, 0, 41, tzinfo=timezone.utc)  # the demo stack: nightlyReset 23:59 (default)
+    assert monitor.main(args, clock=lambda: during) == 0 and capsys.readouterr().out == "status=updating\n"
+    assert monitor.main([*args, "--stack=branch"], clock=lambda: during) == 0  # nightlyReset off
+    assert capsys.readouterr().out == "status=down\n"
+    assert monitor.main(args, clock=lambda: datetime(2026, 12, 1, 12, 41, tzinfo=timezone.utc)) == 0
+    assert capsys.readouterr().out == "status=down\n"
+
+
+def test_an_updating_verdict_survives_the_result_file(behind_the_proxy, tmp_path):
+    _, outputs = behind_the_proxy
+    verdict, _ = check_at(outputs, RESET_AT + timedelta(minutes=5))
+    again = Verdict.from_dict(json.loads(json.dumps(verdict.as_dict())))
+    assert again == verdict and again.status == "updating"
 
 
 # --- the issue's text -------------------------------------------------------------------------
@@ -405,4 +527,9 @@ def test_a_failed_listing_fails_and_never_opens_a_second_issue(issue_env):
 def test_an_unknown_status_touches_nothing(issue_env):
     result, calls = run_issue_script(issue_env, "", [{"number": 12}])
     assert result.returncode == 2 and calls == []
-    assert "STATUS must be 'down' or 'ok', got ''" in result.stderr
+    assert "STATUS must be 'down', 'ok' or 'updating', got ''" in result.stderr
+
+
+def test_updating_leaves_the_issue_as_it_is(issue_env):
+    result, calls = run_issue_script(issue_env, "updating", [{"number": 12}])
+    assert result.returncode == 0 and calls == [] and "left as it is" in result.stdout

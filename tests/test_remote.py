@@ -170,3 +170,47 @@ def test_the_health_report_is_taken_again_exactly_when_the_deploys_output_change
     assert again["health"].inputs["triggers"] != cmds["health"].inputs["triggers"]
     assert '"totalSeconds": 99.0' in again["health"].inputs["triggers"][0]
     assert commands_of(run_stack(BASE))["health"].inputs["triggers"] == again["health"].inputs["triggers"]
+
+
+# --- how long an up may take (the workflows' job timeouts) ------------------------------------------
+
+GITHUB_JOB_SECONDS = 6 * 3600
+
+
+def test_the_longest_up_counts_a_reset_after_a_healthy_deploy():
+    """The reset command runs in the same up as a deploy (its creation; reset.yml when the pins
+    moved): a healthy deploy (no rollback: one that rolls back ends the up) and then a reset
+    with its own builds and fallback."""
+    from infra import remote
+
+    health, build = 600, 3600
+    fixed = remote.RESOURCES_SECONDS + remote.DIAL_ATTEMPTS * remote.DIAL_TIMEOUT + remote.BOOT_SETUP_SECONDS
+    deploy_then_reset = (health + build) + (2 * health + build) + 2 * remote.DEPLOY_MARGIN_SECONDS
+    assert remote.longest_up_seconds(health, build) == fixed + deploy_then_reset
+    assert remote.longest_up_seconds(health, build, nightly_reset=False) == \
+        fixed + 2 * health + build + remote.DEPLOY_MARGIN_SECONDS
+
+
+def test_the_caps_fit_a_github_job_with_the_reset_and_the_wait_for_the_lock():
+    """At the maxima, with the reset in the same up, deploy.yml's and reset.yml's jobs (50 min
+    waiting for the stack's lock, setup) still fit GitHub's 6 h."""
+    import re
+
+    from infra import config, remote
+
+    longest = remote.longest_up_seconds(config.MAX_HEALTH_TIMEOUT, config.MAX_BUILD_TIMEOUT)
+    assert longest > remote.longest_up_seconds(config.MAX_HEALTH_TIMEOUT, config.MAX_BUILD_TIMEOUT,
+                                               nightly_reset=False)
+    for workflow in ("deploy.yml", "reset.yml"):
+        text = (ROOT / ".github" / "workflows" / workflow).read_text()
+        (wait,) = re.findall(r"ci\.lockwait --wait-minutes=(\d+)", text)
+        setup = 10 * 60  # checkout, Python, the CLI, install, login, config (tests/test_workflows.py)
+        assert longest + int(wait) * 60 + setup <= GITHUB_JOB_SECONDS, workflow
+    # The defaults are well inside the caps: the caps leave room for slower builds and starts.
+    schema = config.load_schema()
+    assert schema["healthTimeout"].default < config.MAX_HEALTH_TIMEOUT
+    assert schema["buildTimeout"].default < config.MAX_BUILD_TIMEOUT
+    # docs/canary.md names both caps (tests/test_canary_docs.py checks its minutes).
+    doc = " ".join((ROOT / "docs" / "canary.md").read_text().split())
+    assert f"`healthTimeout` is capped at {config.MAX_HEALTH_TIMEOUT} s" in doc
+    assert f"`buildTimeout` is capped at {config.MAX_BUILD_TIMEOUT} s" in doc

@@ -204,7 +204,7 @@ def test_bootstrap_installs_records_booted_and_the_first_deploy_reports_its_time
     deploy that follows reports the setup's seconds as its install phase."""
     log = tmp_path / "bootstrap.log"
     boot = tmp_path / "boot.pyz"
-    boot.write_bytes(bootstrap.engine_archive(bootstrap.BOOT_MODULES))
+    boot.write_bytes(bootstrap.boot_archive())
     argv = [*commands.bootstrap_argv(str(site.state), engine=str(boot)), "--log", str(log)]
     result = subprocess.run(argv, capture_output=True, text=True, env=site.engine.env, timeout=600)
     assert result.returncode == 0, log.read_text()
