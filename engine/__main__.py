@@ -35,9 +35,9 @@ def main(argv: list[str]) -> int:
 
             return health.main(chosen.state_dir)
         if command == "firewall":
-            from engine import firewall
+            from engine import firewallboot
 
-            return firewall.main(chosen.state_dir)
+            return firewallboot.main(chosen.state_dir)
         from engine import bootstrap
 
         return bootstrap.main(chosen.state_dir, chosen.log, chosen.ref, chosen.tag, chosen.pull)
