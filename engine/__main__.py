@@ -34,9 +34,9 @@ def main(argv: list[str]) -> int:
 
             return health.main(chosen.state_dir)
         if command == "firewall":
-            from engine import firewall
+            from engine import firewallboot
 
-            return firewall.main(chosen.state_dir)
+            return firewallboot.main(chosen.state_dir)
     if command == "install":
         from engine import install
 

@@ -88,12 +88,12 @@ def test_the_full_engine_runs_from_its_zipapp(tmp_path):
 def test_the_full_engine_carries_the_demo_data_and_reads_it_from_the_zipapp(tmp_path):
     archive = bootstrap.engine_archive()
     names = zipfile.ZipFile(io.BytesIO(archive)).namelist()
-    assert "engine/demo-hosts.json" in names and "engine/demodata.py" in names
+    assert "engine/demo-hosts.json" in names and "engine/demomodel.py" in names
     assert names[1:] == sorted(names[1:])  # __main__.py first, then sorted: reproducible
     engine = tmp_path / "engine.pyz"
     engine.write_bytes(archive)
     # Loaded the way the deploy loads it, with nothing but the zipapp on the path.
-    probe = "from engine import demodata; hosts = demodata.load_hosts(); print(len(hosts), hosts[0]['vulnerabilities'][0]['vid'], demodata.__file__)"
+    probe = "from engine import demomodel; hosts = demomodel.load_hosts(); print(len(hosts), hosts[0]['vulnerabilities'][0]['vid'], demomodel.__file__)"
     result = subprocess.run(["python3", "-I", "-c", f"import sys; sys.path.insert(0, {str(engine)!r}); {probe}"],
                             capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 
 from bench import run as bench_run
-from engine import proxy, rules
+from engine import proxyconfig, rules
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = (ROOT / "docs" / "proxy.md").read_text()
@@ -39,7 +39,7 @@ def test_the_facts_stated_are_the_engines():
     assert f"| 127.0.0.1:{ui_backend} | the UI container's own port {rules.UI_PORT} |" in DOC
     assert f"| 127.0.0.1:{api_backend} | the API container's own port {rules.API_PORT} |" in DOC
     assert f"| {rules.HTTP_PORT}, {rules.HTTPS_PORT} |" in DOC and f"`https://<domain>{rules.API_PATH}/`" in DOC
-    assert f"`Retry-After: {proxy.RETRY_AFTER_SECONDS}`" in DOC and f"every {proxy.RETRY_AFTER_SECONDS} seconds" in DOC
-    assert f"`{proxy.UPDATING_HEADER}: {proxy.UPDATING_VALUE}`" in DOC
-    assert f'"{proxy.UPDATING_MESSAGE}"' in DOC and proxy.UPDATING_JSON in DOC
+    assert f"`Retry-After: {proxyconfig.RETRY_AFTER_SECONDS}`" in DOC and f"every {proxyconfig.RETRY_AFTER_SECONDS} seconds" in DOC
+    assert f"`{proxyconfig.UPDATING_HEADER}: {proxyconfig.UPDATING_VALUE}`" in DOC
+    assert f'"{proxyconfig.UPDATING_MESSAGE}"' in DOC and proxyconfig.UPDATING_JSON in DOC
     assert f'"image": "{rules.PROXY_IMAGE}", "listens": [{rules.UI_PORT}, {rules.API_PORT}]' in DOC

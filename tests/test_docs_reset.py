@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from engine import proxy, reset, settings
+from engine import proxyconfig, reset, settings
 from engine import __main__ as entry
 from infra import commands, config
 
@@ -37,7 +37,7 @@ def test_the_flags_it_names_are_the_reset_commands_and_deploy_flags_are_not(tmp_
 def test_the_settings_it_shows_are_valid_and_the_files_it_names_are_the_engines():
     for key, value in re.findall(r"pulumi config set --stack demo (\w+) (\S+)", DOC):
         assert key == "nightlyReset" and config.nightly_reset(value) == value
-    for name in (settings.REMEMBERED, reset.REPORT_FILE, proxy.VOLUME):
+    for name in (settings.REMEMBERED, reset.REPORT_FILE, proxyconfig.VOLUME):
         assert f"`{name}`" in DOC or f"/{name}`" in DOC, name
     template = yaml.safe_load((ROOT / "Pulumi.branch.yaml").read_text())["config"]
     assert template["sirius-demo:nightlyReset"] == "off" and "Pulumi.branch.yaml" in DOC

@@ -7,7 +7,7 @@ import http.server
 import threading
 import time
 
-from engine import proxy
+from engine import proxyconfig
 from testbed.harness import free_port  # free: nothing listens there
 from testbed.probe import ERROR, OK, REFUSED, UPDATING, Look, Probe, ProbeResult, look_once
 
@@ -41,10 +41,10 @@ class Server:
 
 
 def test_look_once_tells_the_page_from_other_answers():
-    page = {proxy.UPDATING_HEADER: proxy.UPDATING_VALUE, "Retry-After": "15"}
+    page = {proxyconfig.UPDATING_HEADER: proxyconfig.UPDATING_VALUE, "Retry-After": "15"}
     cases = [(200, {}, OK), (302, {}, OK), (404, {}, OK), (503, page, UPDATING),
              (503, {}, ERROR),  # a service's own 503, or another proxy's
-             (503, {proxy.UPDATING_HEADER: proxy.UPDATING_VALUE}, ERROR),  # no Retry-After
+             (503, {proxyconfig.UPDATING_HEADER: proxyconfig.UPDATING_VALUE}, ERROR),  # no Retry-After
              (502, {}, ERROR)]
     for status, headers, kind in cases:
         server = Server(status, headers)

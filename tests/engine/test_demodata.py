@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import demodata, envfile
+from engine import demodata, demomarker, demomodel, envfile, rules
 from engine.settings import Settings
 
-DATA = json.loads((Path(demodata.__file__).parent / demodata.DATA_FILE).read_text())
+DATA = json.loads((Path(demomodel.__file__).parent / demomodel.DATA_FILE).read_text())
 CVE = re.compile(r"CVE-\d{4}-\d{4,}")
 KEY = "k3y" * 16
 
@@ -26,12 +26,12 @@ KEY = "k3y" * 16
 
 
 def test_the_data_set_is_a_company_of_about_twenty_hosts_with_real_cve_ids():
-    hosts = demodata.load_hosts()
+    hosts = demomodel.load_hosts()
     assert 18 <= len(hosts) <= 30
     assert len({h["ip"] for h in hosts}) == len(hosts) and len({h["hid"] for h in hosts}) == len(hosts)
     assert len({h["hostname"] for h in hosts}) == len(hosts)
     for h in hosts:
-        assert set(h) == set(demodata.HOST_FIELDS), h["hostname"]
+        assert set(h) == set(demomodel.HOST_FIELDS), h["hostname"]
         assert h["os"] and h["osversion"] and re.fullmatch(r"(\d{1,3}\.){3}\d{1,3}", h["ip"])
         assert h["ports"] and h["vulnerabilities"], h["hostname"]
         for port in h["ports"]:
@@ -75,57 +75,57 @@ def test_the_issues_landmark_cves_sit_on_the_products_they_belong_to():
 
 
 def test_the_data_file_is_ascii_so_every_layer_counts_bytes_the_same():
-    raw = (Path(demodata.__file__).parent / demodata.DATA_FILE).read_bytes()
+    raw = (Path(demomodel.__file__).parent / demomodel.DATA_FILE).read_bytes()
     raw.decode("ascii")
 
 
 def test_extra_keys_of_the_file_are_not_posted():
     raw = json.dumps({"hosts": [{**DATA["hosts"][0], "segment": "x", "note": "kept out"}]}).encode()
-    assert set(demodata.load_hosts(raw)[0]) == set(demodata.HOST_FIELDS)
+    assert set(demomodel.load_hosts(raw)[0]) == set(demomodel.HOST_FIELDS)
 
 
 # --- which hosts to post -----------------------------------------------------------------
 
 
 def test_hosts_already_in_the_api_by_ip_or_hid_are_skipped():
-    hosts = demodata.load_hosts()
+    hosts = demomodel.load_hosts()
     existing = [{"ip": hosts[0]["ip"], "hid": "other"}, {"ip": "192.0.2.1", "hid": hosts[1]["hid"]},
                 {"ip": "192.0.2.2", "hid": "unrelated"}]
-    todo, skipped = demodata.to_post(hosts, existing)
+    todo, skipped = demomodel.to_post(hosts, existing)
     assert skipped == 2 and todo == hosts[2:]
-    assert demodata.to_post(hosts, []) == (hosts, 0)
-    assert demodata.to_post(hosts, hosts) == ([], len(hosts))
+    assert demomodel.to_post(hosts, []) == (hosts, 0)
+    assert demomodel.to_post(hosts, hosts) == ([], len(hosts))
 
 
 def test_the_api_listing_is_read_as_an_array_or_an_object_holding_one():
-    assert demodata.listed_hosts('[{"ip": "10.0.0.1"}, 3]') == [{"ip": "10.0.0.1"}]
-    assert demodata.listed_hosts('{"hosts": [{"ip": "10.0.0.1"}]}') == [{"ip": "10.0.0.1"}]
-    assert demodata.listed_hosts("") == [] and demodata.listed_hosts("null") == []
+    assert demomodel.listed_hosts('[{"ip": "10.0.0.1"}, 3]') == [{"ip": "10.0.0.1"}]
+    assert demomodel.listed_hosts('{"hosts": [{"ip": "10.0.0.1"}]}') == [{"ip": "10.0.0.1"}]
+    assert demomodel.listed_hosts("") == [] and demomodel.listed_hosts("null") == []
     with pytest.raises(ValueError):
-        demodata.listed_hosts('{"error": "nope"}')
+        demomodel.listed_hosts('{"error": "nope"}')
 
 
 # --- once per data volume ----------------------------------------------------------------
 
 
 def test_the_marker_names_the_volume_it_was_loaded_into(tmp_path):
-    volume = demodata.volume_identity("sirius_postgres_data@2026-11-28T16:00:00Z\n")
+    volume = demomarker.volume_identity("sirius_postgres_data@2026-11-28T16:00:00Z\n")
     assert volume == "sirius_postgres_data@2026-11-28T16:00:00Z"
-    assert demodata.read_marker(str(tmp_path)) is None
-    demodata.write_marker(str(tmp_path), demodata.marker_record(volume, 22, 0))
-    marker = demodata.read_marker(str(tmp_path))
-    assert demodata.loaded_for(marker, volume)
+    assert demomarker.read_marker(str(tmp_path)) is None
+    demomarker.write_marker(str(tmp_path), demomarker.marker_record(volume, 22, 0))
+    marker = demomarker.read_marker(str(tmp_path))
+    assert demomarker.loaded_for(marker, volume)
     # The same name made again is another volume: load again.
-    assert not demodata.loaded_for(marker, "sirius_postgres_data@2026-11-29T09:00:00Z")
-    assert not demodata.loaded_for(None, volume)
-    assert demodata.volume_identity("") is None and demodata.volume_identity("name@") is None
+    assert not demomarker.loaded_for(marker, "sirius_postgres_data@2026-11-29T09:00:00Z")
+    assert not demomarker.loaded_for(None, volume)
+    assert demomarker.volume_identity("") is None and demomarker.volume_identity("name@") is None
 
 
 def test_a_damaged_marker_means_not_loaded(tmp_path):
-    (tmp_path / demodata.MARKER_FILE).write_text("{not json")
-    assert demodata.read_marker(str(tmp_path)) is None
-    (tmp_path / demodata.MARKER_FILE).write_text("[1]")
-    assert demodata.read_marker(str(tmp_path)) is None
+    (tmp_path / demomarker.MARKER_FILE).write_text("{not json")
+    assert demomarker.read_marker(str(tmp_path)) is None
+    (tmp_path / demomarker.MARKER_FILE).write_text("[1]")
+    assert demomarker.read_marker(str(tmp_path)) is None
 
 
 # --- seed against an in-process API ------------------------------------------------------
@@ -226,8 +226,8 @@ def api(monkeypatch):
     FakeApi.fail_posts_for, FakeApi.fail_routes, FakeApi.key = set(), {}, KEY
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeApi)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    monkeypatch.setattr(demodata.rules, "API_PORT", server.server_address[1])
-    monkeypatch.setattr(demodata, "data_volume", lambda project: f"{project}_postgres_data@2026-11-28T16:00:00Z")
+    monkeypatch.setattr(rules, "API_PORT", server.server_address[1])
+    monkeypatch.setattr(demomarker, "data_volume", lambda project: f"{project}_postgres_data@2026-11-28T16:00:00Z")
     yield FakeApi
     server.shutdown()
     server.server_close()
@@ -242,8 +242,8 @@ def settings_for(tmp_path, key: str = KEY, **overrides) -> Settings:
                     state_dir=str(state), bind_address="127.0.0.1", **overrides)
 
 
-HOSTS = demodata.load_hosts()
-CVES = demodata.vulnerability_bodies(HOSTS)
+HOSTS = demomodel.load_hosts()
+CVES = demomodel.vulnerability_bodies(HOSTS)
 
 
 def test_seed_creates_the_cves_then_the_hosts_then_one_snapshot_and_reports_what_the_api_lists(tmp_path, api):
@@ -265,25 +265,25 @@ def test_the_old_id_ports_and_missing_scores_are_caught_by_the_read_back(tmp_pat
     """The data set as it was before issue 18: the API answers 200 to every POST, yet
     lists every host with one port 0 and every CVE unscored; the report says so."""
     def old_model(raw=None):
-        hosts = json.loads((Path(demodata.__file__).parent / demodata.DATA_FILE).read_text())["hosts"]
+        hosts = json.loads((Path(demomodel.__file__).parent / demomodel.DATA_FILE).read_text())["hosts"]
         for h in hosts:
             h["ports"] = [{"id": p["number"], "protocol": p["protocol"], "state": p["state"]} for p in h["ports"]]
             h["vulnerabilities"] = [{k: v[k] for k in ("vid", "title", "description")} for v in h["vulnerabilities"]]
-        return [{k: h[k] for k in demodata.HOST_FIELDS} for h in hosts]
+        return [{k: h[k] for k in demomodel.HOST_FIELDS} for h in hosts]
 
-    monkeypatch.setattr(demodata, "load_hosts", old_model)
+    monkeypatch.setattr(demomodel, "load_hosts", old_model)
     result = demodata.seed(settings_for(tmp_path), "sirius")
     assert (result["hosts"], result["loaded"]) == (len(HOSTS), len(HOSTS))
     assert result["reason"] == (f"read back: {len(HOSTS)} hosts listed with other ports (first: {HOSTS[0]['hostname']}); "
                                 f"{len(CVES)} vulnerabilities without a score (first: {CVES[0]['vid']})")
     assert {p["number"] for h in api.hosts for p in h["ports"]} == {0}
-    assert not demodata.loaded_for(demodata.read_marker(str(tmp_path / "state")), "sirius_postgres_data@2026-11-28T16:00:00Z")
+    assert not demomarker.loaded_for(demomarker.read_marker(str(tmp_path / "state")), "sirius_postgres_data@2026-11-28T16:00:00Z")
 
 
 def test_a_lost_marker_does_not_duplicate_hosts_or_cves(tmp_path, api):
     s = settings_for(tmp_path)
     assert demodata.seed(s, "sirius")["reason"] is None
-    (tmp_path / "state" / demodata.MARKER_FILE).unlink()
+    (tmp_path / "state" / demomarker.MARKER_FILE).unlink()
     again = demodata.seed(s, "sirius")
     assert again == {**again, "hosts": len(HOSTS), "vulnerabilities": len(CVES), "loaded": 0, "skipped": len(HOSTS),
                      "createdVulnerabilities": 0, "reason": None}
@@ -296,7 +296,7 @@ def test_hosts_already_listed_are_skipped_and_only_the_others_cves_created(tmp_p
     api.hosts = [dict(h, vulnerabilities=[]) for h in HOSTS[:5]]
     result = demodata.seed(s, "sirius")
     assert (result["loaded"], result["skipped"], result["hosts"]) == (len(HOSTS) - 5, 5, len(HOSTS))
-    wanted = {v["vid"] for v in demodata.vulnerability_bodies(HOSTS[5:])}
+    wanted = {v["vid"] for v in demomodel.vulnerability_bodies(HOSTS[5:])}
     assert {v["vid"] for v in api.vulns} == wanted and len(api.vulns) == len(wanted)
     # The 5 hosts listed without their CVEs: the read-back says so, the marker stays open.
     assert result["reason"].startswith("read back: ") and "vulnerabilities not listed" in result["reason"]
@@ -306,7 +306,7 @@ def test_a_new_data_volume_is_loaded_again(tmp_path, api, monkeypatch):
     s = settings_for(tmp_path)
     assert demodata.seed(s, "sirius")["reason"] is None
     api.hosts, api.vulns = [], []  # the database went with its volume
-    monkeypatch.setattr(demodata, "data_volume", lambda project: "sirius_postgres_data@2026-12-01T00:00:00Z")
+    monkeypatch.setattr(demomarker, "data_volume", lambda project: "sirius_postgres_data@2026-12-01T00:00:00Z")
     again = demodata.seed(s, "sirius")
     assert (again["loaded"], again["createdVulnerabilities"], again["reason"]) == (len(HOSTS), len(CVES), None)
     assert len(api.snapshots) == 2
@@ -321,7 +321,7 @@ def test_a_refused_key_is_reported_without_the_key_and_leaves_no_marker(tmp_path
     wrong = "wr0ng" * 10
     result = demodata.seed(settings_for(tmp_path, key=wrong), "sirius")
     assert result["reason"] == "API refused the key: HTTP 401" and result["loaded"] == 0
-    assert demodata.read_marker(str(tmp_path / "state")) is None
+    assert demomarker.read_marker(str(tmp_path / "state")) is None
     assert wrong not in json.dumps(result) + capsys.readouterr().err
 
 
@@ -353,14 +353,14 @@ def test_a_failed_snapshot_is_taken_by_the_next_deploy_and_only_then(tmp_path, a
 def test_an_api_that_is_not_there_is_a_reason_within_the_budget(tmp_path, api, monkeypatch):
     monkeypatch.setattr(demodata, "BUDGET_SECONDS", 1.5)
     monkeypatch.setattr(demodata, "RETRY_SECONDS", 0.2)
-    monkeypatch.setattr(demodata.rules, "API_PORT", 9)  # discard: nothing listens
+    monkeypatch.setattr(rules, "API_PORT", 9)  # discard: nothing listens
     result = demodata.seed(settings_for(tmp_path), "sirius")
     assert result["loaded"] == 0 and result["seconds"] < 5
     assert result["reason"].startswith("API not reachable at http://127.0.0.1:9: "), result["reason"]
 
 
 def test_an_unknown_data_volume_loads_nothing(tmp_path, api, monkeypatch):
-    monkeypatch.setattr(demodata, "data_volume", lambda project: None)
+    monkeypatch.setattr(demomarker, "data_volume", lambda project: None)
     result = demodata.seed(settings_for(tmp_path), "sirius")
     assert result["reason"] == "cannot identify the data volume sirius_postgres_data" and api.hosts == []
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import demodata
+from engine import demodata, demomodel
 
 MODEL = json.loads((Path(__file__).parent / "data" / "sirius-api-model.json").read_text())
 TYPES = MODEL["types"]
@@ -70,14 +70,14 @@ def host_errors(host: dict, where: str = "host") -> list[str]:
 
 
 def test_every_host_body_decodes_into_go_apis_host_without_loss():
-    hosts = demodata.load_hosts()
+    hosts = demomodel.load_hosts()
     errors = [e for h in hosts for e in host_errors(h, h["hostname"])]
     assert errors == []
     assert all(h["ports"] and h["vulnerabilities"] and h["services"] for h in hosts)
 
 
 def test_every_vulnerability_body_decodes_into_go_apis_vulnerability_with_its_score():
-    vulns = demodata.vulnerability_bodies(demodata.load_hosts())
+    vulns = demomodel.vulnerability_bodies(demomodel.load_hosts())
     assert len({v["vid"] for v in vulns}) == len(vulns) >= 30
     errors = [e for v in vulns for e in shape_errors(v, "Vulnerability", v["vid"]) + vulnerability_errors(v, v["vid"])]
     assert errors == []
@@ -87,14 +87,14 @@ def test_every_vulnerability_body_decodes_into_go_apis_vulnerability_with_its_sc
 def test_the_host_body_sends_nothing_the_api_drops():
     # asset_type is in the UI's SiriusHost type, not in go-api's Host: it would be dropped.
     assert "asset_type" in MODEL["uiOnly"] and "asset_type" not in TYPES["Host"]
-    for host in demodata.load_hosts():
+    for host in demomodel.load_hosts():
         assert set(host) <= set(TYPES["Host"]), set(host) - set(TYPES["Host"])
 
 
 def test_the_demo_looks_like_a_real_network_by_upstreams_severity_buckets():
     """Upstream's buckets (host statistics, snapshots): critical >= 9, high >= 7, medium >= 4, low > 0, informational 0."""
     bucket = MODEL["severity"]
-    vulns = demodata.vulnerability_bodies(demodata.load_hosts())
+    vulns = demomodel.vulnerability_bodies(demomodel.load_hosts())
     by = {name: [v for v in vulns if v["riskScore"] >= floor and all(
         v["riskScore"] < higher for n, higher in bucket.items() if higher > floor)] for name, floor in bucket.items()}
     assert by["critical"] and by["high"] and by["medium"] and not by["informational"]
@@ -110,7 +110,7 @@ def test_the_engine_names_itself_as_the_source():
 
 @pytest.fixture
 def host() -> dict:
-    return json.loads(json.dumps(demodata.load_hosts()[0]))
+    return json.loads(json.dumps(demomodel.load_hosts()[0]))
 
 
 def test_a_port_sent_as_id_fails(host):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from engine import demodata, settings
+from engine import demodata, demomarker, demomodel, settings
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DOC = (ROOT / "docs" / "demo-data.md").read_text()
@@ -35,12 +35,12 @@ def test_the_routes_header_limits_and_reasons_are_the_engines():
         assert f"`GET {route}`" in DOC or f"`POST {route}`" in DOC, route
     assert f"`X-Scanner-Name: {demodata.SCANNER_NAME}`" in DOC
     assert f"{demodata.REQUEST_SECONDS:.0f} s per request, {demodata.BUDGET_SECONDS:.0f} s in all" in DOC
-    assert f"`{demodata.ALREADY_LOADED}`" in DOC and f"`{demodata.MARKER_FILE}`" in DOC.replace("<state-dir>/", "")
+    assert f"`{demodata.ALREADY_LOADED}`" in DOC and f"`{demomarker.MARKER_FILE}`" in DOC.replace("<state-dir>/", "")
 
 
 def test_the_counts_and_fields_the_doc_gives_are_the_data_sets():
-    hosts = demodata.load_hosts()
+    hosts = demomodel.load_hosts()
     assert f"{len(hosts)} hosts" in DOC
-    assert f"{len(demodata.vulnerability_bodies(hosts))} real CVEs" in DOC
-    for field in demodata.HOST_FIELDS:
+    assert f"{len(demomodel.vulnerability_bodies(hosts))} real CVEs" in DOC
+    for field in demomodel.HOST_FIELDS:
         assert f"`{field}`" in DOC, field

@@ -10,7 +10,7 @@ import ipaddress
 
 import pytest
 
-from engine import deploy, firewall, override, rules, settings
+from engine import deploy, firewall, firewallboot, firewallrules, iptables, override, rules, settings
 from engine.docker import Result
 
 ENGINE = rules.SCANNER_ADDRESS
@@ -21,8 +21,8 @@ NVD = ("services.nvd.nist.gov", 443, ("129.6.13.50", "129.6.13.51"))
 TARGET = "203.0.113.0/28"
 
 
-def fence(**kw) -> firewall.Fence:
-    return firewall.pinned(kw.get("targets", (TARGET,)), kw.get("resolvers", (RESOLVER,)), kw.get("fetches", (NVD,)))
+def fence(**kw) -> firewallrules.Fence:
+    return firewallrules.pinned(kw.get("targets", (TARGET,)), kw.get("resolvers", (RESOLVER,)), kw.get("fetches", (NVD,)))
 
 
 def verdict(rule_list, src, dst, proto="tcp", dport=None, iface=BRIDGE) -> str:
@@ -57,7 +57,7 @@ def verdict(rule_list, src, dst, proto="tcp", dport=None, iface=BRIDGE) -> str:
 
 
 def test_the_engine_reaches_its_stack_its_resolver_nvd_and_the_targets_only():
-    r = firewall.chain_rules(fence())
+    r = firewallrules.chain_rules(fence())
     assert verdict(r, ENGINE, API, dport=9001) == "RETURN"  # the stack's own services
     assert verdict(r, ENGINE, "172.30.213.9", "udp", 5672) == "RETURN"
     assert verdict(r, ENGINE, RESOLVER, "udp", 53) == "RETURN"  # DNS, as Docker's resolver forwards it
@@ -74,33 +74,33 @@ def test_the_engine_reaches_its_stack_its_resolver_nvd_and_the_targets_only():
     ("10.0.0.5", "udp", 161), ("172.31.5.5", "tcp", 22),  # the VPC around the host
 ])
 def test_everything_else_from_the_engine_is_dropped_raw_or_not(dst, proto, dport):
-    assert verdict(firewall.chain_rules(fence()), ENGINE, dst, proto, dport) == "DROP"
+    assert verdict(firewallrules.chain_rules(fence()), ENGINE, dst, proto, dport) == "DROP"
 
 
 def test_other_containers_keep_their_own_outbound_access():
-    r = firewall.chain_rules(fence())
+    r = firewallrules.chain_rules(fence())
     for dst in ("8.8.8.8", "129.6.13.50", "140.82.112.3"):  # anywhere: NVD, a registry
         assert verdict(r, API, dst, "tcp", 443) == "RETURN"
 
 
 def test_a_forged_source_leaves_nothing_from_the_sirius_network():
     """NET_RAW can write any source address; only the sirius subnet's may leave its bridge."""
-    r = firewall.chain_rules(fence())
+    r = firewallrules.chain_rules(fence())
     assert verdict(r, "8.8.4.4", "198.51.100.1", "tcp", 80) == "DROP"
     assert verdict(r, "8.8.4.4", "198.51.100.1", "tcp", 80, iface="eth0") == "RETURN"  # not from the stack
 
 
 def test_no_targets_keeps_the_engine_inside_its_stack():
-    r = firewall.chain_rules(fence(targets=()))
+    r = firewallrules.chain_rules(fence(targets=()))
     assert verdict(r, ENGINE, "203.0.113.9", "tcp", 22) == "DROP"
     assert verdict(r, ENGINE, API, "tcp", 9001) == "RETURN"
 
 
 def test_a_second_engine_address_is_fenced_the_same_way():
     f = fence()
-    moved = firewall.Fence((*f.scanners, "172.18.0.7"), (*f.networks, ("br-0123456789ab", "172.18.0.0/16")),
+    moved = firewallrules.Fence((*f.scanners, "172.18.0.7"), (*f.networks, ("br-0123456789ab", "172.18.0.0/16")),
                            f.targets, f.resolvers, f.fetches)
-    r = firewall.chain_rules(moved)
+    r = firewallrules.chain_rules(moved)
     assert verdict(r, "172.18.0.7", "8.8.8.8", iface="br-0123456789ab") == "DROP"
     assert verdict(r, "172.18.0.7", "172.18.0.3", iface="br-0123456789ab") == "RETURN"
     assert verdict(r, "172.18.0.7", "203.0.113.1", iface="br-0123456789ab") == "RETURN"
@@ -113,15 +113,15 @@ def test_a_second_engine_address_is_fenced_the_same_way():
 def test_every_token_is_checked_before_it_reaches_iptables(bad):
     values = dict(scanners=(ENGINE,), networks=((BRIDGE, rules.SIRIUS_SUBNET),))
     with pytest.raises(ValueError):
-        firewall.Fence(**{**values, **bad})
+        firewallrules.Fence(**{**values, **bad})
 
 
 def test_restore_input_replaces_the_chain_alone_in_one_transaction():
-    text = firewall.restore_input("SIRIUS-SCANNER", firewall.chain_rules(fence()))
+    text = firewallrules.restore_input("SIRIUS-SCANNER", firewallrules.chain_rules(fence()))
     lines = text.splitlines()
     assert lines[:2] == ["*filter", ":SIRIUS-SCANNER - [0:0]"] and lines[-1] == "COMMIT"
     assert all(line.startswith("-A SIRIUS-SCANNER ") for line in lines[2:-1])
-    assert text == firewall.restore_input("SIRIUS-SCANNER", firewall.chain_rules(fence()))
+    assert text == firewallrules.restore_input("SIRIUS-SCANNER", firewallrules.chain_rules(fence()))
 
 
 # --- where DNS goes ------------------------------------------------------------------------
@@ -136,17 +136,17 @@ def write(tmp_path, name, text):
 def test_resolvers_are_the_upstreams_docker_forwards_to(tmp_path):
     stub = write(tmp_path, "resolv.conf", "nameserver 127.0.0.53\noptions edns0 trust-ad\n")
     upstream = write(tmp_path, "resolved.conf", "nameserver 172.31.0.2\nnameserver fd00:ec2::253\nsearch ec2.internal\n")
-    assert firewall.nameservers(stub, upstream) == (("172.31.0.2",), None)
+    assert firewallrules.nameservers(stub, upstream) == (("172.31.0.2",), None)
     direct = write(tmp_path, "direct.conf", "nameserver 10.0.0.2\nnameserver 10.0.0.2\n")
-    assert firewall.nameservers(direct, upstream) == (("10.0.0.2",), None)
+    assert firewallrules.nameservers(direct, upstream) == (("10.0.0.2",), None)
 
 
 def test_loopback_resolvers_need_no_rule_and_none_at_all_means_dockers_defaults(tmp_path):
     local = write(tmp_path, "local.conf", "nameserver 127.0.0.1\n")
-    assert firewall.nameservers(local, str(tmp_path / "missing")) == ((), None)
+    assert firewallrules.nameservers(local, str(tmp_path / "missing")) == ((), None)
     empty = write(tmp_path, "empty.conf", "search example.com\n")
-    found, note = firewall.nameservers(empty, str(tmp_path / "missing"))
-    assert found == firewall.DOCKER_DEFAULT_DNS and "8.8.8.8" in note
+    found, note = firewallrules.nameservers(empty, str(tmp_path / "missing"))
+    assert found == firewallrules.DOCKER_DEFAULT_DNS and "8.8.8.8" in note
 
 
 def test_fetches_resolve_to_ipv4_addresses_and_a_failure_is_a_note():
@@ -155,7 +155,7 @@ def test_fetches_resolve_to_ipv4_addresses_and_a_failure_is_a_note():
             raise OSError("Name or service not known")
         return [(family, kind, 6, "", ("129.6.13.51", port)), (family, kind, 6, "", ("129.6.13.50", port))]
 
-    resolved, notes = firewall.resolve_fetches((("services.nvd.nist.gov", 443), ("gone.example", 443)), getaddrinfo)
+    resolved, notes = firewallrules.resolve_fetches((("services.nvd.nist.gov", 443), ("gone.example", 443)), getaddrinfo)
     assert resolved == (("services.nvd.nist.gov", 443, ("129.6.13.50", "129.6.13.51")),)
     assert len(notes) == 1 and "gone.example" in notes[0]
 
@@ -169,7 +169,7 @@ def test_upstreams_own_fetches_are_nvd_only():
 
 
 class FakeIptables:
-    """Chains as the kernel keeps them; answers the argument lists firewall.apply runs."""
+    """Chains as the kernel keeps them; answers the argument lists iptables.apply runs."""
 
     def __init__(self, chains: dict[str, list[str]]):
         self.chains = {name: list(body) for name, body in chains.items()}
@@ -203,15 +203,15 @@ class FakeIptables:
 @pytest.fixture
 def fake(monkeypatch):
     ipt = FakeIptables({"FORWARD": ["-j DOCKER-USER", "-j DOCKER-FORWARD"], "DOCKER-USER": ["-j RETURN"]})
-    monkeypatch.setattr(firewall, "run", ipt)
+    monkeypatch.setattr(iptables, "run", ipt)
     return ipt
 
 
 def test_applying_twice_gives_the_same_rules_and_one_jump(fake):
-    rule_list = firewall.chain_rules(fence())
-    firewall.apply(rule_list)
+    rule_list = firewallrules.chain_rules(fence())
+    iptables.apply(rule_list)
     first = {k: list(v) for k, v in fake.chains.items()}
-    firewall.apply(rule_list)
+    iptables.apply(rule_list)
     assert fake.chains == first
     assert fake.chains["DOCKER-USER"] == ["-j SIRIUS-SCANNER", "-j RETURN"]
     assert fake.chains["SIRIUS-SCANNER"] == [" ".join(r) for r in rule_list]
@@ -220,7 +220,7 @@ def test_applying_twice_gives_the_same_rules_and_one_jump(fake):
 def test_new_rules_replace_the_old_ones_and_extra_jumps_go(fake):
     fake.chains["DOCKER-USER"] = ["-j SIRIUS-SCANNER", "-j SIRIUS-SCANNER", "-j RETURN"]
     fake.chains["SIRIUS-SCANNER"] = ["-s 172.30.213.250/32 -d 0.0.0.0/0 -j RETURN"]
-    firewall.apply(firewall.chain_rules(fence(targets=())))
+    iptables.apply(firewallrules.chain_rules(fence(targets=())))
     assert fake.chains["DOCKER-USER"] == ["-j SIRIUS-SCANNER", "-j RETURN"]
     assert "-s 172.30.213.250/32 -d 0.0.0.0/0 -j RETURN" not in fake.chains["SIRIUS-SCANNER"]
 
@@ -228,11 +228,11 @@ def test_new_rules_replace_the_old_ones_and_extra_jumps_go(fake):
 def test_a_deploy_refuses_a_docker_without_its_chain_or_its_jump(fake):
     del fake.chains["DOCKER-USER"]
     with pytest.raises(firewall.FirewallError, match="DOCKER-USER does not exist.*--iptables=false"):
-        firewall.apply(firewall.chain_rules(fence()))
+        iptables.apply(firewallrules.chain_rules(fence()))
     fake.chains["DOCKER-USER"] = []
     fake.chains["FORWARD"] = ["-j DOCKER-FORWARD"]
     with pytest.raises(firewall.FirewallError, match="FORWARD chain does not jump to DOCKER-USER"):
-        firewall.apply(firewall.chain_rules(fence()))
+        iptables.apply(firewallrules.chain_rules(fence()))
     assert "SIRIUS-SCANNER" not in fake.chains  # nothing half-done
 
 
@@ -240,25 +240,25 @@ def test_at_boot_docker_user_is_made_ready_for_docker(fake):
     """Before docker.service: no DOCKER-USER yet; Docker keeps the one it finds and adds its jump."""
     del fake.chains["DOCKER-USER"]
     fake.chains["FORWARD"] = []
-    firewall.apply(firewall.chain_rules(fence()), boot=True)
+    iptables.apply(firewallrules.chain_rules(fence()), boot=True)
     assert fake.chains["DOCKER-USER"] == ["-j SIRIUS-SCANNER"]
 
 
 def test_the_boot_command_puts_the_saved_rules_back(fake, tmp_path, capsys):
-    rule_list = firewall.chain_rules(fence())
-    firewall.save(str(tmp_path), "DOCKER-USER", "SIRIUS-SCANNER", rule_list)
-    assert firewall.main(str(tmp_path)) == 0
+    rule_list = firewallrules.chain_rules(fence())
+    firewallboot.save(str(tmp_path), "DOCKER-USER", "SIRIUS-SCANNER", rule_list)
+    assert firewallboot.main(str(tmp_path)) == 0
     assert fake.chains["SIRIUS-SCANNER"] == [" ".join(r) for r in rule_list]
-    assert firewall.main(str(tmp_path / "none")) == 0 and "nothing to apply" in capsys.readouterr().err
+    assert firewallboot.main(str(tmp_path / "none")) == 0 and "nothing to apply" in capsys.readouterr().err
 
 
 def test_a_tampered_rules_file_is_not_applied(tmp_path):
-    (tmp_path / firewall.RULES_FILE).write_text('{"rules": [["-s", "1.2.3.4 -j ACCEPT"]]}')
-    assert firewall.load(str(tmp_path)) is None
+    (tmp_path / firewallboot.RULES_FILE).write_text('{"rules": [["-s", "1.2.3.4 -j ACCEPT"]]}')
+    assert firewallboot.load(str(tmp_path)) is None
 
 
 def test_the_boot_unit_runs_the_firewall_command_before_docker():
-    text = firewall.unit_text("/var/lib/sirius-demo", ["/usr/bin/python3", "/opt/sirius-demo/engine.pyz"])
+    text = firewallboot.unit_text("/var/lib/sirius-demo", ["/usr/bin/python3", "/opt/sirius-demo/engine.pyz"])
     assert "Before=docker.service" in text and "WantedBy=docker.service" in text
     assert "ExecStart=/usr/bin/python3 /opt/sirius-demo/engine.pyz firewall --state-dir /var/lib/sirius-demo" in text
     assert "Type=oneshot" in text and "RemainAfterExit=yes" in text
@@ -330,7 +330,7 @@ def test_the_boot_unit_names_the_zipapp_the_engine_runs_from(tmp_path):
 
     zipapp = tmp_path / "engine.pyz"
     zipapp.write_bytes(bootstrap.engine_archive())
-    code = "import sys; sys.path.insert(0, sys.argv[1]); from engine import firewall; print(firewall.engine_command())"
+    code = "import sys; sys.path.insert(0, sys.argv[1]); from engine import firewallboot; print(firewallboot.engine_command())"
     out = subprocess.run([sys.executable, "-c", code, str(zipapp)], capture_output=True, text=True, check=True).stdout
     assert out.strip() == repr(["/usr/bin/python3", str(zipapp)])
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import envfile, override, proxy, rules
+from engine import caddylog, envfile, override, proxy, proxyconfig, proxyhttps, rules
 from engine.settings import Settings
+from testbed.harness import free_port
 
 DATA = Path(__file__).parent / "data"
 FAILED_LOG = (DATA / "caddy-2.6.2-challenge-failed.log").read_text()
@@ -26,7 +27,7 @@ def settings(**kw) -> Settings:
 
 
 def test_caddyfile_production_defaults():
-    text = proxy.caddyfile(settings())
+    text = proxyconfig.caddyfile(settings())
     assert "\tacme_ca https://acme-v02.api.letsencrypt.org/directory\n" in text
     assert "\thttp_port 80\n\thttps_port 443\n" in text
     assert "\tadmin off\n" in text
@@ -41,28 +42,28 @@ def test_caddyfile_production_defaults():
 
 
 def test_caddyfile_without_a_domain_is_plain_http_on_the_ui_and_api_ports():
-    text = proxy.caddyfile(settings(domain=""))
+    text = proxyconfig.caddyfile(settings(domain=""))
     assert "\nhttp://:3000 {\n" in text and "\nhttp://:9001 {\n" in text
     assert "\treverse_proxy 127.0.0.1:13000\n}" in text and "\treverse_proxy 127.0.0.1:19001\n}" in text
     assert "\tadmin off\n" in text
     for absent in ("acme", "email", "http_port", "https_port", DOMAIN, "sirius-api"):
         assert absent not in text
-    assert "\tdefault_bind 127.0.0.1\n" in proxy.caddyfile(settings(domain="", bind_address="127.0.0.1"))
+    assert "\tdefault_bind 127.0.0.1\n" in proxyconfig.caddyfile(settings(domain="", bind_address="127.0.0.1"))
 
 
 def test_caddyfile_with_email_private_ca_root_ports_and_bind():
-    text = proxy.caddyfile(settings(acme_email="ops@example.com", acme_ca="https://127.0.0.1:14000/dir",
+    text = proxyconfig.caddyfile(settings(acme_email="ops@example.com", acme_ca="https://127.0.0.1:14000/dir",
                                     acme_ca_root="/tmp/t/roots.pem", proxy_http_port=18080, proxy_https_port=18443,
                                     bind_address="127.0.0.1"))
     assert "\temail ops@example.com\n" in text
     assert "\tacme_ca https://127.0.0.1:14000/dir\n" in text
     # Caddy reads the root inside its container, where the engine mounts it.
-    assert f"\tacme_ca_root {proxy.CA_ROOT_MOUNT}\n" in text and "/tmp/t/roots.pem" not in text
+    assert f"\tacme_ca_root {proxyconfig.CA_ROOT_MOUNT}\n" in text and "/tmp/t/roots.pem" not in text
     assert "\thttp_port 18080\n\thttps_port 18443\n\tdefault_bind 127.0.0.1\n" in text
 
 
 def test_caddyfile_staging_listens_on_the_bind_address_and_reaches_the_services_on_loopback():
-    text = proxy.caddyfile(settings(acme_ca="staging", bind_address="10.0.0.5"))
+    text = proxyconfig.caddyfile(settings(acme_ca="staging", bind_address="10.0.0.5"))
     assert "acme_ca https://acme-staging-v02.api.letsencrypt.org/directory" in text
     assert "\tdefault_bind 10.0.0.5\n" in text
     assert "reverse_proxy 127.0.0.1:19001" in text and "reverse_proxy 127.0.0.1:13000" in text
@@ -82,26 +83,26 @@ def adapt(text: str, tmp_path: Path) -> dict:
 
 def test_caddyfile_is_valid_for_the_real_caddy(tmp_path):
     """The real binary (Debian's caddy, a test dependency) accepts what the engine writes."""
-    config = adapt(proxy.caddyfile(settings(acme_email="ops@example.com", bind_address="127.0.0.1")), tmp_path)
+    config = adapt(proxyconfig.caddyfile(settings(acme_email="ops@example.com", bind_address="127.0.0.1")), tmp_path)
     assert config["admin"]["disabled"] is True
     routes = json.dumps(config["apps"]["http"])
     assert '"/sirius-api/*"' in routes and '"strip_path_prefix": "/sirius-api"' in routes
     listens = sorted(a for server in config["apps"]["http"]["servers"].values() for a in server["listen"])
     assert listens == ["127.0.0.1:3000", "127.0.0.1:443", "127.0.0.1:9001"]
-    plain = adapt(proxy.caddyfile(settings(domain="")), tmp_path)
+    plain = adapt(proxyconfig.caddyfile(settings(domain="")), tmp_path)
     assert plain["admin"]["disabled"] is True and "tls" not in plain["apps"]
     assert sorted(a for server in plain["apps"]["http"]["servers"].values() for a in server["listen"]) == [":3000", ":9001"]
 
 
 def test_service_spec():
     s = settings(acme_ca_root="/tmp/t/roots.pem")
-    spec = proxy.service(s, "/var/lib/sirius-demo/Caddyfile", "text", "root")
+    spec = proxyconfig.service(s, "/var/lib/sirius-demo/Caddyfile", "text", "root")
     assert spec["image"] == rules.PROXY_IMAGE and spec["network_mode"] == "host" and spec["restart"] == "unless-stopped"
     assert spec["volumes"] == ["caddy_data:/data", "/var/lib/sirius-demo/Caddyfile:/etc/caddy/Caddyfile:ro",
                                "/tmp/t/roots.pem:/etc/caddy/acme-ca-root.pem:ro"]
     assert "ports" not in spec  # host network: Caddy binds http_port/https_port itself
     # What is mounted changes the label, so compose recreates the container (Caddy reads it at start).
-    label = lambda *a: proxy.service(s, "/p", *a)["labels"]["io.sirius-demo.proxy-config"]  # noqa: E731
+    label = lambda *a: proxyconfig.service(s, "/p", *a)["labels"]["io.sirius-demo.proxy-config"]  # noqa: E731
     assert label("text", "root") != label("text2", "root") != label("text2", "root2")
     assert label("text", "root") == label("text", "root")
 
@@ -128,8 +129,8 @@ def test_a_tag_change_leaves_what_the_proxy_reads_unchanged_and_a_domain_changes
     rollback, a reset) never recreates it; a new domain does (Caddy reads its file at start)."""
     def spec(**kw):
         s = settings(**{"domain": "", **kw})
-        text = proxy.caddyfile(s)
-        return proxy.service(s, f"/s/Caddyfile-{hash(text)}", text)
+        text = proxyconfig.caddyfile(s)
+        return proxyconfig.service(s, f"/s/Caddyfile-{hash(text)}", text)
 
     assert spec(image_tag="v1") == spec(image_tag="v2", image_tags={"sirius-ui": "pr-7-amd64"})
     assert spec()["labels"] != spec(domain=DOMAIN)["labels"]
@@ -138,9 +139,9 @@ def test_a_tag_change_leaves_what_the_proxy_reads_unchanged_and_a_domain_changes
 
 
 def test_the_override_adds_the_proxy_and_its_volume():
-    spec = proxy.service(settings(), "/s/Caddyfile", "t")
+    spec = proxyconfig.service(settings(), "/s/Caddyfile", "t")
     text = override.render(SERVICES, IMAGES, fast_health=True, start_period=600,
-                           extra_services={proxy.SERVICE: spec}, extra_volumes=(proxy.VOLUME,))
+                           extra_services={proxy.SERVICE: spec}, extra_volumes=(proxyconfig.VOLUME,))
     assert text.startswith(BEFORE)
     rest = text[len(BEFORE):]
     assert rest == f"  sirius-proxy: {json.dumps(spec, sort_keys=True)}\nvolumes:\n  caddy_data: {{}}\n"
@@ -157,7 +158,7 @@ def test_env_urls_go_through_the_proxy_with_a_domain():
 
 
 def test_obtain_error_quotes_the_issuer_and_the_cas_answers():
-    reason = proxy.obtain_error(FAILED_LOG, DOMAIN)
+    reason = caddylog.obtain_error(FAILED_LOG, DOMAIN)
     assert reason.startswith("could not get certificate from issuer 127.0.0.1:14100-dir: ")
     assert "; Caddy: [demo.sirius.test] solving challenges: " in reason
     assert "no solvers available for remaining challenges" in reason
@@ -168,45 +169,45 @@ def test_obtain_error_quotes_the_issuer_and_the_cas_answers():
 
 
 def test_obtain_error_none_when_obtained_or_other_domain():
-    assert proxy.obtain_error(OBTAINED_LOG, DOMAIN) is None
-    assert proxy.obtain_error(FAILED_LOG, "other.example.com") is None
+    assert caddylog.obtain_error(OBTAINED_LOG, DOMAIN) is None
+    assert caddylog.obtain_error(FAILED_LOG, "other.example.com") is None
     # A later success clears an earlier failure (Caddy retried and got it).
-    assert proxy.obtain_error(FAILED_LOG + OBTAINED_LOG, DOMAIN) is None
-    assert proxy.obtain_error(OBTAINED_LOG + FAILED_LOG, DOMAIN) is not None
+    assert caddylog.obtain_error(FAILED_LOG + OBTAINED_LOG, DOMAIN) is None
+    assert caddylog.obtain_error(OBTAINED_LOG + FAILED_LOG, DOMAIN) is not None
 
 
 def test_obtain_error_while_an_attempt_is_still_running():
     lines = [line for line in FAILED_LOG.splitlines() if "could not get certificate" not in line and "will retry" not in line]
-    reason = proxy.obtain_error("\n".join(lines), DOMAIN)
+    reason = caddylog.obtain_error("\n".join(lines), DOMAIN)
     assert reason.startswith("challenges failed: tls-alpn-01: urn:ietf:params:acme:error:unauthorized")
 
 
 def test_obtain_error_ignores_noise_and_is_bounded():
     noisy = "not json\n[1,2]\n" + FAILED_LOG.replace("Failed to connect", "Failed " + "x" * 5000)
-    reason = proxy.obtain_error(noisy, DOMAIN)
+    reason = caddylog.obtain_error(noisy, DOMAIN)
     assert len(reason) <= 1500 and reason.endswith("...")
 
 
 def test_container_error():
     log = '{"level":"info","msg":"using provided configuration"}\nError: loading initial config: bad\n'
-    assert proxy.container_error(log) == "Error: loading initial config: bad"
-    assert proxy.container_error(OBTAINED_LOG) is None
+    assert caddylog.container_error(log) == "Error: loading initial config: bad"
+    assert caddylog.container_error(OBTAINED_LOG) is None
 
 
 def test_cert_summary_and_name_matching():
     cert = {"subject": ((("commonName", DOMAIN),),), "issuer": ((("commonName", "Pebble Intermediate CA 794658"),),),
             "serialNumber": "2866F9425F0401DB", "notAfter": "Nov 29 05:40:50 2031 GMT",
             "subjectAltName": (("DNS", DOMAIN),)}
-    assert proxy.cert_summary(cert) == {"issuer": "commonName=Pebble Intermediate CA 794658", "names": [DOMAIN],
+    assert proxyhttps.cert_summary(cert) == {"issuer": "commonName=Pebble Intermediate CA 794658", "names": [DOMAIN],
                                         "notAfter": "2031-11-29T05:40:50Z", "serial": "2866F9425F0401DB"}
-    assert proxy.name_matches([DOMAIN], DOMAIN) and proxy.name_matches(["*.sirius.test"], DOMAIN)
-    assert not proxy.name_matches(["*.test"], DOMAIN) and not proxy.name_matches(["other.sirius.test"], DOMAIN)
+    assert proxyhttps.name_matches([DOMAIN], DOMAIN) and proxyhttps.name_matches(["*.sirius.test"], DOMAIN)
+    assert not proxyhttps.name_matches(["*.test"], DOMAIN) and not proxyhttps.name_matches(["other.sirius.test"], DOMAIN)
 
 
 @pytest.mark.parametrize(("ca", "root", "trust"), [("production", "", "system"), ("staging", "", "name only (staging CA)"),
                                                    ("https://127.0.0.1:1/dir", "", "system")])
 def test_how_the_certificate_is_judged(ca, root, trust):
-    assert proxy.Proxy(settings(acme_ca=ca, acme_ca_root=root)).context()[1] == trust
+    assert proxyhttps.trust_context(settings(acme_ca=ca, acme_ca_root=root))[1] == trust
 
 
 def test_decode_der_reads_an_unverified_certificate(tmp_path):
@@ -218,7 +219,7 @@ def test_decode_der_reads_an_unverified_certificate(tmp_path):
                     "-days", "2", "-subj", "/CN=(STAGING) Test", "-addext", f"subjectAltName=DNS:{DOMAIN}",
                     "-keyout", str(tmp_path / "k.pem"), "-out", str(tmp_path / "c.pem")], check=True, capture_output=True)
     der = ssl.PEM_cert_to_DER_cert((tmp_path / "c.pem").read_text())
-    summary = proxy.cert_summary(proxy.decode_der(der))
+    summary = proxyhttps.cert_summary(proxyhttps.decode_der(der))
     assert summary["names"] == [DOMAIN] and summary["issuer"] == "commonName=(STAGING) Test"
     assert summary["notAfter"].endswith("Z") and summary["serial"]
 
@@ -239,19 +240,7 @@ def test_decode_der_reads_an_unverified_certificate(tmp_path):
     ],
 )
 def test_the_https_gate_checks_where_the_redirect_goes(status, location, ok):
-    assert proxy.redirects_to_https(status, location, "demo.example.com") is ok
-
-
-def _free_ports(n: int) -> list[int]:
-    import socket
-
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+    assert proxyhttps.redirects_to_https(status, location, "demo.example.com") is ok
 
 
 class _Backend:
@@ -289,9 +278,12 @@ def running_caddy(tmp_path):
     import time
     import urllib.request
 
-    ports = proxy.Ports(*_free_ports(4))
+    found: set[int] = set()
+    while len(found) < 4:  # four different ports
+        found.add(free_port())
+    ports = proxyconfig.Ports(*found)
     path = tmp_path / "Caddyfile"
-    path.write_text(proxy.caddyfile(settings(domain="", bind_address="127.0.0.1"), ports))
+    path.write_text(proxyconfig.caddyfile(settings(domain="", bind_address="127.0.0.1"), ports))
     env = {"HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config"),
            "PATH": "/usr/bin:/bin"}
     caddy = subprocess.Popen(["caddy", "run", "--config", str(path), "--adapter", "caddyfile"], env=env,
@@ -330,14 +322,14 @@ def test_the_real_caddy_answers_being_updated_while_a_service_is_down_and_passes
     look = proxy.Proxy(settings(domain="", bind_address="127.0.0.1")).look_through
     # Nothing listens behind it (a container being replaced): 503 with Retry-After, never a 502.
     status, headers, body = _get(ports.ui)
-    assert status == 503 and headers["Retry-After"] == str(proxy.RETRY_AFTER_SECONDS)
+    assert status == 503 and headers["Retry-After"] == str(proxyconfig.RETRY_AFTER_SECONDS)
     assert headers["Content-Type"] == "text/html; charset=utf-8" and headers["Cache-Control"] == "no-store"
     assert proxy.is_updating_page(status, headers)
-    assert body.decode() == proxy.UPDATING_HTML and "being updated, back in a minute" in body.decode()
+    assert body.decode() == proxyconfig.UPDATING_HTML and "being updated, back in a minute" in body.decode()
     status, headers, body = _get(ports.api, "/health")
-    assert status == 503 and headers["Retry-After"] == str(proxy.RETRY_AFTER_SECONDS)
+    assert status == 503 and headers["Retry-After"] == str(proxyconfig.RETRY_AFTER_SECONDS)
     assert headers["Content-Type"] == "application/json" and proxy.is_updating_page(status, headers)
-    assert json.loads(body) == {"status": "updating", "message": proxy.UPDATING_MESSAGE}
+    assert json.loads(body) == {"status": "updating", "message": proxyconfig.UPDATING_MESSAGE}
     problem = look(ports)
     assert "the UI (:3000/) is behind the 'being updated' page" in problem and "the API (:9001/health) is behind" in problem
 

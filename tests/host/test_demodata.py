@@ -14,14 +14,14 @@ import urllib.request
 
 import pytest
 
-from engine import demodata
+from engine import demodata, demomarker, demomodel
 from engine.settings import Settings
 from testbed.harness import TAG_V1, TAG_V2, remove_project
 from .site import Site
 
 API = "http://127.0.0.1:9001"
-HOSTS = demodata.load_hosts()
-CVES = demodata.vulnerability_bodies(HOSTS)
+HOSTS = demomodel.load_hosts()
+CVES = demomodel.vulnerability_bodies(HOSTS)
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ def test_a_fresh_deploy_loads_the_set_in_upstreams_model_once_and_later_deploys_
 
     # Without the marker (a new state dir, say) the API's own lists prevent duplicates,
     # and the data outlived a recreated API container: it is in the data volume.
-    (site.state / demodata.MARKER_FILE).unlink()
+    (site.state / demomarker.MARKER_FILE).unlink()
     site.engine.run("rm", "-f", site.containers()["sirius-api"]["id"])
     again = site.deploy(TAG_V2)
     assert again.code == 0, again.stderr
@@ -101,7 +101,7 @@ def test_no_demo_data_loads_nothing_and_a_wrong_key_is_reported_without_it(site,
                                       "createdVulnerabilities": 0, "snapshot": None,
                                       "reason": "disabled (--no-demo-data)", "seconds": 0.0}
     assert listed_hosts(site) == []
-    assert not (site.state / demodata.MARKER_FILE).exists()
+    assert not (site.state / demomarker.MARKER_FILE).exists()
 
     # The seeding step with a key the running API does not have, against the real API.
     wrong_dir = site.state.parent / "wrong-key"
@@ -115,7 +115,7 @@ def test_no_demo_data_loads_nothing_and_a_wrong_key_is_reported_without_it(site,
     result = demodata.seed(wrong, "sirius")
     assert (result["loaded"], result["reason"]) == (0, "API refused the key: HTTP 401")
     assert wrong_key not in json.dumps(result)
-    assert listed_hosts(site) == [] and not (site.state / demodata.MARKER_FILE).exists()
+    assert listed_hosts(site) == [] and not (site.state / demomarker.MARKER_FILE).exists()
 
     # The stand-in stores what upstream would of the old form (issue 18): a host posted
     # with `id` ports, no scores and no X-Scanner-Name shows one port 0, unscored CVEs,

@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 
 from ci import reset as reset_workflow
-from engine import demodata, settings
+from engine import demomodel, settings
 from testbed.harness import MANIFEST_ACCEPT, SERVICE_IMAGES, TAG_BROKEN, TAG_V1
 from testbed.probe import Probe
 from .site import Site
@@ -88,7 +88,7 @@ def visit(site: Site) -> str:
 
 def assert_new_demo(site: Site, password: str, before: dict[str, str]) -> None:
     # The deleted host is back, each host once (GET /host answers in upstream's model).
-    assert sorted(h["ip"] for h in hosts(site)) == sorted(h["ip"] for h in demodata.load_hosts())
+    assert sorted(h["ip"] for h in hosts(site)) == sorted(h["ip"] for h in demomodel.load_hosts())
     assert login(password) == 200 and login(VISITORS_PASSWORD) == 401
     after = volumes(site)
     assert DATA_VOLUMES <= set(after)
@@ -115,7 +115,7 @@ def test_a_reset_undoes_what_visitors_changed(site, standins, no_sirius_images):
     assert report["reset"]["removedServices"] == sorted(SERVICE_IMAGES)
     assert report["serving"] == {"ref": "main", "imageTag": TAG_V1, "commit": first.report["commit"]}
     assert report["pullRounds"] >= 1  # the tag's current images, asked of the registry again
-    assert report["demoData"]["loaded"] == len(demodata.load_hosts()) and report["demoData"]["reason"] is None
+    assert report["demoData"]["loaded"] == len(demomodel.load_hosts()) and report["demoData"]["reason"] is None
     assert report["rollback"] is None
     assert_new_demo(site, password, before_volumes)
     # Every Sirius container new; the proxy in front of them stays, serving the page meanwhile.
@@ -168,7 +168,7 @@ def test_a_reset_that_fails_serves_the_last_healthy_deploy_on_fresh_data(site, r
     assert "sirius-ui" in report["error"] and set(report["reset"]["removedVolumes"]) == DATA_VOLUMES
     assert report["serving"] == {"ref": "main", "imageTag": TAG_V1, "commit": good.report["commit"]}
     assert report["rollback"]["status"] == "healthy"
-    assert report["demoData"]["loaded"] == len(demodata.load_hosts())
+    assert report["demoData"]["loaded"] == len(demomodel.load_hosts())
     last = reset.stderr.strip().splitlines()[-1]
     assert "reset: FAILED" in last and "last healthy deploy on fresh data" in last and f"tag {TAG_V1}" in last
     assert_new_demo(site, password, before_volumes)

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from engine import proxy, rules
+from engine import proxyconfig, rules
 from testbed.harness import TAG_BROKEN, TAG_V1, TAG_V2, http_request
 from testbed.probe import Probe
 from .site import Site
@@ -74,7 +74,7 @@ def test_a_ui_tag_change_and_a_rollback_never_refuse_a_visitor(site, no_sirius_i
     # API clients get the page as JSON while the API is away.
     site.engine.run("stop", "-t", "1", site.containers()["sirius-api"]["id"])
     status, headers, body = http_request(API)
-    assert status == 503 and headers["Retry-After"] == str(proxy.RETRY_AFTER_SECONDS)
+    assert status == 503 and headers["Retry-After"] == str(proxyconfig.RETRY_AFTER_SECONDS)
     assert headers["Content-Type"] == "application/json" and json.loads(body)["status"] == "updating"
     status, headers, body = http_request(UI)
     assert status == 200  # the UI's own page still serves
