@@ -106,6 +106,7 @@ class Option:
     key: str = ""
     parse: Callable[[str], Any] | None = None  # text to value, for a tuple
     sent_when: Callable[[Settings], bool] | None = None  # to_args writes it then, at its default too
+    only_with: str = ""  # a setting without which this one means nothing: to_args leaves it out then
 
     @property
     def default(self) -> Any:
@@ -159,7 +160,7 @@ def _scan_targets_ok(targets: tuple[str, ...]) -> bool:
 _TAG_OK = rules.IMAGE_TAG_PATTERN.fullmatch
 _WHOLE = f"a whole number from {{}} to 10^8"
 _PORT = "a TCP port from 1 to 65535"
-_ON_OFF = "on or off (--X or --no-X)"
+_ON_OFF = "the flag (on) or its --no- form (off)"
 _ANY = lambda _: True  # noqa: E731 - a bool has no wrong value
 
 # In to_args order: the command line the Pulumi program sends is a deploy trigger, so a new
@@ -204,9 +205,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("domain", "--domain", str, _or_empty(rules.is_domain), rules.DOMAIN_FORM,
            "serve HTTPS for this DNS name through the proxy (empty: plain HTTP)", key="domain"),
     Option("acme_ca", "--acme-ca", str, lambda ca: rules.acme_directory(ca) is not None, rules.ACME_CA_FORM,
-           "the certificate authority", key="acmeCa", sent_when=lambda s: bool(s.domain)),
+           "the certificate authority", key="acmeCa", sent_when=_always, only_with="domain"),
     Option("acme_email", "--acme-email", str, _or_empty(rules.is_email), rules.EMAIL_FORM,
-           "the ACME account's email", key="acmeEmail"),
+           "the ACME account's email", key="acmeEmail", only_with="domain"),
     Option("build_timeout", "--build-timeout", int, _number(1), _WHOLE.format(1),
            "seconds local builds may take in all", key="buildTimeout", sent_when=_always),
     Option("pull_attempts", "--pull-attempts", int, _number(1), _WHOLE.format(1), "tries per image pull"),
@@ -289,11 +290,14 @@ def from_args(argv: list[str]) -> Settings:
 
 
 def to_args(s: Settings) -> list[str]:
-    """The flags that make `s` again (from_args(to_args(s)) == s): each one not at its default,
-    and those sent always (the deploy's identity, and what the Pulumi program has always sent)."""
+    """The flags that make `s` again (from_args(to_args(s)) == s, but for settings that mean
+    nothing without another): each one not at its default, and those sent always (the deploy's
+    identity, and what the Pulumi program has always sent: it is the deploy's trigger)."""
     args = []
     for option in OPTIONS:
         value = getattr(s, option.name)
+        if option.only_with and not getattr(s, option.only_with):
+            continue
         if value == option.default and not (option.sent_when and option.sent_when(s)):
             continue
         if option.kind is bool:
