@@ -2,7 +2,9 @@
 
 The schema (keys, types, defaults, descriptions) is declared once, in Pulumi.yaml;
 this module adds the rules a type cannot express and turns raw stack config into a
-frozen `DemoConfig`. Every problem is collected, so a user fixes them in one go, and
+frozen `DemoConfig`. A key that the engine's table (engine/settings.OPTIONS) claims and
+that has no stricter rule here is checked with the engine's own check and form, and
+reaches the host through `DemoConfig.engine_settings`. Every problem is collected, so a user fixes them in one go, and
 the program stops with one `pulumi.RunError` before any resource is registered.
 """
 
@@ -326,12 +328,12 @@ def _repo_url(value: Any) -> str:
     )
 
 
-def _checked(is_valid: Callable[[str], bool], form: str, *, empty_ok: bool = True,
+def _checked(is_valid: Callable[[str], bool], form: str, *,
              normalise: Callable[[str], str] = str.strip) -> Callable[[Any], str]:
-    """A string setting checked with one of engine.rules' predicates ("" allowed when `empty_ok`)."""
+    """A string setting checked with one of engine.rules' predicates ("" allowed)."""
     def parse(value: Any) -> str:
         text = normalise(_string(value))
-        if (text or not empty_ok) and not is_valid(text):
+        if text and not is_valid(text):
             raise ValueError(f"{_show(text)} is not valid; expected {form}")
         return text
 
@@ -385,9 +387,10 @@ def _engine_rule(option: settings.Option) -> Callable[[Any], Any]:
         if option.kind is bool:
             return _boolean(value)
         if option.kind in (int, float):
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                raise ValueError(f"{_show(str(value))} is not a number; expected {option.form}")
+            kinds = (int, str) if option.kind is int else (int, float, str)  # 2.5 is no whole number
             try:
+                if isinstance(value, bool) or not isinstance(value, kinds):
+                    raise ValueError
                 value = option.kind(value)
             except ValueError:
                 raise ValueError(f"{_show(str(value))} is not a number; expected {option.form}") from None

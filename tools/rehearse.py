@@ -35,7 +35,6 @@ from infra.config import ConfigError, load_schema, parse
 DEFAULT_HOME = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sirius-demo" / "rehearsal"
 
 
-
 def _flag_of(option: settings.Option) -> str:
     """The rehearsal's flag for an engine option: the engine's, or its --no- form for a setting on by default."""
     return f"--no-{option.flag[2:]}" if option.kind is bool and option.default else option.flag
