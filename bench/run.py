@@ -56,6 +56,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from engine.settings import Settings
 from infra import bootstrap, commands
 from testbed.acme import proxy_standin
 from testbed.harness import (
@@ -103,8 +104,8 @@ class Bench:
         self.zipapp = work / "engine.pyz"
         self.zipapp.write_bytes(bootstrap.engine_archive())
 
-    def spec(self, tag: str, image_tags: dict[str, str] | None = None) -> commands.DeploySpec:
-        return commands.DeploySpec(
+    def spec(self, tag: str, image_tags: dict[str, str] | None = None) -> Settings:
+        return Settings(
             repo_url=self.repo_url, ref="main", git_ref="main", image_tag=tag, public_host="127.0.0.1",
             health_timeout=300, registry=f"{self.registry.host}/siriusscan", project_dir=str(self.work / "sirius"),
             state_dir=str(self.work / "state"), min_free_gb=1, bind_address="127.0.0.1", image_tags=image_tags or {},

@@ -1,9 +1,11 @@
-"""What one deploy is asked to do: the engine's flags, validated before anything runs.
+"""What one deploy is asked to do: the engine's flags, each declared once, validated before anything runs.
 
-The Pulumi program builds these flags (infra/commands.py) from a validated stack
-config; the engine checks them again with the same rules (engine/rules.py), because
-it is also run by hand and by the rehearsal. A bad value stops it before anything
-is pulled or stopped, with the flag and the form it expects.
+`OPTIONS` declares every setting once: its Settings field, flag, kind, check, the form it
+expects, help, and the Pulumi.yaml key when the stack config sets it. The parser, `validate`,
+`to_args` (the command line the Pulumi program and the rehearsal send) and the docs table
+(tools/settings_table.py) are made from it; the defaults are the Settings defaults. The engine
+checks the flags itself because it is also run by hand and by the rehearsal: a bad value stops
+it before anything is pulled or stopped, with the flag and the form it expects.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import dataclasses
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
 
 from engine import PROJECT_DIR, STATE_DIR, rules
 
@@ -21,6 +25,7 @@ REPO_URL = "https://github.com/SiriusScan/Sirius.git"
 REMEMBERED = "deploy-settings.json"  # in the state dir: the last deploy's settings, for `engine reset`
 _PATH = re.compile(r"/[A-Za-z0-9._/-]*")
 _BIND = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}")
+MAX_NUMBER = 10**8
 
 
 class SettingsError(ValueError):
@@ -29,10 +34,12 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    repo_url: str
-    ref: str
-    git_ref: str
-    image_tag: str
+    """Valid once made: every value is checked against OPTIONS when the object is built."""
+
+    repo_url: str = REPO_URL
+    ref: str = "main"
+    git_ref: str = ""  # what to fetch; "" = the ref
+    image_tag: str = "latest"
     image_tags: dict[str, str] = field(default_factory=dict)  # per image, e.g. sirius-ui -> pr-7-amd64
     # What the preflight saw (the canary's inputs): run exactly these, whatever the tag or ref says now.
     image_digests: dict[str, str] = field(default_factory=dict)  # per image, e.g. sirius-ui -> sha256:...
@@ -62,6 +69,11 @@ class Settings:
     firewall: bool = True  # the scanner's firewall (engine/firewall.py); off only on test beds without Docker's iptables
     firewall_parent: str = rules.FIREWALL_PARENT  # the chain that jumps to the scanner's rules
 
+    def __post_init__(self) -> None:
+        if not self.git_ref:
+            object.__setattr__(self, "git_ref", self.ref)
+        validate(self)
+
     def tag_of(self, image: str) -> str:
         return self.image_tags.get(image, self.image_tag)
 
@@ -74,114 +86,228 @@ class Settings:
         return f"{self.registry}/{image}@{digest}" if digest else self.ref_of(image)
 
 
-def _check(flag: str, ok: bool, form: str, value: object) -> None:
-    if not ok:
-        raise SettingsError(f"{flag} {str(value)[:80]!r}: expected {form}")
+def default_of(name: str) -> Any:
+    f = next(f for f in fields(Settings) if f.name == name)
+    return f.default_factory() if f.default is MISSING else f.default
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its Settings field, flag, kind (str, int, float, bool; dict = IMAGE=VALUE pairs,
+    repeated; tuple = comma separated), check (True, or False/a reason), the form it expects, help,
+    and the Pulumi.yaml key when stack config sets it."""
+
+    name: str
+    flag: str
+    kind: type
+    check: Callable[[Any], bool | str]  # on one value; on one (image, value) pair for a dict
+    form: str
+    help: str
+    key: str = ""
+    parse: Callable[[str], Any] | None = None  # text to value, for a tuple
+    sent_when: Callable[[Settings], bool] | None = None  # to_args writes it then, at its default too
+    only_with: str = ""  # a setting without which this one means nothing: to_args leaves it out then
+
+    @property
+    def default(self) -> Any:
+        return default_of(self.name)
+
+    def problem(self, value: Any) -> str | None:
+        """None when `value` (one pair for a dict) passes, else "expected FORM" (and why)."""
+        verdict = self.check(value)
+        if verdict and not isinstance(verdict, str):
+            return None
+        return f"expected {self.form}" + (f" ({verdict})" if isinstance(verdict, str) else "")
+
+    def text(self, value: Any) -> str:
+        """The value as the flag carries it."""
+        if self.kind is tuple:
+            return ",".join(value)
+        if isinstance(value, tuple):  # a pair
+            return "=".join(value)
+        if self.kind is float:
+            return str(int(value)) if float(value).is_integer() else repr(float(value))
+        return str(value)
+
+
+def _always(_: Settings) -> bool:
+    return True
 
 
 def _is_path(path: str) -> bool:
     return bool(_PATH.fullmatch(path)) and ".." not in path
 
 
-def validate(s: Settings) -> Settings:
-    problem = rules.ref_problem(s.ref) or rules.release_problem(s.ref)
-    _check("--ref", problem is None, f"a Sirius ref ({problem})", s.ref)
-    _check("--git-ref", rules.ref_problem(s.git_ref) is None, rules.REF_FORM, s.git_ref)
-    _check("--tag", bool(rules.IMAGE_TAG_PATTERN.fullmatch(s.image_tag)), "a Docker tag, e.g. v1.1.0", s.image_tag)
-    for image, tag in s.image_tags.items():
-        ok = rules.IMAGE_NAME_PATTERN.fullmatch(image) and rules.IMAGE_TAG_PATTERN.fullmatch(tag)
-        _check("--image-tag", bool(ok), "IMAGE=TAG, e.g. sirius-ui=pr-7-amd64", f"{image}={tag}")
-    for image, digest in s.image_digests.items():
-        ok = rules.IMAGE_NAME_PATTERN.fullmatch(image) and rules.is_digest(digest)
-        _check("--image-digest", bool(ok), rules.DIGEST_FORM, f"{image}={digest}")
-    _check("--commit", s.commit == "" or rules.is_commit(s.commit), rules.COMMIT_FORM, s.commit)
-    _check("--registry", bool(rules.REGISTRY_PATTERN.fullmatch(s.registry)), "host/namespace, e.g. ghcr.io/siriusscan", s.registry)
-    _check("--public-host", rules.is_public_host(s.public_host), "a host name or IP address", s.public_host)
-    _check("--bind-address", s.bind_address == "" or bool(_BIND.fullmatch(s.bind_address)), "an IPv4 address", s.bind_address)
-    _check("--repo", rules.is_repo_url(s.repo_url), "an https:// or file:/// URL", s.repo_url)
-    for flag, path in (("--dir", s.project_dir), ("--state-dir", s.state_dir)):
-        _check(flag, _is_path(path), "an absolute path", path)
-    for flag, number, low in (("--health-timeout", s.health_timeout, 1), ("--build-timeout", s.build_timeout, 1),
-                              ("--pull-attempts", s.pull_attempts, 1), ("--min-free-gb", s.min_free_gb, 0)):
-        _check(flag, low <= number <= 10**8, f"a whole number from {low} to 10^8", number)
-    _check("--pull-delay", 0 <= s.pull_delay <= 600, "seconds from 0 to 600", s.pull_delay)
-    _check("--domain", s.domain == "" or rules.is_domain(s.domain), rules.DOMAIN_FORM, s.domain)
-    _check("--acme-email", s.acme_email == "" or rules.is_email(s.acme_email), rules.EMAIL_FORM, s.acme_email)
-    _check("--acme-ca", rules.acme_directory(s.acme_ca) is not None, rules.ACME_CA_FORM, s.acme_ca)
-    _check("--acme-ca-root", s.acme_ca_root == "" or _is_path(s.acme_ca_root), "an absolute path", s.acme_ca_root)
-    _check("--proxy-image", rules.is_image_ref(s.proxy_image), rules.PROXY_IMAGE_FORM, s.proxy_image)
-    for flag, port in (("--proxy-http-port", s.proxy_http_port), ("--proxy-https-port", s.proxy_https_port)):
-        _check(flag, 1 <= port <= 65535, "a TCP port from 1 to 65535", port)
-    _check("--proxy-https-port", s.proxy_https_port != s.proxy_http_port, "a port other than --proxy-http-port", s.proxy_https_port)
-    _check("--cert-timeout", 1 <= s.cert_timeout <= 3600, "seconds from 1 to 3600", s.cert_timeout)
+def _number(low: int, high: int = MAX_NUMBER) -> Callable[[Any], bool]:
+    return lambda n: low <= n <= high
+
+
+def _or_empty(check: Callable[[str], bool]) -> Callable[[str], bool]:
+    return lambda v: v == "" or bool(check(v))
+
+
+def _pair(value_ok: Callable[[str], Any]) -> Callable[[tuple[str, str]], bool]:
+    return lambda pair: bool(rules.IMAGE_NAME_PATTERN.fullmatch(pair[0]) and value_ok(pair[1]))
+
+
+def _scan_targets_ok(targets: tuple[str, ...]) -> bool:
     try:
-        ok = rules.scan_targets(",".join(s.scan_targets)) == s.scan_targets
+        return rules.scan_targets(",".join(targets)) == targets
     except ValueError:
-        ok = False
-    _check("--scan-targets", ok, rules.SCAN_TARGETS_FORM, ",".join(s.scan_targets))
-    _check("--firewall-parent", bool(rules.CHAIN_NAME_PATTERN.fullmatch(s.firewall_parent))
-           and s.firewall_parent != rules.FIREWALL_CHAIN, "an iptables chain name, e.g. DOCKER-USER", s.firewall_parent)
+        return False
+
+
+_TAG_OK = rules.IMAGE_TAG_PATTERN.fullmatch
+_WHOLE = f"a whole number from {{}} to 10^8"
+_PORT = "a TCP port from 1 to 65535"
+_ON_OFF = "the flag (on) or its --no- form (off)"
+_ANY = lambda _: True  # noqa: E731 - a bool has no wrong value
+
+# In to_args order: the command line the Pulumi program sends is a deploy trigger, so a new
+# option goes after those it sends, and one it sends is never moved.
+OPTIONS: tuple[Option, ...] = (
+    Option("repo_url", "--repo", str, rules.is_repo_url, "an https:// or file:/// URL",
+           "git URL of the Sirius compose project", key="repoUrl", sent_when=_always),
+    Option("ref", "--ref", str, lambda r: rules.ref_problem(r) or rules.release_problem(r) or True, "a Sirius ref",
+           "Sirius branch, tag, pr-N or commit: its compose files are deployed", key="ref", sent_when=_always),
+    Option("git_ref", "--git-ref", str, lambda r: rules.ref_problem(r) is None, rules.REF_FORM.removeprefix("expected "),
+           "what git fetches (empty: --ref)", sent_when=_always),
+    Option("image_tag", "--tag", str, _TAG_OK, "a Docker tag, e.g. v1.1.0", "image tag of every service",
+           key="imageTag", sent_when=_always),
+    Option("registry", "--registry", str, rules.REGISTRY_PATTERN.fullmatch, "host/namespace, e.g. ghcr.io/siriusscan",
+           "registry and namespace of the images", key="imageRegistry", sent_when=_always),
+    Option("public_host", "--public-host", str, rules.is_public_host, "a host name or IP address",
+           "the address the UI's links use", sent_when=_always),
+    Option("health_timeout", "--health-timeout", int, _number(1), _WHOLE.format(1),
+           "seconds the deploy may take to become healthy, not counting builds", key="healthTimeout", sent_when=_always),
+    Option("project_dir", "--dir", str, _is_path, "an absolute path", "where the compose project is checked out",
+           sent_when=_always),
+    Option("state_dir", "--state-dir", str, _is_path, "an absolute path", "where the engine keeps its records",
+           sent_when=_always),
+    Option("image_tags", "--image-tag", dict, _pair(_TAG_OK), "IMAGE=TAG, e.g. sirius-ui=pr-7-amd64",
+           "one image's tag instead of --tag (repeated)"),
+    Option("image_digests", "--image-digest", dict, _pair(rules.is_digest), rules.DIGEST_FORM,
+           "pull this image by digest (repeated): what the preflight saw"),
+    Option("commit", "--commit", str, _or_empty(rules.is_commit), rules.COMMIT_FORM,
+           "the commit of --git-ref to deploy (empty: what it points at)"),
+    Option("bind_address", "--bind-address", str, _or_empty(_BIND.fullmatch), "an IPv4 address",
+           "where the UI and API listen (empty: every address)"),
+    Option("rollback", "--rollback", bool, _ANY, _ON_OFF, "put the last healthy deploy back when this one fails",
+           key="rollback"),
+    Option("demo_data", "--demo-data", bool, _ANY, _ON_OFF, "load the demo company's hosts once per data volume",
+           key="demoData"),
+    Option("scan_targets", "--scan-targets", tuple, _scan_targets_ok, rules.SCAN_TARGETS_FORM,
+           "CIDRs the scanner may reach beyond its own stack", key="scanTargets", parse=rules.scan_targets),
+    Option("firewall", "--firewall", bool, _ANY, _ON_OFF, "the scanner's firewall (off: test beds without iptables)"),
+    Option("firewall_parent", "--firewall-parent", str,
+           lambda c: bool(rules.CHAIN_NAME_PATTERN.fullmatch(c)) and c != rules.FIREWALL_CHAIN,
+           "an iptables chain name, e.g. DOCKER-USER", "the chain that jumps to the scanner's rules"),
+    Option("domain", "--domain", str, _or_empty(rules.is_domain), rules.DOMAIN_FORM,
+           "serve HTTPS for this DNS name through the proxy (empty: plain HTTP)", key="domain"),
+    Option("acme_ca", "--acme-ca", str, lambda ca: rules.acme_directory(ca) is not None, rules.ACME_CA_FORM,
+           "the certificate authority", key="acmeCa", sent_when=_always, only_with="domain"),
+    Option("acme_email", "--acme-email", str, _or_empty(rules.is_email), rules.EMAIL_FORM,
+           "the ACME account's email", key="acmeEmail", only_with="domain"),
+    Option("build_timeout", "--build-timeout", int, _number(1), _WHOLE.format(1),
+           "seconds local builds may take in all", key="buildTimeout", sent_when=_always),
+    Option("pull_attempts", "--pull-attempts", int, _number(1), _WHOLE.format(1), "tries per image pull"),
+    Option("pull_delay", "--pull-delay", float, _number(0, 600), "seconds from 0 to 600",
+           "seconds before the first pull retry, doubling"),
+    Option("min_free_gb", "--min-free-gb", int, _number(0), _WHOLE.format(0), "GiB Docker's disk must have free"),
+    Option("install_seconds", "--install-seconds", float, _number(0, MAX_NUMBER), "seconds from 0 to 10^8",
+           "seconds the OS setup took, for the report"),
+    Option("acme_ca_root", "--acme-ca-root", str, _or_empty(_is_path), "an absolute path",
+           "PEM roots of a private CA"),
+    Option("proxy_image", "--proxy-image", str, rules.is_image_ref, rules.PROXY_IMAGE_FORM, "the HTTPS proxy's image"),
+    Option("proxy_http_port", "--proxy-http-port", int, _number(1, 65535), _PORT, "the proxy's HTTP port"),
+    Option("proxy_https_port", "--proxy-https-port", int, _number(1, 65535), _PORT, "the proxy's HTTPS port"),
+    Option("cert_timeout", "--cert-timeout", int, _number(1, 3600), "seconds from 1 to 3600",
+           "seconds for the certificate, after the stack is healthy"),
+)
+BY_KEY = {option.key: option for option in OPTIONS if option.key}
+_REMEMBERED_NEEDS = {"repo_url", "ref", "git_ref", "image_tag", "image_tags", "image_digests"}
+
+
+def _fail(flag: str, value: object, problem: str) -> None:
+    raise SettingsError(f"{flag} {str(value)[:80]!r}: {problem}")
+
+
+def validate(s: Settings) -> Settings:
+    for option in OPTIONS:
+        value = getattr(s, option.name)
+        for one in value.items() if option.kind is dict else (value,):
+            problem = option.problem(one)
+            if problem:
+                _fail(option.flag, option.text(one), problem)
+    if s.proxy_https_port == s.proxy_http_port:
+        _fail("--proxy-https-port", s.proxy_https_port, "expected a port other than --proxy-http-port")
     return s
 
 
 def parser() -> argparse.ArgumentParser:
     """The flags, with the Settings defaults (one copy of each)."""
-    d = {f.name: f.default for f in fields(Settings) if f.default is not MISSING}
     p = argparse.ArgumentParser(prog="engine deploy", allow_abbrev=False)
-    p.add_argument("--repo", dest="repo_url", default=REPO_URL)
-    p.add_argument("--ref", default="main")
-    p.add_argument("--git-ref", help="what to fetch (default: --ref)")
-    p.add_argument("--tag", dest="image_tag", default="latest")
-    p.add_argument("--image-tag", dest="image_tags", action="append", default=[], metavar="IMAGE=TAG")
-    p.add_argument("--image-digest", dest="image_digests", action="append", default=[], metavar="IMAGE=DIGEST")
-    p.add_argument("--commit", default="", help="the commit of --git-ref to deploy (default: what it points at)")
-    for flag, kind in (("--registry", str), ("--public-host", str), ("--bind-address", str),
-                       ("--health-timeout", int), ("--build-timeout", int), ("--state-dir", str),
-                       ("--pull-attempts", int), ("--pull-delay", float), ("--min-free-gb", int),
-                       ("--install-seconds", float)):
-        name = flag[2:].replace("-", "_")
-        p.add_argument(flag, type=kind, default=d[name])
-    p.add_argument("--dir", dest="project_dir", default=d["project_dir"])
-    for flag in ("--rollback", "--demo-data", "--firewall"):
-        p.add_argument(flag, action=argparse.BooleanOptionalAction, default=d[flag[2:].replace("-", "_")])
-    for flag in ("--domain", "--acme-email", "--acme-ca", "--acme-ca-root", "--proxy-image", "--firewall-parent"):
-        p.add_argument(flag, default=d[flag[2:].replace("-", "_")])
-    for flag in ("--proxy-http-port", "--proxy-https-port", "--cert-timeout"):
-        p.add_argument(flag, type=int, default=d[flag[2:].replace("-", "_")])
-    p.add_argument("--scan-targets", default="", metavar="CIDR,...")
+    for option in OPTIONS:
+        shown = option.text(option.default) if option.kind not in (dict, bool) else option.default
+        help = f"{option.help} (default: {shown if shown not in ('', {}) else 'none'})".replace("%", "%%")
+        if option.kind is bool:
+            p.add_argument(option.flag, dest=option.name, action=argparse.BooleanOptionalAction,
+                           default=option.default, help=help)
+        elif option.kind is dict:
+            p.add_argument(option.flag, dest=option.name, action="append", default=[],
+                           metavar=option.form.split(",")[0], help=help)
+        else:
+            p.add_argument(option.flag, dest=option.name, type=option.kind if option.kind in (int, float) else str,
+                           default=option.text(option.default), help=help)
     return p
 
 
-def _pairs(items: list[str], flag: str, form: str) -> dict[str, str]:
+def _pairs(option: Option, items: list[str]) -> dict[str, str]:
     pairs = {}
     for item in items:
         image, sep, value = item.partition("=")
-        _check(flag, bool(sep), form, item)
+        if not sep:
+            _fail(option.flag, item, f"expected {option.form}")
         pairs[image] = value
     return pairs
 
 
 def from_args(argv: list[str]) -> Settings:
     """Parse and validate; argparse exits 2 on unknown flags, SettingsError on bad values."""
-    a = parser().parse_args(argv)
-    try:
-        targets = rules.scan_targets(a.scan_targets)
-    except ValueError as err:
-        raise SettingsError(f"--scan-targets: {err}") from None
-    pairs = _pairs(a.image_tags, "--image-tag", "IMAGE=TAG, e.g. sirius-ui=pr-7-amd64")
-    digests = _pairs(a.image_digests, "--image-digest", rules.DIGEST_FORM)
-    return validate(Settings(
-        repo_url=a.repo_url, ref=a.ref, git_ref=a.git_ref or a.ref, image_tag=a.image_tag, image_tags=pairs,
-        image_digests=digests, commit=a.commit,
-        registry=a.registry, public_host=a.public_host, bind_address=a.bind_address,
-        health_timeout=a.health_timeout, build_timeout=a.build_timeout, project_dir=a.project_dir,
-        state_dir=a.state_dir, pull_attempts=a.pull_attempts, pull_delay=a.pull_delay,
-        min_free_gb=a.min_free_gb, install_seconds=a.install_seconds, rollback=a.rollback,
-        demo_data=a.demo_data, domain=a.domain, acme_email=a.acme_email, acme_ca=a.acme_ca,
-        acme_ca_root=a.acme_ca_root, proxy_image=a.proxy_image, proxy_http_port=a.proxy_http_port,
-        proxy_https_port=a.proxy_https_port, cert_timeout=a.cert_timeout, scan_targets=targets,
-        firewall=a.firewall, firewall_parent=a.firewall_parent,
-    ))
+    parsed = vars(parser().parse_args(argv))
+    values = {}
+    for option in OPTIONS:
+        value = parsed[option.name]
+        if option.kind is dict:
+            value = _pairs(option, value)
+        elif option.kind is tuple:
+            try:
+                value = option.parse(value)
+            except ValueError as err:
+                _fail(option.flag, value, str(err))
+        values[option.name] = value
+    return Settings(**values)
+
+
+def to_args(s: Settings) -> list[str]:
+    """The flags that make `s` again (from_args(to_args(s)) == s, but for settings that mean
+    nothing without another): each one not at its default, and those sent always (the deploy's
+    identity, and what the Pulumi program has always sent: it is the deploy's trigger)."""
+    args = []
+    for option in OPTIONS:
+        value = getattr(s, option.name)
+        if option.only_with and not getattr(s, option.only_with):
+            continue
+        if value == option.default and not (option.sent_when and option.sent_when(s)):
+            continue
+        if option.kind is bool:
+            args.append(option.flag if value else f"--no-{option.flag[2:]}")
+        elif option.kind is dict:
+            for pair in sorted(value.items()):
+                args += [option.flag, option.text(pair)]
+        else:
+            args += [option.flag, option.text(value)]
+    return args
 
 
 def remember(s: Settings) -> None:
@@ -203,7 +329,7 @@ def remembered(state_dir: str, **overrides) -> Settings:
     except ValueError as err:
         raise SettingsError(f"{path} is not readable JSON ({err}); deploy again to rewrite it") from None
     known = {f.name for f in fields(Settings)}
-    if not isinstance(saved, dict) or not {f.name for f in fields(Settings) if f.default is MISSING} <= set(saved):
+    if not isinstance(saved, dict) or not _REMEMBERED_NEEDS <= set(saved):
         raise SettingsError(f"{path} does not hold a deploy's settings; deploy again to rewrite it")
     # Keys of another engine version are dropped: the next deploy writes this one's.
     # JSON keeps tuples (scan_targets) as lists.

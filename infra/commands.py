@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import engine
 from engine import rules, settings
+from engine.settings import Settings
+
+if TYPE_CHECKING:
+    from infra.config import DemoConfig
 
 ENGINE = "/opt/sirius-demo/engine.pyz"
 BOOT_ENGINE = "/opt/sirius-demo/boot.pyz"  # what user_data writes: the boot part of the engine
@@ -24,97 +27,26 @@ DEFAULT_REGISTRY = rules.DEFAULT_REGISTRY
 BOOTSTRAP_LOG = engine.BOOTSTRAP_LOG
 
 
-
-@dataclass(frozen=True)
-class DeploySpec:
-    """Everything one deploy of the stack needs to know."""
-
-    repo_url: str
-    ref: str
-    git_ref: str
-    image_tag: str
-    public_host: str
-    health_timeout: int
-    image_tags: Mapping[str, str] = field(default_factory=dict)  # per image name, e.g. sirius-ui
-    image_digests: Mapping[str, str] = field(default_factory=dict)  # what the preflight saw, per image name
-    commit: str = ""  # the commit git_ref pointed at when the program ran ("" = not resolved)
-    registry: str = DEFAULT_REGISTRY
-    project_dir: str = PROJECT_DIR
-    state_dir: str = STATE_DIR
-    build_timeout: int | None = None
-    bind_address: str = ""  # where the UI and API listen; "" = every address
-    pull_attempts: int | None = None
-    pull_delay: int | None = None
-    min_free_gb: int | None = None
-    rollback: bool = True
-    demo_data: bool = True
-    domain: str = ""  # "" = no HTTPS proxy
-    acme_email: str = ""
-    acme_ca: str = "production"
-    scan_targets: tuple[str, ...] = ()  # CIDRs the scanner may reach beyond its stack
-    firewall: bool = True  # False only on test beds whose Docker runs without iptables
-    firewall_parent: str = rules.FIREWALL_PARENT
-
-    def __post_init__(self) -> None:
-        # A last line of defence, with the engine's own rules: it parses these very flags.
-        try:
-            settings.from_args(deploy_args(self))
-        except settings.SettingsError as err:
-            raise ValueError(f"unsafe deploy values: {err}") from None
-
-
-def deploy_args(spec: DeploySpec) -> list[str]:
-    """Flags of the engine's deploy (and bootstrap, which takes the same)."""
-    args = [
-        "--repo", spec.repo_url,
-        "--ref", spec.ref,
-        "--git-ref", spec.git_ref,
-        "--tag", spec.image_tag,
-        "--registry", spec.registry,
-        "--public-host", spec.public_host,
-        "--health-timeout", str(spec.health_timeout),
-        "--dir", spec.project_dir,
-        "--state-dir", spec.state_dir,
-    ]  # fmt: skip
-    for image, tag in sorted(spec.image_tags.items()):
-        args += ["--image-tag", f"{image}={tag}"]
-    for image, digest in sorted(spec.image_digests.items()):
-        args += ["--image-digest", f"{image}={digest}"]
-    if spec.commit:
-        args += ["--commit", spec.commit]
-    if spec.bind_address:
-        args += ["--bind-address", spec.bind_address]
-    if not spec.rollback:
-        args.append("--no-rollback")
-    if not spec.demo_data:
-        args.append("--no-demo-data")
-    if spec.scan_targets:
-        args += ["--scan-targets", ",".join(spec.scan_targets)]
-    if not spec.firewall:
-        args.append("--no-firewall")
-    if spec.firewall_parent != rules.FIREWALL_PARENT:
-        args += ["--firewall-parent", spec.firewall_parent]
-    if spec.domain:
-        args += ["--domain", spec.domain, "--acme-ca", spec.acme_ca]
-        if spec.acme_email:
-            args += ["--acme-email", spec.acme_email]
-    for flag, value in (
-        ("--build-timeout", spec.build_timeout),
-        ("--pull-attempts", spec.pull_attempts),
-        ("--pull-delay", spec.pull_delay),
-        ("--min-free-gb", spec.min_free_gb),
-    ):
-        if value is not None:
-            args += [flag, str(int(value))]
-    return args
+def settings_for(config: DemoConfig, host: str, **overrides: Any) -> Settings:
+    """The deploy on the host: what the stack config sets (`config.engine_settings`, by the
+    engine's own table of Pulumi.yaml keys), the host's address, then `overrides` (from the
+    preflight: per-image tags, digests and the commit to run exactly; the rehearsal's paths).
+    A per-image tag equal to the tag of every image is left out. Settings validates every value
+    with the engine's rules: nothing unsafe reaches a command line."""
+    values = {**config.engine_settings, "public_host": host, **overrides}
+    tag = values.get("image_tag", settings.default_of("image_tag"))
+    values["image_tags"] = {image: t for image, t in dict(values.get("image_tags") or {}).items() if t != tag}
+    values["image_digests"] = dict(values.get("image_digests") or {})
+    return Settings(**values)
 
 
 def engine_argv(command: str, engine: str = ENGINE) -> list[str]:
     return ["python3", engine, command]
 
 
-def deploy_argv(spec: DeploySpec, engine: str = ENGINE) -> list[str]:
-    return [*engine_argv("deploy", engine), *deploy_args(spec)]
+def deploy_argv(spec: Settings, engine: str = ENGINE) -> list[str]:
+    """The engine's deploy (settings.to_args: the flags the engine's own table declares)."""
+    return [*engine_argv("deploy", engine), *settings.to_args(spec)]
 
 
 def reset_argv(state_dir: str = STATE_DIR, engine: str = ENGINE) -> list[str]:
@@ -140,11 +72,11 @@ def bootstrap_argv(state_dir: str = STATE_DIR, engine: str = BOOT_ENGINE, *, ref
     return argv
 
 
-def health_argv(spec: DeploySpec, engine: str = ENGINE) -> list[str]:
+def health_argv(spec: Settings, engine: str = ENGINE) -> list[str]:
     return [*engine_argv("health", engine), "--state-dir", spec.state_dir]
 
 
-def wait_boot_argv(spec: DeploySpec, timeout: int) -> list[str]:
+def wait_boot_argv(spec: Settings, timeout: int) -> list[str]:
     """Runs wait-boot.sh, sent on stdin: it must work before user_data unpacked anything."""
     return sudo(["bash", "-s", "--", "--state-dir", spec.state_dir, "--log", BOOTSTRAP_LOG, "--timeout", str(timeout)])
 
@@ -157,7 +89,7 @@ def install_engine(engine: str = ENGINE) -> str:
         ["sudo", "mv", "-f", staged, engine])
 
 
-def read_admin_password(spec: DeploySpec) -> list[str]:
+def read_admin_password(spec: Settings) -> list[str]:
     """Prints INITIAL_ADMIN_PASSWORD from the host's .env: only ever run with logging off."""
     return sudo(["sed", "-n", "s/^INITIAL_ADMIN_PASSWORD=//p", f"{spec.project_dir}/.env"])
 

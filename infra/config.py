@@ -2,7 +2,9 @@
 
 The schema (keys, types, defaults, descriptions) is declared once, in Pulumi.yaml;
 this module adds the rules a type cannot express and turns raw stack config into a
-frozen `DemoConfig`. Every problem is collected, so a user fixes them in one go, and
+frozen `DemoConfig`. A key that the engine's table (engine/settings.OPTIONS) claims and
+that has no stricter rule here is checked with the engine's own check and form, and
+reaches the host through `DemoConfig.engine_settings`. Every problem is collected, so a user fixes them in one go, and
 the program stops with one `pulumi.RunError` before any resource is registered.
 """
 
@@ -22,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from engine import rules
+from engine import rules, settings
 from infra import sshagent
 
 PROJECT = "sirius-demo"
@@ -129,6 +131,9 @@ class DemoConfig:
     acme_ca: str = "production"
     nightly_reset: str = "23:59"  # HH:59 (UTC) or off: when .github/workflows/reset.yml resets the demo
     scan_targets: tuple[str, ...] = ()  # CIDRs sirius-engine may reach beyond its own stack
+    # The engine settings the stack config sets, by Settings field: every Pulumi.yaml key that
+    # engine/settings.OPTIONS claims (commands.settings_for reads this, not the fields above).
+    engine_settings: Mapping[str, Any] = field(default_factory=dict)
     # Kept out of repr so a stray print or log of the config never shows it.
     ssh_private_key: str | None = field(default=None, repr=False)
 
@@ -323,12 +328,12 @@ def _repo_url(value: Any) -> str:
     )
 
 
-def _checked(is_valid: Callable[[str], bool], form: str, *, empty_ok: bool = True,
+def _checked(is_valid: Callable[[str], bool], form: str, *,
              normalise: Callable[[str], str] = str.strip) -> Callable[[Any], str]:
-    """A string setting checked with one of engine.rules' predicates ("" allowed when `empty_ok`)."""
+    """A string setting checked with one of engine.rules' predicates ("" allowed)."""
     def parse(value: Any) -> str:
         text = normalise(_string(value))
-        if (text or not empty_ok) and not is_valid(text):
+        if text and not is_valid(text):
             raise ValueError(f"{_show(text)} is not valid; expected {form}")
         return text
 
@@ -367,18 +372,43 @@ _RULES: dict[str, Callable[[Any], Any]] = {
     "imageRegistry": _required(rules.REGISTRY_PATTERN, "a registry host and namespace, e.g. ghcr.io/siriusscan", MAX_REGISTRY),
     "preflight": _boolean,
     "allowBuildFallback": _boolean,
-    "rollback": _boolean,
-    "demoData": _boolean,
     "expiresAt": _optional(rules.UTC_TIME_PATTERN, rules.UTC_TIME_FORM),
     "domain": _dns_name,
     "domainSuffix": _dns_name,
     "hostedZoneId": _optional(_HOSTED_ZONE_ID, "a Route 53 hosted zone id, e.g. Z0123456789ABCDEFGHIJ"),
-    "acmeEmail": _checked(rules.is_email, rules.EMAIL_FORM),
-    "acmeCa": _checked(lambda ca: rules.acme_directory(ca) is not None, rules.ACME_CA_FORM, empty_ok=False),
     "nightlyReset": nightly_reset,
-    "scanTargets": lambda v: rules.scan_targets(_string(v)),
 }
 SECRET_KEYS = frozenset({"sshPrivateKey"})
+
+
+def _engine_rule(option: settings.Option) -> Callable[[Any], Any]:
+    """A key the engine's table claims, with no stricter rule above: the engine's own check and form."""
+    def parse(value: Any) -> Any:
+        if option.kind is bool:
+            return _boolean(value)
+        if option.kind in (int, float):
+            kinds = (int, str) if option.kind is int else (int, float, str)  # 2.5 is no whole number
+            try:
+                if isinstance(value, bool) or not isinstance(value, kinds):
+                    raise ValueError
+                value = option.kind(value)
+            except ValueError:
+                raise ValueError(f"{_show(str(value))} is not a number; expected {option.form}") from None
+        elif option.kind is tuple:
+            value = option.parse(_string(value))  # its ValueError names the form
+        else:
+            value = _string(value).strip()
+        problem = option.problem(value)
+        if problem:
+            raise ValueError(f"{_show(option.text(value))} is not valid; {problem}")
+        return value
+
+    return parse
+
+
+def rule_of(key: str) -> Callable[[Any], Any]:
+    """The rule of a declared key: its own above, else the engine's (KeyError: neither has one)."""
+    return _RULES[key] if key in _RULES else _engine_rule(settings.BY_KEY[key])
 
 
 def parse(
@@ -410,7 +440,7 @@ def parse(
         if value is None:
             value = setting.default
         try:
-            values[key] = _RULES[key](value)
+            values[key] = rule_of(key)(value)
         except ValueError as err:
             problems.append((key, str(err)))
 
@@ -484,6 +514,8 @@ def parse(
         acme_ca=values["acmeCa"],
         nightly_reset=values["nightlyReset"],
         scan_targets=values["scanTargets"],
+        engine_settings={**{option.name: values[key] for key, option in settings.BY_KEY.items() if key in values},
+                         "ref": plan.ref, "git_ref": plan.git_ref, "image_tag": plan.image_tag},
     )
 
 

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
 
 import pulumi
 import pulumi_aws as aws
 
-from infra import bootstrap, commands
+from infra import bootstrap
 from infra.config import DemoConfig
 from infra.preflight import Pins
 
@@ -59,31 +58,6 @@ def boot_digest(config: DemoConfig) -> str:
         "volume": [config.volume_size, VOLUME_TYPE, True],
     }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
-
-
-def deploy_spec(config: DemoConfig, public_ip: str, image_tags: Mapping[str, str],
-                image_digests: Mapping[str, str] | None = None, commit: str = "") -> commands.DeploySpec:
-    """The deploy on the host: config, the instance's address, and from the preflight the
-    per-image tags, the digests and the commit to run exactly."""
-    return commands.DeploySpec(
-        repo_url=config.repo_url,
-        ref=config.ref,
-        git_ref=config.git_ref,
-        image_tag=config.image_tag,
-        public_host=public_ip,
-        health_timeout=config.health_timeout,
-        build_timeout=config.build_timeout,
-        image_tags={image: tag for image, tag in image_tags.items() if tag != config.image_tag},
-        image_digests=dict(image_digests or {}),
-        commit=commit,
-        registry=config.image_registry,
-        rollback=config.rollback,
-        demo_data=config.demo_data,
-        domain=config.domain,
-        acme_email=config.acme_email,
-        acme_ca=config.acme_ca,
-        scan_targets=config.scan_targets,
-    )
 
 
 class DemoHost:

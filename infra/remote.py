@@ -23,7 +23,7 @@ from engine import rules
 from engine.bootstrap import PREPULL_SECONDS
 from infra import bootstrap, commands
 from infra.config import DemoConfig
-from infra.instance import SSH_USER, deploy_spec
+from infra.instance import SSH_USER
 from infra.preflight import Pins, offline_note
 
 # A new instance takes a minute or two before sshd answers: ~40 dials of up to 15 s.
@@ -82,7 +82,8 @@ class RemoteDeploy:
             dial_error_limit=DIAL_ATTEMPTS,
             per_dial_timeout=DIAL_TIMEOUT,
         )
-        spec = public_ip.apply(lambda ip: deploy_spec(config, ip, pins.tags, pins.digests, pins.commit))
+        spec = public_ip.apply(lambda ip: commands.settings_for(config, ip, image_tags=pins.tags, image_digests=pins.digests,
+                                                                commit=pins.commit))
         instance_id = instance.id  # type: ignore[attr-defined]
 
         def command(suffix: str, depends_on: list[pulumi.Resource], secret_stdout: bool = False,

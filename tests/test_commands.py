@@ -5,6 +5,7 @@ import subprocess
 
 import pytest
 
+from engine import settings
 from infra import commands
 
 
@@ -12,7 +13,7 @@ def spec(**overrides):
     values = dict(repo_url="file:///srv/sirius.git", ref="pr-7", git_ref="refs/pull/7/head", image_tag="pr-7-amd64",
                   public_host="127.0.0.1", health_timeout=120)
     values.update(overrides)
-    return commands.DeploySpec(**values)
+    return settings.Settings(**values)
 
 
 def test_deploy_argv_round_trips_through_the_shell():
@@ -27,22 +28,20 @@ def test_deploy_argv_round_trips_through_the_shell():
 
 def test_the_engine_parses_exactly_what_the_builder_writes():
     """One copy of the rules: the engine's own parser reads the builder's flags back."""
-    from engine import settings
-
     s = spec(image_tags={"sirius-ui": "latest"}, build_timeout=900, bind_address="127.0.0.1")
-    parsed = settings.from_args(commands.deploy_args(s))
+    parsed = settings.from_args(settings.to_args(s))
     assert (parsed.git_ref, parsed.image_tag, parsed.image_tags) == ("refs/pull/7/head", "pr-7-amd64", {"sirius-ui": "latest"})
     assert (parsed.build_timeout, parsed.bind_address, parsed.public_host) == (900, "127.0.0.1", "127.0.0.1")
     assert (parsed.rollback, parsed.demo_data, parsed.domain) == (True, True, "")
-    off = settings.from_args(commands.deploy_args(spec(rollback=False, demo_data=False, domain="demo.example.com",
+    off = settings.from_args(settings.to_args(spec(rollback=False, demo_data=False, domain="demo.example.com",
                                                        acme_ca="staging", acme_email="ops@example.com")))
     assert (off.rollback, off.demo_data, off.domain, off.acme_ca, off.acme_email) == (
         False, False, "demo.example.com", "staging", "ops@example.com")
     assert (parsed.scan_targets, parsed.firewall, parsed.firewall_parent) == ((), True, "DOCKER-USER")
-    fenced = settings.from_args(commands.deploy_args(spec(scan_targets=("203.0.113.0/28", "198.51.100.7/32"),
+    fenced = settings.from_args(settings.to_args(spec(scan_targets=("203.0.113.0/28", "198.51.100.7/32"),
                                                           firewall_parent="SDT-USER-1")))
     assert (fenced.scan_targets, fenced.firewall_parent) == (("203.0.113.0/28", "198.51.100.7/32"), "SDT-USER-1")
-    assert not settings.from_args(commands.deploy_args(spec(firewall=False))).firewall
+    assert not settings.from_args(settings.to_args(spec(firewall=False))).firewall
 
 
 @pytest.mark.parametrize(
@@ -52,7 +51,7 @@ def test_the_engine_parses_exactly_what_the_builder_writes():
      {"scan_targets": ("0.0.0.0/0",)}, {"scan_targets": ("10.0.0.0/8 -j ACCEPT",)}, {"firewall_parent": "A B"}],
 )
 def test_unsafe_values_are_refused(overrides):
-    with pytest.raises(ValueError, match="unsafe deploy values"):
+    with pytest.raises(settings.SettingsError, match=r"^--[a-z-]+ '.*': expected "):
         spec(**overrides)
 
 
@@ -61,17 +60,15 @@ DIGEST = "sha256:" + "d" * 64
 
 def test_the_pins_reach_the_engine_exactly():
     s = spec(image_digests={"sirius-ui": DIGEST}, commit="e" * 40)
-    from engine import settings
-
-    parsed = settings.from_args(commands.deploy_args(s))
+    parsed = settings.from_args(settings.to_args(s))
     assert (parsed.image_digests, parsed.commit) == ({"sirius-ui": DIGEST}, "e" * 40)
-    assert "--commit" not in commands.deploy_args(spec()) and "--image-digest" not in commands.deploy_args(spec())
+    assert "--commit" not in settings.to_args(spec()) and "--image-digest" not in settings.to_args(spec())
 
 
 @pytest.mark.parametrize("overrides", [{"image_digests": {"sirius-ui": "sha256:x"}}, {"commit": "main"},
                                        {"image_digests": {"sirius-ui": DIGEST + "; reboot"}}])
 def test_unsafe_pins_are_refused(overrides):
-    with pytest.raises(ValueError, match="unsafe deploy values"):
+    with pytest.raises(settings.SettingsError, match=r"^--(image-digest|commit) '.*': expected "):
         spec(**overrides)
 
 

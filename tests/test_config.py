@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra import config
+from engine import settings
+from infra import commands, config
 from infra.config import ConfigError, parse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -193,7 +195,9 @@ def config_table() -> dict[str, tuple[str, str, str]]:
 
 def test_every_declared_key_has_a_rule_and_the_docs_table_matches_pulumi_yaml():
     schema = config.load_schema()
-    assert set(schema) == set(config._RULES)
+    for key in schema:
+        config.rule_of(key)  # its own rule, or the engine's check and form (KeyError: neither)
+    assert set(schema) - set(config._RULES) <= set(settings.BY_KEY)
     table = config_table()
     for key, setting in schema.items():
         assert key in table, f"docs/configuration.md's table lacks {key}"
@@ -311,3 +315,54 @@ def test_nightly_reset_is_a_time_at_minute_59_or_off(value, taken):
 def test_branch_stacks_are_not_reset_nightly():
     template = yaml.safe_load((ROOT / "Pulumi.branch.yaml").read_text())["config"]
     assert valid(nightlyReset=template["sirius-demo:nightlyReset"]).nightly_reset == "off"
+
+
+# --- the engine's settings that the stack config sets ------------------------------------------
+
+
+def test_every_key_the_engine_claims_is_declared_with_the_engines_default():
+    """The table's Pulumi.yaml keys name declared keys, whose defaults are the engine's (imageTag's
+    empty default derives the tag from ref, `latest` for main)."""
+    schema = config.load_schema()
+    assert set(settings.BY_KEY) <= set(schema), set(settings.BY_KEY) - set(schema)
+    for key, option in settings.BY_KEY.items():
+        parsed = config.rule_of(key)(schema[key].default)
+        assert parsed == option.default or (key, parsed) == ("imageTag", None), key
+    assert valid().engine_settings["image_tag"] == settings.default_of("image_tag")
+
+
+def test_the_stack_config_reaches_the_engine_through_the_table():
+    parsed = valid(ref="pr-7", healthTimeout="900", rollback="false", scanTargets="203.0.113.0/28",
+                   domain="Demo.Example.com", acmeCa="staging")
+    assert set(parsed.engine_settings) == {o.name for o in settings.BY_KEY.values()} | {"git_ref"}
+    s = commands.settings_for(parsed, "203.0.113.9", commit="e" * 40)
+    assert (s.ref, s.git_ref, s.image_tag) == ("pr-7", parsed.git_ref, "pr-7-amd64")
+    assert (s.health_timeout, s.rollback, s.scan_targets, s.domain, s.acme_ca, s.commit) == (
+        900, False, ("203.0.113.0/28",), "demo.example.com", "staging", "e" * 40)
+    assert commands.settings_for(parsed, "203.0.113.9", image_tags={"sirius-ui": "pr-7-amd64",
+                                                                    "sirius-api": "latest"}).image_tags == {
+        "sirius-api": "latest"}  # a tag that is every image's is not repeated
+
+
+def test_a_key_the_engine_claims_is_checked_with_its_check_and_form(monkeypatch):
+    """A new stack-configurable engine setting: declared in Pulumi.yaml and in the engine's table,
+    nothing else; refused naming the key and the engine's form, else carried to the host."""
+    option = dataclasses.replace(next(o for o in settings.OPTIONS if o.name == "pull_attempts"), key="pullAttempts")
+    monkeypatch.setitem(settings.BY_KEY, "pullAttempts", option)
+    schema = {**config.load_schema(), "pullAttempts": config.Setting("pullAttempts", "integer", 6, "Tries per pull.")}
+    with pytest.raises(ConfigError) as caught:
+        parse({"sshCidrs": "198.51.100.7/32", "pullAttempts": "0"}, stack="t", schema=schema)
+    assert caught.value.keys == ["pullAttempts"]
+    assert "sirius-demo:pullAttempts: '0' is not valid; expected a whole number from 1 to 10^8" in str(caught.value)
+    with pytest.raises(ConfigError, match="pullAttempts: 'many' is not a number; expected a whole number"):
+        parse({"sshCidrs": "198.51.100.7/32", "pullAttempts": "many"}, stack="t", schema=schema)
+    parsed = parse({"sshCidrs": "198.51.100.7/32", "pullAttempts": "3"}, stack="t", schema=schema)
+    argv = commands.deploy_argv(commands.settings_for(parsed, "203.0.113.9"))
+    assert argv[argv.index("--pull-attempts") + 1] == "3"
+
+
+def test_a_generic_string_key_shows_the_engines_form():
+    with pytest.raises(ConfigError) as caught:
+        valid(acmeEmail="ops")
+    assert f"sirius-demo:acmeEmail: 'ops' is not valid; expected {settings.BY_KEY['acmeEmail'].form}" in str(caught.value)
+    assert valid(domain="demo.example.com", acmeEmail=" ops@example.com ").acme_email == "ops@example.com"

@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from engine.settings import Settings
 from infra import commands, preflight
 from infra import config as infra_config
-from infra.instance import deploy_spec
 from tests.pulumi_mocks import FAKE_IP, FAKE_PRIVATE_KEY, run_stack
 
 SCHEMA = infra_config.load_schema()
@@ -89,7 +89,7 @@ def hostile(key: str) -> st.SearchStrategy[str]:
     return st.one_of(REACHING[key], spliced, st.sampled_from(INJECTIONS), st.text(max_size=40))
 
 
-def argvs(spec: commands.DeploySpec) -> list[list[str]]:
+def argvs(spec: Settings) -> list[list[str]]:
     """Every argument list the program sends to a host, from the infra.commands builders."""
     return [
         commands.sudo(commands.deploy_argv(spec)),
@@ -101,11 +101,11 @@ def argvs(spec: commands.DeploySpec) -> list[list[str]]:
     ]
 
 
-def spec_of(parsed: infra_config.DemoConfig) -> commands.DeploySpec:
+def spec_of(parsed: infra_config.DemoConfig) -> Settings:
     image_tags = {image: parsed.image_tag for image in preflight.SIRIUS_IMAGES}
     if parsed.image_tag != "latest":
         image_tags["sirius-ui"] = "latest"  # a preflight fallback: exercises --image-tag
-    return deploy_spec(parsed, FAKE_IP, image_tags)
+    return commands.settings_for(parsed, FAKE_IP, image_tags=image_tags)
 
 
 # The commands with a key's companions alone (a private key alone is refused, and reaches no host anyway).

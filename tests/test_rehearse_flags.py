@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from engine import settings
 from infra import config
 from tools import rehearse
 
@@ -28,17 +29,22 @@ def test_every_flag_has_help_that_states_its_default():
 def test_defaults_are_the_stack_settings_defaults():
     schema = config.load_schema()
     args = rehearse.make_parser().parse_args([])
-    assert (args.ref, args.registry, args.repo, args.health_timeout, args.acme_ca, args.domain) == (
+    assert (args.ref, args.registry, args.repo_url, args.health_timeout, args.acme_ca, args.domain) == (
         schema["ref"].default, schema["imageRegistry"].default, schema["repoUrl"].default,
         schema["healthTimeout"].default, schema["acmeCa"].default, schema["domain"].default)
     assert args.rollback is schema["rollback"].default and args.demo_data is schema["demoData"].default
 
 
 def test_each_flag_stands_for_a_declared_setting_and_exists():
+    """The flag of each rehearsed setting comes from the engine's table, and its value lands
+    where the rehearsal reads it: the engine setting's own name."""
     schema = config.load_schema()
-    options = {option for action in rehearse.make_parser()._actions for option in action.option_strings}
+    dest_of = {option: action.dest for action in rehearse.make_parser()._actions for option in action.option_strings}
+    assert set(rehearse.FLAG_OF_SETTING) == set(rehearse.REHEARSED_KEYS)
     for key, flag in rehearse.FLAG_OF_SETTING.items():
-        assert key in schema and flag in options, (key, flag)
+        assert key in schema and flag in dest_of, (key, flag)
+        assert dest_of[flag] == settings.BY_KEY[key].name, (key, flag)
+    assert rehearse.FLAG_OF_SETTING["imageTag"] == "--tag" and rehearse.FLAG_OF_SETTING["rollback"] == "--no-rollback"
 
 
 @pytest.mark.parametrize(

@@ -35,10 +35,16 @@ from infra.config import ConfigError, load_schema, parse
 DEFAULT_HOME = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sirius-demo" / "rehearsal"
 
 
-# The stack setting each flag stands for: its rule checks the flag, its default is the flag's.
-FLAG_OF_SETTING = {"ref": "--ref", "imageTag": "--tag", "repoUrl": "--repo", "imageRegistry": "--registry",
-                   "healthTimeout": "--health-timeout", "domain": "--domain", "acmeCa": "--acme-ca",
-                   "acmeEmail": "--acme-email", "rollback": "--no-rollback", "demoData": "--no-demo-data"}
+def _flag_of(option: settings.Option) -> str:
+    """The rehearsal's flag for an engine option: the engine's, or its --no- form for a setting on by default."""
+    return f"--no-{option.flag[2:]}" if option.kind is bool and option.default else option.flag
+
+
+# The stack setting each flag stands for (the engine's table): its rule checks the flag, its
+# default is the flag's. The rehearsal offers the stack settings listed here.
+REHEARSED_KEYS = ("ref", "imageTag", "repoUrl", "imageRegistry", "healthTimeout", "domain", "acmeCa", "acmeEmail",
+                  "rollback", "demoData")
+FLAG_OF_SETTING = {key: _flag_of(settings.BY_KEY[key]) for key in REHEARSED_KEYS}
 
 
 class FlagError(ValueError):
@@ -49,52 +55,27 @@ class FlagError(ValueError):
         super().__init__("invalid flags:\n" + "\n".join(f"  {flag}: {message}" for flag, message in problems))
 
 
-def build_spec(args: argparse.Namespace) -> commands.DeploySpec:
+def build_spec(args: argparse.Namespace) -> settings.Settings:
     try:
         return _build_spec(args)
     except ConfigError as err:
         raise FlagError([(FLAG_OF_SETTING.get(key, key), message) for key, message in err.problems]) from None
 
 
-def _build_spec(args: argparse.Namespace) -> commands.DeploySpec:
-    """Validate the flags with the stack config's own rules, then build the deploy."""
-    raw = {"ref": args.ref, "imageTag": args.tag or "", "repoUrl": args.repo, "imageRegistry": args.registry,
-           "healthTimeout": str(args.health_timeout), "sshCidrs": "127.0.0.1/32", "domain": args.domain,
-           "acmeCa": args.acme_ca, "acmeEmail": args.acme_email, "rollback": args.rollback, "demoData": args.demo_data}
-    config = parse(raw, stack="rehearsal")
+def _build_spec(args: argparse.Namespace) -> settings.Settings:
+    """Validate the flags with the stack config's own rules, then build the deploy as the program does."""
+    raw = {key: getattr(args, settings.BY_KEY[key].name) for key in REHEARSED_KEYS}
+    config = parse({**raw, "sshCidrs": "127.0.0.1/32"}, stack="rehearsal")
     home = Path(args.home).resolve()
-    tags, digests, commit = {}, {}, ""
+    overrides = {name: getattr(args, name) for name in ("build_timeout", "pull_attempts", "pull_delay", "min_free_gb")
+                 if getattr(args, name) is not None}
     if args.pin:  # what `pulumi up` does: ask the registry and the repository, pin what they say now
         pins = preflight.run(config)
-        tags = {image: tag for image, tag in pins.tags.items() if tag != config.image_tag}
-        digests, commit = dict(pins.digests), pins.commit
-    return commands.DeploySpec(
-        image_tags=tags,
-        image_digests=digests,
-        commit=commit,
-        repo_url=config.repo_url,
-        ref=config.ref,
-        git_ref=config.git_ref,
-        image_tag=config.image_tag,
-        public_host=config.domain or "localhost",
-        health_timeout=config.health_timeout,
-        registry=config.image_registry,
-        project_dir=str(home / "sirius"),
-        state_dir=str(home / "state"),
-        bind_address="127.0.0.1",
-        build_timeout=args.build_timeout,
-        pull_attempts=args.pull_attempts,
-        pull_delay=args.pull_delay,
-        min_free_gb=args.min_free_gb,
-        rollback=config.rollback,
-        demo_data=config.demo_data,
-        domain=config.domain,
-        acme_email=config.acme_email,
-        acme_ca=config.acme_ca,
-        # This machine's firewall is not the demo host's: no DOCKER-USER rules, no boot unit
-        # here (a test Engine runs without iptables). `-- --firewall` puts them in anyway.
-        firewall=False,
-    )
+        overrides.update(image_tags=pins.tags, image_digests=pins.digests, commit=pins.commit)
+    # This machine's firewall is not the demo host's: no DOCKER-USER rules, no boot unit
+    # here (a test Engine runs without iptables). `-- --firewall` puts them in anyway.
+    return commands.settings_for(config, config.domain or "localhost", project_dir=str(home / "sirius"),
+                                 state_dir=str(home / "state"), bind_address="127.0.0.1", firewall=False, **overrides)
 
 
 def _seconds(value) -> str:
@@ -167,7 +148,7 @@ def _after_the_gate(report: dict) -> list[str]:
     return lines
 
 
-def run_deploy(spec: commands.DeploySpec, home: Path, engine_args: list[str] = ()) -> tuple[int, dict | None]:
+def run_deploy(spec: settings.Settings, home: Path, engine_args: list[str] = ()) -> tuple[int, dict | None]:
     """Run the engine zipapp; progress goes straight to our stderr, the report is parsed from stdout."""
     home.mkdir(parents=True, exist_ok=True)
     engine = home / "engine.pyz"
@@ -211,10 +192,10 @@ def make_parser() -> argparse.ArgumentParser:
                                      epilog="The stack setting each flag stands for, and its rule: docs/operations.md.")
     add = parser.add_argument
     add("--ref", default=schema["ref"], help="Sirius git branch, tag, pr-N or commit (setting ref; default %(default)s)")
-    add("--tag", default=schema["imageTag"],
+    add("--tag", dest="image_tag", default=schema["imageTag"],
         help="image tag of every service (setting imageTag; default: derived from --ref, e.g. latest for main)")
     add("--registry", default=schema["imageRegistry"], help="registry/namespace of the images (default %(default)s)")
-    add("--repo", default=schema["repoUrl"], help="git URL of the Sirius compose project, https:// or file:// "
+    add("--repo", dest="repo_url", default=schema["repoUrl"], help="git URL of the Sirius compose project, https:// or file:// "
         "(default %(default)s)")
     add("--home", default=str(DEFAULT_HOME), help="working directory of the rehearsal (default %(default)s)")
     add("--health-timeout", type=int, default=int(schema["healthTimeout"]),

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.settings import Settings
 from infra import bootstrap, commands
 
 SECRET_KEYS = ("POSTGRES_PASSWORD", "NEXTAUTH_SECRET", "INITIAL_ADMIN_PASSWORD")
@@ -34,7 +35,7 @@ class Site:
         self.project = root / "sirius"
         self.state = root / "state"
 
-    def spec(self, tag: str, ref: str = "main", **overrides) -> commands.DeploySpec:
+    def spec(self, tag: str, ref: str = "main", **overrides) -> Settings:
         values = dict(
             repo_url=self.repo_url, ref=ref, git_ref=ref, image_tag=tag, public_host="127.0.0.1",
             health_timeout=90, registry=f"{self.registry.host}/siriusscan", project_dir=str(self.project),
@@ -42,7 +43,7 @@ class Site:
             firewall=False,  # the test Engine has no DOCKER-USER; test_firewall.py names a chain of its own
         )
         values.update(overrides)
-        return commands.DeploySpec(**values)
+        return Settings(**values)
 
     def deploy(self, tag: str, ref: str = "main", env: dict | None = None, **overrides) -> Deploy:
         argv = commands.deploy_argv(self.spec(tag, ref, **overrides), engine=str(self.zipapp))
