@@ -38,8 +38,8 @@ And one figure in seconds, not a ratio: a visitor probing http://127.0.0.1:3000/
 measures that figure alone (a fresh v1, then v1 -> v2 under the probe, per round) and
 updates only its keys in bench/results.json.
 
-Every deploy runs with the defaults: a fresh one loads the demo data after its gate
-(timed with it), and each healthy one ends with disk care.
+Every deploy runs with the defaults: a fresh one loads the demo data (from the moment
+the API passes its check, timed with the deploy), and each healthy one ends with disk care.
 
 Images are removed from the engine before every fresh run, so pulls are real. Every
 plain compose run binds the fixture's ports to 127.0.0.1. Writes bench/results.json.
@@ -264,6 +264,11 @@ def measure(pairs: int, only: list[str] | None = None) -> int:
                     if "reset_vs_fresh" in figures:
                         got.update(reset_round(bench, pair))
                         ratios["reset_vs_fresh"].append(got["reset"] / got["fresh_for_reset"])
+                    if "fresh_vs_ready_floor" in figures:  # in turn, as in a full run
+                        runs = [("fresh", lambda: bench.fresh(TAG_V1)),
+                                ("ready_floor", lambda: bench.plain_compose(TAG_V1, fast_health=True))]
+                        got.update((name, fn()) for name, fn in (runs if pair % 2 == 0 else runs[::-1]))
+                        ratios["fresh_vs_ready_floor"].append(got["fresh"] / got["ready_floor"])
                     for key, value in got.items():
                         seconds.setdefault(key, []).append(value)
                     print(f"round {pair + 1}/{pairs}: " + " ".join(f"{k} {v:.1f}s" for k, v in got.items()), flush=True)
@@ -328,7 +333,7 @@ def measure(pairs: int, only: list[str] | None = None) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     p.add_argument("--pairs", type=int, default=3, help="rounds per figure (default 3)")
-    p.add_argument("--only", action="append", choices=["reset_vs_fresh", UNAVAILABLE],
+    p.add_argument("--only", action="append", choices=["fresh_vs_ready_floor", "reset_vs_fresh", UNAVAILABLE],
                    help="measure just this figure (repeatable; ui-unavailable alone): "
                         "the others in results.json stay")
     return p

@@ -3,14 +3,13 @@ start, prove healthy, report; put the last healthy deploy back when this one fai
 
     pre-checks -> fetch -> compatibility check (staged) -> pull (retried; a missing tag
     is not) -> scanner firewall -> switch the project -> local build of what is missing -> up
-    -> health gate (deadline; the services, then the UI and API through the proxy)
-    -> demo data -> HTTPS (with a domain)
+    -> health gate (deadline; the services, then the UI and API through the proxy; the demo
+    data loads from the moment the API passes, beside the wait for the rest) -> HTTPS (domain)
     -> stack healthy: record it and its settings, disk care / otherwise: roll back -> report
 
-Nothing the running stack uses changes before the switch: a ref that fails the check
-or an image that cannot be had leaves the demo as it was. Git work is engine/source.py,
-image work engine/images.py, the report's shape engine/report.py; a step fails by raising
-DeployError (engine/errors.py), and `run` records it once.
+Nothing the running stack uses changes before the switch: a ref that fails the check or an
+image that cannot be had leaves the demo as it was. Git: engine/source.py; images: images.py;
+the report: report.py. A step fails by raising DeployError (errors.py); `run` records it once.
 
 Progress goes to stderr; the report (JSON, README "Deploy report") is written to
 <state-dir>/deploy.json and printed as the last stdout line. Exit 0 only when healthy.
@@ -55,6 +54,7 @@ class Deploy:
         self.project: str | None = None  # the compose project's name, once the check rendered it
         self.spec = RunSpec()
         self.stack: Stack | None = None  # the project as it runs, once `up` (or a rollback's) started it
+        self.demo_load: demodata.EarlyLoad | None = None  # once the project has its name
         self.fencing = Fencing(settings)
         self.switched = False  # the project dir and .env are the new deploy's: a failure now needs a rollback
         self.stack_healthy = False  # every service passed the gate (HTTPS may still fail: no rollback for that)
@@ -109,11 +109,13 @@ class Deploy:
             self.stack.diagnose(self.report.unhealthy, self.started)
             return
         self.stack_healthy = True
-        self.report.demo_data = demodata.seed(self.s, self.project)  # after the gate: never decides health
+        self.report.demo_data = self.demo_load.result()  # never decides health
         self.serve_https()
 
     def conclude(self) -> None:
-        """After the steps: record a healthy stack, or put the last healthy one back."""
+        """After the steps and the demo data load: record a healthy stack, or put the last healthy one back."""
+        if self.demo_load:  # never a rollback while it posts
+            self.demo_load.wait()
         if self.stack_healthy:
             self.keep_healthy()
         elif self.switched:
@@ -280,7 +282,8 @@ class Deploy:
 
     def gate(self, services: dict, before_ids: dict[str, str], proxy_before: str | None) -> str:
         """healthy or unhealthy: the services, then the UI and API through the proxy."""
-        status, containers, ready_at = self.stack.wait_healthy(services, self.deadline)
+        self.demo_load = demodata.EarlyLoad(self.s, self.project)
+        status, containers, ready_at = self.stack.wait_healthy(services, self.deadline, self.demo_load.on_ready)
         self.phase("healthy")
         self.report.critical_path = self.stack.judge(services, containers, ready_at, before_ids, self.started,
                                                      self.report.services)

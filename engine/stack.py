@@ -8,6 +8,7 @@ they know is blanked in what it prints.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from engine import envfile, plan
 from engine.docker import Compose, Result, log, project_containers, run
@@ -49,9 +50,11 @@ class Stack:
             log(f"up: docker compose up did not finish cleanly: {envfile.redact(result.last_line(), self.secrets)}")
         return result
 
-    def wait_healthy(self, services, deadline: float) -> tuple[str, dict, dict[str, float]]:
+    def wait_healthy(self, services, deadline: float,
+                     on_ready: Callable[[str], None] | None = None) -> tuple[str, dict, dict[str, float]]:
         """Poll every service until all are ok, one has failed for good, or the deadline:
-        the verdict, the containers last seen, and when each turned ok."""
+        the verdict, the containers last seen, and when each turned ok (`on_ready` is told
+        of each service as it first turns ok)."""
         ready_at: dict[str, float] = {}
         while True:
             now = time.time()
@@ -62,6 +65,8 @@ class Stack:
                     # Docker's own record when it has one: services can turn healthy while
                     # `up` still waits for their dependants, before this loop runs.
                     ready_at[svc] = min(now, plan.ready_time(containers[svc]) or now)
+                    if on_ready:
+                        on_ready(svc)
             status = plan.gate(verdicts, now, deadline)
             if status:
                 return status, containers, ready_at

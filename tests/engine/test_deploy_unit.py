@@ -13,11 +13,12 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from engine import deploy, diskcare, envfile, health, hostcheck, reset, rollback, settings
+from engine import demodata, deploy, diskcare, envfile, health, hostcheck, reset, rollback, settings
 from tests.engine.fakedocker import FakeDocker
 
 REGISTRY = "127.0.0.1:5000/siriusscan"
@@ -381,6 +382,41 @@ def test_with_rollback_off_the_failed_deploy_stays(host):
     assert code == 1 and report["status"] == "unhealthy" and report["rollback"]["status"] == "none"
     assert host.docker.running()["sirius-ui"] == f"{REGISTRY}/sirius-ui@{bad['sirius-ui']}"
 
+
+
+def test_the_demo_data_loads_while_the_gate_still_waits_for_the_ui(host, monkeypatch):
+    digests = host.publish("latest")
+    host.docker.slow[digests["sirius-ui"]] = 1.0
+    ui_when_loading = []
+
+    def seed(settings, project):
+        ui_when_loading.append(host.container("sirius-ui")["State"]["Health"]["Status"])
+        return demodata.outcome(22, 0, None, 0.1)
+
+    monkeypatch.setattr(demodata, "seed", seed)
+    code, report = host.deploy("main", "latest", "--demo-data")
+    assert code == 0 and report["demoData"]["loaded"] == 22
+    assert ui_when_loading == ["starting"]  # once, from the moment the API passed, not after the gate
+
+
+def test_a_rollback_waits_for_a_demo_data_load_under_way(host, monkeypatch):
+    host.publish("v1.1.0")
+    assert host.deploy("v1.1.0", "v1.1.0")[0] == 0
+    bad = host.publish("latest")
+    host.docker.broken.add(bad["sirius-ui"])
+    ui_after_loading = []
+
+    def seed(settings, project):
+        time.sleep(0.5)  # the gate gives up on the UI meanwhile
+        ui_after_loading.append(host.docker.running().get("sirius-ui"))
+        return demodata.outcome(22, 0, None, 0.5)
+
+    monkeypatch.setattr(demodata, "seed", seed)
+    code, report = host.deploy("main", "latest", "--demo-data")
+    assert code == 1 and report["status"] == "rolled-back"
+    # The load ended on the failed deploy's stack: the rollback came after it, not during it.
+    assert ui_after_loading == [f"{REGISTRY}/sirius-ui@{bad['sirius-ui']}"]
+    assert report["demoData"] is None  # an unhealthy deploy reports no load
 
 # --- health --------------------------------------------------------------------------------
 
