@@ -29,7 +29,7 @@ from typing import Any
 
 # The one copy of the instance-type rule, shared with the program's config check. The pack
 # lives in this repository; __main__.py puts the repository root on the path for it.
-from engine import rules as engine_rules
+from engine import instancetypes
 
 INSTANCE = "aws:ec2/instance:Instance"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
@@ -309,14 +309,14 @@ def allowed_instance_type(resource_type: str, props: Mapping[str, Any], config: 
 
 
 def instance_type_runs_sirius(resource_type: str, props: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> list[str]:
-    """Instance types are amd64 with at least 2 vCPU and 4 GiB (engine.rules.instance_type_problem,
+    """Instance types are amd64 with at least 2 vCPU and 4 GiB (engine.instancetypes.instance_type_problem,
     the rule the program's config applies to instanceType)."""
     if resource_type not in (INSTANCE, LAUNCH_TEMPLATE):
         return []
     instance_type = _get(props, "instanceType")
     if instance_type is None or is_unknown(instance_type):
         return []
-    problem = engine_rules.instance_type_problem(instance_type)
+    problem = instancetypes.instance_type_problem(instance_type)
     return [f"instanceType: {problem}"] if problem else []
 
 

@@ -13,7 +13,7 @@ import time
 import pulumi
 import pytest
 
-from engine import rules
+from engine import instancetypes, rules
 from infra import config, sshagent
 from infra.config import ConfigError, parse
 from tests import pulumi_mocks
@@ -118,7 +118,7 @@ def test_aws_data_that_cannot_be_read_names_the_key_and_the_offline_way():
 
 
 def test_aws_data_of_a_good_type_is_accepted():
-    spec = rules.InstanceSpec(vcpus=2, memory_mib=8192, amd64=True)
+    spec = instancetypes.InstanceSpec(vcpus=2, memory_mib=8192, amd64=True)
     demo = parse({"instanceType": "m5zn.large"}, stack="t", lookup_public_ip=lambda: "52.1.1.1",
                  describe_instance_type=lambda name: spec)
     assert demo.instance_type == "m5zn.large"
@@ -131,18 +131,18 @@ def test_aws_data_of_a_good_type_is_accepted():
         ("t2.small", None, "2 GiB"),
         ("a1.large", None, "arm64"),
         ("c6gn.large", None, "arm64"),
-        ("x1.tiny", rules.InstanceSpec(1, 8192, True), "1 vCPU"),
-        ("x1.tiny", rules.InstanceSpec(2, 8192, False), "arm64"),
+        ("x1.tiny", instancetypes.InstanceSpec(1, 8192, True), "1 vCPU"),
+        ("x1.tiny", instancetypes.InstanceSpec(2, 8192, False), "arm64"),
         ("t3 medium", None, "expected family.size"),
     ],
 )
 def test_the_shared_instance_type_rule(name, spec, says):
-    assert says in rules.instance_type_problem(name, spec)
+    assert says in instancetypes.instance_type_problem(name, spec)
 
 
 @pytest.mark.parametrize("name", ["t3.medium", "t3.large", "t3a.medium", "t2.medium", "m5.large", "c5.large"])
 def test_types_that_run_sirius_pass_the_rule(name):
-    assert rules.instance_type_problem(name) is None
+    assert instancetypes.instance_type_problem(name) is None
 
 
 def test_the_policy_pack_applies_the_same_rule():
@@ -150,7 +150,7 @@ def test_the_policy_pack_applies_the_same_rule():
 
     for name in ("t3.nano", "t4g.medium", "t3.medium"):
         found = policy_rules.check_all(INSTANCE, {"instanceType": name}).get("instance-type-runs-sirius", [])
-        expected = rules.instance_type_problem(name)
+        expected = instancetypes.instance_type_problem(name)
         assert found == ([f"instanceType: {expected}"] if expected else []), name
 
 
