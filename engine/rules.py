@@ -16,9 +16,6 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-# infra/config.py, rewritten on another branch now, still names these rules.X; at the merge it
-# imports engine.instancetypes and this line goes.
-from engine.instancetypes import INSTANCE_TYPE_FORM, KNOWN_INSTANCE_TYPES, InstanceSpec, instance_type_problem  # noqa: F401
 
 DEFAULT_REGISTRY = "ghcr.io/siriusscan"
 # The ports the world reaches: the UI and the API. Every other port a Sirius service

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from engine import rules, settings
+from engine import instancetypes, rules, settings
 from infra import sshagent
 
 PROJECT = "sirius-demo"
@@ -217,7 +217,7 @@ def _instance_type(value: Any) -> str:
     """By the shared rule (engine.rules, which the policy pack applies too): its table offline;
     `parse` asks AWS about a type the table does not know when it can."""
     name = _string(value)
-    problem = rules.instance_type_problem(name)
+    problem = instancetypes.instance_type_problem(name)
     if problem:
         raise ValueError(problem)
     return name
@@ -420,7 +420,7 @@ def parse(
     schema: Mapping[str, Setting] | None = None,
     provider_config: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
-    describe_instance_type: Callable[[str], rules.InstanceSpec | None] | None = None,
+    describe_instance_type: Callable[[str], instancetypes.InstanceSpec | None] | None = None,
 ) -> DemoConfig:
     """Validate raw stack config (unset keys missing or None) into a DemoConfig.
 
@@ -579,16 +579,16 @@ def _unknown_key(key: str, schema: Mapping[str, Setting]) -> str:
     return f"{message}; remove it with `pulumi config rm {key}`; the settings are: {', '.join(schema)}"
 
 
-def _aws_instance_type_problem(name: str, describe: Callable[[str], rules.InstanceSpec | None]) -> str | None:
+def _aws_instance_type_problem(name: str, describe: Callable[[str], instancetypes.InstanceSpec | None]) -> str | None:
     """The shared rule over AWS's own data for a type the table does not know."""
-    if name in rules.KNOWN_INSTANCE_TYPES:
+    if name in instancetypes.KNOWN_INSTANCE_TYPES:
         return None
     try:
         spec = describe(name)
     except Exception as err:  # noqa: BLE001 - an unknown type, no credentials, no network
         return (f"{name!r}: AWS's instance type data could not be read ({str(err).strip()[:200]}); "
-                f"expected {rules.INSTANCE_TYPE_FORM}, or preflight: false to skip the check offline")
-    return rules.instance_type_problem(name, spec)
+                f"expected {instancetypes.INSTANCE_TYPE_FORM}, or preflight: false to skip the check offline")
+    return instancetypes.instance_type_problem(name, spec)
 
 
 def _provider_problems(provider: Mapping[str, Any], environ: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -656,14 +656,14 @@ def read_stack_config() -> tuple[dict[str, Any], set[str], dict[str, Any]]:
     return raw, secret, others
 
 
-def describe_instance_type(name: str) -> rules.InstanceSpec | None:
+def describe_instance_type(name: str) -> instancetypes.InstanceSpec | None:
     """AWS's data on an instance type (an invoke: only with preflight on, like the tag preflight)."""
     import pulumi_aws as aws
 
     found = aws.ec2.get_instance_type(instance_type=name)
     if found.memory_size is None or found.default_vcpus is None:
         return None
-    return rules.InstanceSpec(int(found.default_vcpus), int(found.memory_size),
+    return instancetypes.InstanceSpec(int(found.default_vcpus), int(found.memory_size),
                               "x86_64" in (found.supported_architectures or []))
 
 
