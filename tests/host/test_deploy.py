@@ -18,7 +18,7 @@ import pytest
 from engine import proxy
 from infra import bootstrap, commands
 
-from testbed.harness import SERVICE_IMAGES, TAG_API_CRASH, TAG_BROKEN, TAG_PR, TAG_V1, TAG_V2
+from testbed.standins import SERVICE_IMAGES, TAG_API_CRASH, TAG_BROKEN, TAG_PR, TAG_V1, TAG_V2
 from .site import Deploy, Site
 
 SERVICES = sorted(SERVICE_IMAGES)

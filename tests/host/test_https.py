@@ -20,7 +20,8 @@ import time
 import pytest
 
 from testbed.acme import Pebble, caddy_image
-from testbed.harness import TAG_V1, free_port
+from testbed.ports import free_port
+from testbed.standins import TAG_V1
 from .site import Deploy, Site
 
 DOMAIN = "demo.sirius.test"

@@ -18,7 +18,7 @@ import pytest
 
 from ci import reset as reset_workflow
 from engine import demodata, settings
-from testbed.harness import SERVICE_IMAGES, TAG_BROKEN, TAG_V1
+from testbed.standins import SERVICE_IMAGES, TAG_BROKEN, TAG_V1
 from testbed.probe import Probe
 from .site import Site
 

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from testbed.harness import SERVICE_IMAGES, TAG_API_CRASH, TAG_BROKEN, TAG_LATEST, TAG_V1, TAG_V2
+from testbed.standins import SERVICE_IMAGES, TAG_API_CRASH, TAG_BROKEN, TAG_LATEST, TAG_V1, TAG_V2
 from .site import Site
 
 SERVICES = sorted(SERVICE_IMAGES)

@@ -11,7 +11,7 @@ import pytest
 
 from infra import bootstrap, commands
 
-from testbed.harness import TAG_V1
+from testbed.standins import TAG_V1
 from .site import Site
 
 

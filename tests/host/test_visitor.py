@@ -11,7 +11,8 @@ import json
 import pytest
 
 from engine import proxy, rules
-from testbed.harness import TAG_BROKEN, TAG_V1, TAG_V2, http_request
+from testbed.standins import TAG_BROKEN, TAG_V1, TAG_V2
+from testbed.web import http_request
 from testbed.probe import Probe
 from .site import Site
 
