@@ -62,7 +62,9 @@ from testbed.compose_checkout import compose_files, remove_project, write_runtim
 from testbed.docker_engine import DockerEngine
 from testbed.fixture_repo import make_sirius_repo
 from testbed.ports import check_ports_free, host_session_lock
+from testbed.probe import Probe
 from testbed.registry import Registry
+from testbed.sshd import SshHost
 from testbed.standins import (
     SERVICE_IMAGES,
     TAG_API_CRASH,
@@ -72,8 +74,6 @@ from testbed.standins import (
     StandIns,
     remove_sirius_images,
 )
-from testbed.probe import Probe
-from testbed.sshd import SshHost
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 TARGETS = {

@@ -10,7 +10,8 @@ Function-scoped: ``clean_project`` (removes the compose project ``sirius``
 before and after the test; brings the daemon and registry back if the test
 stopped them; checks the Sirius host ports are free again), ``sirius_checkout``
 (a fresh clone of ``sirius_repo`` in a temp dir), ``no_sirius_images`` (no
-sirius image in the engine when the test starts).
+sirius image in the engine when the test starts), ``site`` (one test's deploy site,
+site.py).
 
 Every test here is marked ``host_docker`` (deselect with ``-m "not host_docker"``).
 Everything is stopped (by pid) and its temp dirs removed at session end.
@@ -38,6 +39,8 @@ from testbed.fixture_repo import make_sirius_repo
 from testbed.ports import check_ports_free, host_session_lock
 from testbed.registry import Registry
 from testbed.standins import StandIns, remove_sirius_images
+
+from .site import Site
 
 
 def pytest_configure(config):
@@ -134,3 +137,10 @@ def sirius_checkout(sirius_repo):
         yield d / "sirius"
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def site(tmp_path, clean_project, registry, sirius_repo, standins):
+    """Where one test's deploys live (site.py): project dir, state dir, and how to run them,
+    on the session's engine with the stand-ins published."""
+    return Site(tmp_path, clean_project, registry, sirius_repo)

@@ -25,11 +25,6 @@ HOSTS = demodata.load_hosts()
 CVES = demodata.vulnerability_bodies(HOSTS)
 
 
-@pytest.fixture
-def site(tmp_path, clean_project, registry, sirius_repo, standins):
-    return Site(tmp_path, clean_project, registry, sirius_repo)
-
-
 def api_key(site: Site) -> str:
     return (site.project / "secrets" / "sirius_api_key.txt").read_text().strip()
 

@@ -24,12 +24,6 @@ from .site import Deploy, Site
 SERVICES = sorted(SERVICE_IMAGES)
 
 
-@pytest.fixture
-def site(tmp_path, clean_project, registry, sirius_repo, standins):
-    """Where one test's deploys live: project dir, state dir, and how to run them."""
-    return Site(tmp_path, clean_project, registry, sirius_repo)
-
-
 def assert_all_running(site: Site, deploy: Deploy) -> None:
     containers = site.containers()
     assert set(containers) == {*SERVICES, proxy.SERVICE}  # the stack, and the proxy in front of it

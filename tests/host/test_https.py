@@ -33,11 +33,6 @@ def caddy_ref(docker_engine, registry):
 
 
 @pytest.fixture
-def site(tmp_path, clean_project, registry, sirius_repo, standins):
-    return Site(tmp_path, clean_project, registry, sirius_repo)
-
-
-@pytest.fixture
 def ports():
     http_port = free_port()
     https_port = free_port()

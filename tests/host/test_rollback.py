@@ -19,11 +19,6 @@ from .site import Site
 SERVICES = sorted(SERVICE_IMAGES)
 
 
-@pytest.fixture
-def site(tmp_path, clean_project, registry, sirius_repo, standins):
-    return Site(tmp_path, clean_project, registry, sirius_repo)
-
-
 def volumes(site: Site) -> dict[str, str]:
     """name -> creation time of the project's volumes: the same after a rollback means kept."""
     names = site.engine.run("volume", "ls", "-q", "--filter", "label=com.docker.compose.project=sirius").stdout.split()
