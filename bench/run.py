@@ -3,7 +3,7 @@ side by side in one run.
 
     sudo venv/bin/python -m bench.run [--pairs 3]
 
-Starts the testbed's private dockerd and registry (testbed/harness.py), a Sirius-shaped
+Starts the testbed's private dockerd and registry (testbed/README.md), a Sirius-shaped
 repo whose compose file is upstream's (real health-check intervals: 10 s and 30 s, no
 start period), then takes rounds in turn; each figure is the median of its ratios:
 
@@ -59,25 +59,22 @@ from pathlib import Path
 from engine.settings import Settings
 from infra import bootstrap, commands
 from testbed.acme import proxy_standin
-from testbed.harness import (
+from testbed.compose_checkout import compose_files, remove_project, write_runtime_files
+from testbed.docker_engine import DockerEngine
+from testbed.fixture_repo import make_sirius_repo
+from testbed.ports import check_ports_free, host_session_lock
+from testbed.probe import Probe
+from testbed.registry import Registry
+from testbed.sshd import SshHost
+from testbed.standins import (
     SERVICE_IMAGES,
     TAG_API_CRASH,
     TAG_PR,
     TAG_V1,
     TAG_V2,
-    DockerEngine,
-    Registry,
     StandIns,
-    check_ports_free,
-    compose_files,
-    host_session_lock,
-    make_sirius_repo,
-    remove_project,
     remove_sirius_images,
-    write_runtime_files,
 )
-from testbed.probe import Probe
-from testbed.sshd import SshHost
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 TARGETS = {

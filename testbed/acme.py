@@ -39,7 +39,7 @@ from pathlib import Path
 from engine.rules import PROXY_IMAGE
 
 from .daemon import Daemon, HarnessError
-from .harness import free_port
+from .ports import free_port
 
 CADDY_BINARY = "/usr/bin/caddy"
 CADDY_TAG = "2.6.2"  # Debian bookworm's caddy

@@ -1,5 +1,5 @@
-"""What every daemon of the test bed does the same way: the Docker Engine, the registry
-(harness.py), pebble (acme.py) and sshd (sshd.py).
+"""What every daemon of the test bed does the same way: the Docker Engine
+(docker_engine.py), the registry (registry.py), pebble (acme.py) and sshd (sshd.py).
 
 A temp dir of its own (or a given one, kept), processes started with their output in a
 log file there, a ready wait that fails with the log's tail when a process exits or the

@@ -17,7 +17,7 @@ from ci import monitor
 from ci.monitor import MonitorError, Verdict, check, endpoint, render_report
 from tests.conftest import Reply
 from tests.engine.test_proxy import _Backend, running_caddy  # noqa: F401 - the real proxy, a fixture
-from tests.test_workflows import FAKE_GH
+from tests.test_workflow_steps import FAKE_GH
 
 ROOT = Path(__file__).resolve().parent.parent
 HEALTHY = json.dumps({"status": "healthy", "version": "1.1.0"}).encode()

@@ -8,7 +8,7 @@ import threading
 import time
 
 from engine import proxyconfig
-from testbed.harness import free_port  # free: nothing listens there
+from testbed.ports import free_port  # free: nothing listens there
 from testbed.probe import ERROR, OK, REFUSED, UPDATING, Look, Probe, ProbeResult, look_once
 
 

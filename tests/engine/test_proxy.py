@@ -12,7 +12,7 @@ import pytest
 
 from engine import caddylog, envfile, override, proxy, proxyconfig, proxyhttps, rules
 from engine.settings import Settings
-from testbed.harness import free_port
+from testbed.ports import free_port
 
 DATA = Path(__file__).parent / "data"
 FAILED_LOG = (DATA / "caddy-2.6.2-challenge-failed.log").read_text()

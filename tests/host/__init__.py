@@ -1,1 +1,1 @@
-"""Real-Docker test harness for the host-side deploy scripts (see engine.py)."""
+"""Real-Docker tests of what runs on the instance (the test bed: testbed/README.md)."""

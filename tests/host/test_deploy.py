@@ -18,16 +18,10 @@ import pytest
 from engine import proxy
 from infra import bootstrap, commands
 
-from testbed.harness import SERVICE_IMAGES, TAG_API_CRASH, TAG_BROKEN, TAG_PR, TAG_V1, TAG_V2
+from testbed.standins import SERVICE_IMAGES, TAG_API_CRASH, TAG_BROKEN, TAG_PR, TAG_V1, TAG_V2
 from .site import Deploy, Site
 
 SERVICES = sorted(SERVICE_IMAGES)
-
-
-@pytest.fixture
-def site(tmp_path, clean_project, registry, sirius_repo, standins):
-    """Where one test's deploys live: project dir, state dir, and how to run them."""
-    return Site(tmp_path, clean_project, registry, sirius_repo)
 
 
 def assert_all_running(site: Site, deploy: Deploy) -> None:

@@ -22,7 +22,7 @@ import pytest
 
 from engine import rules
 from infra import commands
-from testbed.harness import TAG_V1
+from testbed.standins import TAG_V1
 
 from .site import Site
 

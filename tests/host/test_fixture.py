@@ -18,24 +18,20 @@ from pathlib import Path
 
 import pytest
 
-from testbed.harness import (
-    API_KEY_FILE,
-    HEALTH_TIMING,
-    PUBLISHED_PORTS,
-    SERVICE_IMAGES,
-    TAG_API_CRASH,
-    DockerCommandError,
+from testbed.compose_checkout import (
     compose_config,
     compose_files,
     container_state,
-    http_request,
     remove_project,
     sirius_env,
     wait_for,
     write_loopback_override,
     write_runtime_files,
 )
-from testbed.fixture_compose import ENGINE_CHECK_MAIN
+from testbed.docker_engine import DockerCommandError
+from testbed.fixture_compose import API_KEY_FILE, ENGINE_CHECK_MAIN, HEALTH_TIMING, PUBLISHED_PORTS
+from testbed.standins import SERVICE_IMAGES, TAG_API_CRASH
+from testbed.web import http_request
 
 LONG_RUNNING = [s for s in SERVICE_IMAGES if s != "sirius-migrate"]
 REQUIRED = ("POSTGRES_PASSWORD", "DATABASE_URL", "NEXTAUTH_SECRET", "INITIAL_ADMIN_PASSWORD")

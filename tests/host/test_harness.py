@@ -12,24 +12,17 @@ import subprocess
 import pytest
 
 from testbed import forward
-from testbed.harness import (
+from testbed.compose_checkout import (
     FAST_HEALTH_OVERRIDE,
     LOOPBACK_OVERRIDE,
-    SERVICE_IMAGES,
-    SIRIUS_IMAGES,
-    STANDIN_TAGS,
-    TAG_BROKEN,
-    TAG_PR,
-    TAG_V1,
-    TAG_V2,
-    DockerCommandError,
     compose_files,
-    free_port,
-    http_request,
     registry_override_yaml,
-    wait_http,
     write_runtime_files,
 )
+from testbed.docker_engine import DockerCommandError
+from testbed.ports import free_port
+from testbed.standins import SERVICE_IMAGES, SIRIUS_IMAGES, STANDIN_TAGS, TAG_BROKEN, TAG_PR, TAG_V1, TAG_V2
+from testbed.web import http_request, wait_http
 
 # the fixture publishes on all addresses (as upstream): bind them to 127.0.0.1; and
 # check every second while starting (upstream's 30 s intervals would make each up ~90 s)

@@ -24,7 +24,7 @@ import pytest
 
 from infra import bootstrap, commands
 
-from testbed.harness import TAG_BROKEN, TAG_V1
+from testbed.standins import TAG_BROKEN, TAG_V1
 from .site import Site
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,7 +20,8 @@ import time
 import pytest
 
 from testbed.acme import Pebble, caddy_image
-from testbed.harness import TAG_V1, free_port
+from testbed.ports import free_port
+from testbed.standins import TAG_V1
 from .site import Deploy, Site
 
 DOMAIN = "demo.sirius.test"
@@ -29,11 +30,6 @@ DOMAIN = "demo.sirius.test"
 @pytest.fixture(scope="session")
 def caddy_ref(docker_engine, registry):
     return caddy_image(docker_engine, registry)
-
-
-@pytest.fixture
-def site(tmp_path, clean_project, registry, sirius_repo, standins):
-    return Site(tmp_path, clean_project, registry, sirius_repo)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import requests
 from infra.preflight import SIRIUS_IMAGES, RegistryClient, RegistryUnreachable, check_tags
 from tests.pulumi_mocks import run_stack
 
-from testbed.harness import TAG_PR, TAG_V1, TAG_V2
+from testbed.standins import TAG_PR, TAG_V1, TAG_V2
 
 REBUILT_BY_PR = {"sirius-api", "sirius-ui"}
 

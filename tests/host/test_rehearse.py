@@ -11,7 +11,7 @@ import requests
 
 from tools import rehearse
 
-from testbed.harness import SIRIUS_IMAGES, TAG_LATEST, TAG_V1, TAG_V2
+from testbed.standins import SIRIUS_IMAGES, TAG_LATEST, TAG_V1, TAG_V2
 from tests.host.test_preflight import retag
 
 

@@ -21,8 +21,8 @@ import pytest
 from infra import commands, remote
 from tests.pulumi_mocks import run_stack
 
-from testbed.harness import SIRIUS_IMAGES, TAG_BROKEN, TAG_V1, TAG_V2
 from testbed.sshd import SshHost
+from testbed.standins import SIRIUS_IMAGES, TAG_BROKEN, TAG_V1, TAG_V2
 
 HOST_PATHS = (Path(commands.ENGINE).parent, Path(commands.PROJECT_DIR), Path(commands.STATE_DIR))
 ORDER = ("wait-boot", "engine", "deploy", "health", "admin-password")

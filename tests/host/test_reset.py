@@ -14,23 +14,18 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-import pytest
-
 from ci import reset as reset_workflow
 from engine import demomodel, settings
-from testbed.harness import MANIFEST_ACCEPT, SERVICE_IMAGES, TAG_BROKEN, TAG_V1
+from testbed.registry import MANIFEST_ACCEPT
 from testbed.probe import Probe
+from testbed.standins import SERVICE_IMAGES, TAG_BROKEN, TAG_V1
+
 from .site import Site
 
 UI = "http://127.0.0.1:3000"
 API = "http://127.0.0.1:9001"
 VISITORS_PASSWORD = "visitor-was-here"
 DATA_VOLUMES = {"sirius_postgres_data", "sirius_valkey_data", "sirius_rabbitmq_data"}
-
-
-@pytest.fixture
-def site(tmp_path, clean_project, registry, sirius_repo, standins):
-    return Site(tmp_path, clean_project, registry, sirius_repo)
 
 
 def call(url: str, data: bytes | None = None, headers: dict | None = None) -> tuple[int, str]:

@@ -13,15 +13,10 @@ import subprocess
 
 import pytest
 
-from testbed.harness import SERVICE_IMAGES, TAG_API_CRASH, TAG_BROKEN, TAG_LATEST, TAG_V1, TAG_V2
+from testbed.standins import SERVICE_IMAGES, TAG_API_CRASH, TAG_BROKEN, TAG_LATEST, TAG_V1, TAG_V2
 from .site import Site
 
 SERVICES = sorted(SERVICE_IMAGES)
-
-
-@pytest.fixture
-def site(tmp_path, clean_project, registry, sirius_repo, standins):
-    return Site(tmp_path, clean_project, registry, sirius_repo)
 
 
 def volumes(site: Site) -> dict[str, str]:

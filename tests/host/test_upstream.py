@@ -7,17 +7,8 @@ import shlex
 import subprocess
 import shutil
 
-import pytest
-
 from infra import bootstrap, commands
-
-from testbed.harness import TAG_V1
-from .site import Site
-
-
-@pytest.fixture
-def site(tmp_path, clean_project, registry, sirius_repo, standins):
-    return Site(tmp_path, clean_project, registry, sirius_repo)
+from testbed.standins import TAG_V1
 
 
 def assert_stopped_at_the_check(deploy, *fragments: str) -> None:

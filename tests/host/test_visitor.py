@@ -8,22 +8,17 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from engine import proxyconfig, rules
-from testbed.harness import TAG_BROKEN, TAG_V1, TAG_V2, http_request
 from testbed.probe import Probe
+from testbed.standins import TAG_BROKEN, TAG_V1, TAG_V2
+from testbed.web import http_request
+
 from .site import Site
 
 UI = f"http://127.0.0.1:{rules.UI_PORT}/"
 API = f"http://127.0.0.1:{rules.API_PORT}{rules.API_HEALTH_PATH}"
 # One health timeout for every deploy: it is part of the override (start_period).
 TIMEOUT = 40
-
-
-@pytest.fixture
-def site(tmp_path, clean_project, registry, sirius_repo, standins):
-    return Site(tmp_path, clean_project, registry, sirius_repo)
 
 
 def published(site: Site, service: str) -> list[str]:
