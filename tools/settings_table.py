@@ -1,22 +1,31 @@
-"""The engine's flags as a Markdown table, made from its own declaration (engine/settings.OPTIONS).
+"""The settings tables of the docs, made from their declarations: the stack settings from
+Pulumi.yaml (docs/configuration.md) and the engine's flags from engine/settings.OPTIONS
+(docs/operations.md).
 
-    python -m tools.settings_table          # print the table
-    python -m tools.settings_table --write  # put it in docs/operations.md, between its markers
+    python -m tools.settings_table          # print both tables
+    python -m tools.settings_table --write  # put each in its doc, between its markers
 
-tests/test_settings_table.py fails when the doc's table is not this one.
+tests/test_settings_table.py fails when a doc's table is not the one made here.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from engine import settings
+from infra import config
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
-BEGIN = "<!-- engine flags: made by `python -m tools.settings_table --write`; do not edit -->"
-END = "<!-- end of engine flags -->"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+COMMAND = "python -m tools.settings_table --write"
+
+
+def _cell(text: str) -> str:
+    """`text` safe in a Markdown table cell (a `|` ends the cell, a `<...>` is taken for HTML)."""
+    return text.replace("|", "\\|").replace("<", "&lt;")
 
 
 def _default(option: settings.Option) -> str:
@@ -30,33 +39,71 @@ def _default(option: settings.Option) -> str:
     return f"`{option.text(value)}`"
 
 
-def markdown() -> str:
+def engine_flags() -> str:
     rows = ["| flag | default | form | stack setting |", "|---|---|---|---|"]
     for option in settings.OPTIONS:
         flag = f"`{option.flag}`, `--no-{option.flag[2:]}`" if option.kind is bool else f"`{option.flag}`"
-        form = option.form.replace("|", "\\|").replace("<", "&lt;")
-        rows.append(f"| {flag} | {_default(option)} | {form} | {f'`{option.key}`' if option.key else ''} |")
+        rows.append(f"| {flag} | {_default(option)} | {_cell(option.form)} | {f'`{option.key}`' if option.key else ''} |")
     return "\n".join(rows)
 
 
-def section() -> str:
-    return f"{BEGIN}\n{markdown()}\n{END}"
+def _schema_default(value: object) -> str:
+    if value == "" or value is None:
+        return "(empty)"
+    return f"`{str(value).lower() if isinstance(value, bool) else value}`"
 
 
-def written(doc: str) -> str:
-    """`doc` with its table replaced by the current one."""
-    start, end = doc.index(BEGIN), doc.index(END) + len(END)
-    return doc[:start] + section() + doc[end:]
+def stack_settings() -> str:
+    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for key, setting in config.load_schema().items():
+        rows.append(f"| `{key}` | {setting.type} | {_schema_default(setting.default)} | {_cell(setting.description)} |")
+    return "\n".join(rows)
+
+
+@dataclass(frozen=True)
+class Table:
+    doc: Path
+    what: str  # names the markers
+    markdown: Callable[[], str]
+
+    @property
+    def begin(self) -> str:
+        return f"<!-- {self.what}: made by `{COMMAND}` from {self.source}; do not edit -->"
+
+    @property
+    def end(self) -> str:
+        return f"<!-- end of {self.what} -->"
+
+    @property
+    def source(self) -> str:
+        return "Pulumi.yaml" if self.markdown is stack_settings else "engine/settings.py"
+
+    def section(self) -> str:
+        return f"{self.begin}\n{self.markdown()}\n{self.end}"
+
+    def written(self, doc: str) -> str:
+        """`doc` with its table replaced by the current one."""
+        start, end = doc.index(self.begin), doc.index(self.end) + len(self.end)
+        return doc[:start] + self.section() + doc[end:]
+
+
+TABLES = (
+    Table(DOCS / "configuration.md", "stack settings", stack_settings),
+    Table(DOCS / "operations.md", "engine flags", engine_flags),
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.settings_table", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--write", action="store_true", help=f"replace the table in {DOC.name} (default: print it)")
+    parser.add_argument("--write", action="store_true",
+                        help="replace each table in its doc, " + ", ".join(f"docs/{t.doc.name}" for t in TABLES)
+                        + " (default: print them)")
     args = parser.parse_args(argv)
-    if args.write:
-        DOC.write_text(written(DOC.read_text()))
-    else:
-        print(markdown())
+    for table in TABLES:
+        if args.write:
+            table.doc.write_text(table.written(table.doc.read_text()))
+        else:
+            print(f"{table.doc.name}:\n{table.markdown()}\n")
     return 0
 
 
