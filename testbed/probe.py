@@ -14,7 +14,7 @@ paced from one clock (look k starts at k / rate seconds, or right after look k-1
 that took longer), one at a time. Each is one of:
 
 - ok: the service answered (any status below 500, not the proxy's page);
-- updating: the proxy's "being updated" page (engine/proxy.py): 503, its header,
+- updating: the proxy's "being updated" page (engine/proxyconfig.py): 503, its header,
   Retry-After;
 - refused: the connection was refused;
 - error: anything else: a reset, a timeout, another 5xx (a proxy's own error page), a
