@@ -73,6 +73,8 @@ class Deploy:
             try:
                 self.lock(lock)
                 self.attempt()
+                if self.demo_load:  # never a rollback or a wipe while it posts
+                    self.demo_load.wait()
                 self.conclude()
             except Exception as err:  # noqa: BLE001 - the lock, or a bug: either must leave a report behind
                 self.record_error(err)
@@ -114,8 +116,6 @@ class Deploy:
 
     def conclude(self) -> None:
         """After the steps and the demo data load: record a healthy stack, or put the last healthy one back."""
-        if self.demo_load:  # never a rollback while it posts
-            self.demo_load.wait()
         if self.stack_healthy:
             self.keep_healthy()
         elif self.switched:

@@ -13,7 +13,7 @@ tag's current images (pulled), and the demo data is loaded into the new database
 
 A reset that fails still leaves a demo that serves: whatever stopped it (fetch, check,
 pull, up, the gate), the last healthy deploy is put back as a rollback does, on fresh
-volumes (wiped first when the failure came before the wipe), with the demo data loaded.
+volumes (wiped again: what the failed stack wrote goes too), with the demo data loaded.
 The report (<state-dir>/reset.json and the last stdout line, in the deploy report's
 format, plus `kind` and `reset`) says in `reset.demo` which demo serves:
 
@@ -88,15 +88,15 @@ class Reset(Deploy):
             removed = run(["docker", "rm", "--force", "--volumes", *(c["Id"] for c in containers)], timeout=300)
             if not removed.ok:
                 raise DeployError(f"reset: cannot remove the containers: {removed.last_line()}")
-        entry.removed_services = sorted({plan.service_of(c) for c in containers})
+        entry.removed_services = sorted(set(entry.removed_services) | {plan.service_of(c) for c in containers})
         present = set(run(["docker", "volume", "ls", "--quiet"], timeout=60).out.split())
         doomed = [name for name in volumes if name in present]
         if doomed:
             removed = run(["docker", "volume", "rm", *doomed], timeout=300)
             if not removed.ok:
                 raise DeployError(f"reset: cannot remove the data volumes: {removed.last_line()}")
-        entry.removed_volumes = doomed
-        entry.wipe_seconds = round(time.monotonic() - started, 1)
+        entry.removed_volumes = sorted(set(entry.removed_volumes) | set(doomed))
+        entry.wipe_seconds = round((entry.wipe_seconds or 0.0) + time.monotonic() - started, 1)
         log(f"reset: removed the containers of {' '.join(entry.removed_services) or '(none)'} "
             f"and the volumes {' '.join(doomed) or '(none)'}")
 
@@ -126,11 +126,12 @@ class Reset(Deploy):
             log(f"reset: no fallback: {entry.reason}")
             return
         error = self.report.error
-        if not self.wiped:  # stopped before the wipe: the fallback is a clean demo too
-            try:
-                self.wipe()
-            except DeployError as err:
-                log(f"{err}; putting back the last healthy deploy on what is left")
+        # Before the wipe, the old demo goes; after it, what the failed reset's stack wrote
+        # (its API's migrations, the demo data loaded as soon as the API passed): fresh either way.
+        try:
+            self.wipe()
+        except DeployError as err:
+            log(f"{err}; putting back the last healthy deploy on what is left")
         self.report.error = error  # the reset's own failure, not the wipe's
         if self.s.firewall and self.fencing.scanner is None:  # stopped before the fence: fence what comes back
             try:

@@ -418,6 +418,32 @@ def test_a_rollback_waits_for_a_demo_data_load_under_way(host, monkeypatch):
     assert ui_after_loading == [f"{REGISTRY}/sirius-ui@{bad['sirius-ui']}"]
     assert report["demoData"] is None  # an unhealthy deploy reports no load
 
+def test_a_failed_reset_falls_back_on_volumes_wiped_after_its_own_demo_data_load(host, monkeypatch):
+    """A reset whose UI never passes: its API did, so its demo data load ran on the new stack.
+    The fallback waits for that load, then wipes again what that stack wrote, then loads."""
+    loads = []  # (the calls made so far, the containers running) at the end of each load
+
+    def seed(settings, project):
+        time.sleep(0.3)  # the gate gives up on the UI meanwhile
+        loads.append((len(host.docker.calls), set(host.docker.containers)))
+        return demodata.outcome(22, 0, None, 0.3)
+
+    monkeypatch.setattr(demodata, "seed", seed)
+    good = host.publish("latest")
+    assert host.deploy("main", "latest", "--demo-data")[0] == 0
+    host.docker.broken.add(host.publish("latest")["sirius-ui"])  # the moving tag goes bad
+    loads.clear()
+    code = reset.Reset(settings.remembered(str(host.state_dir))).run()
+    report = json.loads((host.state_dir / reset.REPORT_FILE).read_text())
+    assert code == 1 and report["reset"]["demo"] == reset.LAST_HEALTHY and report["status"] == "rolled-back"
+    (calls_then, failed_stack), (_, fallback_stack) = loads  # the early load, then the fallback's
+    wiped_after = {cid for argv in host.docker.calls[calls_then:] if argv[:4] == ["docker", "rm", "--force", "--volumes"]
+                   for cid in argv[4:]}
+    assert failed_stack <= wiped_after  # wiped once its load was done, not during it
+    assert not failed_stack & fallback_stack and host.docker.running() == host.runs(good)
+    assert report["demoData"]["loaded"] == 22
+
+
 # --- health --------------------------------------------------------------------------------
 
 
