@@ -22,7 +22,7 @@ import json
 import os
 import time
 
-from engine import demodata, diskcare, envfile, hostcheck, images, override, plan, proxy, rollback, rules, source
+from engine import demodata, diskcare, envfile, hostcheck, images, override, plan, proxy, rollback, source
 from engine.docker import Compose, Result, log
 from engine.errors import DeployError
 from engine.fencing import FenceFailed, Fencing

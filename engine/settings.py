@@ -158,7 +158,7 @@ def _scan_targets_ok(targets: tuple[str, ...]) -> bool:
 
 
 _TAG_OK = rules.IMAGE_TAG_PATTERN.fullmatch
-_WHOLE = f"a whole number from {{}} to 10^8"
+_WHOLE = "a whole number from {} to 10^8"
 _PORT = "a TCP port from 1 to 65535"
 _ON_OFF = "the flag (on) or its --no- form (off)"
 _ANY = lambda _: True  # noqa: E731 - a bool has no wrong value

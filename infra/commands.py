@@ -23,7 +23,6 @@ ENGINE = "/opt/sirius-demo/engine.pyz"
 BOOT_ENGINE = "/opt/sirius-demo/boot.pyz"  # what user_data writes: the boot part of the engine
 PROJECT_DIR = settings.PROJECT_DIR
 STATE_DIR = settings.STATE_DIR
-DEFAULT_REGISTRY = rules.DEFAULT_REGISTRY
 BOOTSTRAP_LOG = engine.BOOTSTRAP_LOG
 
 

@@ -117,22 +117,17 @@ class DemoConfig:
     ami: str | None
     vpc_id: str | None
     subnet_id: str | None
-    health_timeout: int
-    build_timeout: int = 3600
     expires_at: str | None = None
     image_registry: str = "ghcr.io/siriusscan"
     preflight: bool = True
     allow_build_fallback: bool = False
-    rollback: bool = True
-    demo_data: bool = True
     domain: str = ""  # "" = no DNS record, no HTTPS: plain HTTP on the raw ports
     hosted_zone_id: str | None = None  # None = looked up from the domain's parent
-    acme_email: str = ""
     acme_ca: str = "production"
     nightly_reset: str = "23:59"  # HH:59 (UTC) or off: when .github/workflows/reset.yml resets the demo
-    scan_targets: tuple[str, ...] = ()  # CIDRs sirius-engine may reach beyond its own stack
     # The engine settings the stack config sets, by Settings field: every Pulumi.yaml key that
-    # engine/settings.OPTIONS claims (commands.settings_for reads this, not the fields above).
+    # engine/settings.OPTIONS claims (commands.settings_for reads it; the fields above are what
+    # the Pulumi program itself reads).
     engine_settings: Mapping[str, Any] = field(default_factory=dict)
     # Kept out of repr so a stray print or log of the config never shows it.
     ssh_private_key: str | None = field(default=None, repr=False)
@@ -500,20 +495,14 @@ def parse(
         ami=values["ami"],
         vpc_id=values["vpcId"],
         subnet_id=values["subnetId"],
-        health_timeout=values["healthTimeout"],
-        build_timeout=values["buildTimeout"],
         expires_at=values["expiresAt"],
         image_registry=values["imageRegistry"],
         preflight=values["preflight"],
         allow_build_fallback=values["allowBuildFallback"],
-        rollback=values["rollback"],
-        demo_data=values["demoData"],
         domain=values["domain"],
         hosted_zone_id=values["hostedZoneId"],
-        acme_email=values["acmeEmail"],
         acme_ca=values["acmeCa"],
         nightly_reset=values["nightlyReset"],
-        scan_targets=values["scanTargets"],
         engine_settings={**{option.name: values[key] for key, option in settings.BY_KEY.items() if key in values},
                          "ref": plan.ref, "git_ref": plan.git_ref, "image_tag": plan.image_tag},
     )

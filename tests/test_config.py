@@ -39,7 +39,7 @@ def test_defaults_make_a_working_config():
     assert demo.instance_type == "t3.medium" and demo.volume_size == 30
     assert demo.public_cidrs == ("0.0.0.0/0",)
     assert demo.ssh_cidrs == ("52.10.20.30/32",)
-    assert demo.generates_key and demo.health_timeout == 600
+    assert demo.generates_key and demo.engine_settings["health_timeout"] == 600
     assert demo.repo_url == "https://github.com/SiriusScan/Sirius.git"
 
 
@@ -173,8 +173,8 @@ def test_private_key_is_not_in_repr():
 
 
 def test_scan_targets_default_to_none_and_take_cidrs_comma_separated():
-    assert valid().scan_targets == ()
-    assert valid(scanTargets=" 203.0.113.0/28, 198.51.100.7/32 ").scan_targets == ("203.0.113.0/28", "198.51.100.7/32")
+    assert valid().engine_settings["scan_targets"] == ()
+    assert valid(scanTargets=" 203.0.113.0/28, 198.51.100.7/32 ").engine_settings["scan_targets"] == ("203.0.113.0/28", "198.51.100.7/32")
 
 
 def test_error_message_lists_keys_with_namespace():
@@ -226,14 +226,15 @@ def test_every_documented_config_value_gets_past_the_cli_type_check():
 
 def test_no_domain_by_default_and_production_certificates():
     demo = valid()
-    assert (demo.domain, demo.https, demo.hosted_zone_id, demo.acme_email, demo.acme_ca) == ("", False, None, "", "production")
+    assert (demo.domain, demo.https, demo.hosted_zone_id, demo.engine_settings["acme_email"], demo.acme_ca) == (
+        "", False, None, "", "production")
 
 
 def test_domain_is_taken_lower_cased_without_the_root_dot():
     demo = valid(domain="Demo.Example.COM.", hostedZoneId="Z0123456789ABCDEFGHIJ", acmeEmail="ops@example.com",
                  acmeCa="staging")
     assert (demo.domain, demo.https, demo.hosted_zone_id) == ("demo.example.com", True, "Z0123456789ABCDEFGHIJ")
-    assert (demo.acme_email, demo.acme_ca) == ("ops@example.com", "staging")
+    assert (demo.engine_settings["acme_email"], demo.acme_ca) == ("ops@example.com", "staging")
 
 
 @pytest.mark.parametrize(
@@ -353,4 +354,4 @@ def test_a_generic_string_key_shows_the_engines_form():
     with pytest.raises(ConfigError) as caught:
         valid(acmeEmail="ops")
     assert f"sirius-demo:acmeEmail: 'ops' is not valid; expected {settings.BY_KEY['acmeEmail'].form}" in str(caught.value)
-    assert valid(domain="demo.example.com", acmeEmail=" ops@example.com ").acme_email == "ops@example.com"
+    assert valid(domain="demo.example.com", acmeEmail=" ops@example.com ").engine_settings["acme_email"] == "ops@example.com"

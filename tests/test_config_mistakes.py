@@ -186,7 +186,7 @@ def test_keys_are_checked_against_the_schema_it_is_given():
     with pytest.raises(ConfigError) as caught:
         parse({"demoData": "false"}, stack="t", lookup_public_ip=lambda: "52.1.1.1", schema=without)
     assert "is not a setting of this project" in dict(caught.value.problems)["demoData"]
-    assert parse({"demoData": "false"}, stack="t", lookup_public_ip=lambda: "52.1.1.1").demo_data is False
+    assert parse({"demoData": "false"}, stack="t", lookup_public_ip=lambda: "52.1.1.1").engine_settings["demo_data"] is False
 
 
 def test_region_from_the_environment_or_the_profile_is_enough(tmp_path):

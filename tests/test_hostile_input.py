@@ -34,9 +34,9 @@ ARGUMENT_OF = {
     "imageTag": lambda parsed, value: parsed.image_tag,
     "domain": lambda parsed, value: parsed.domain,  # lower-cased, no trailing dot
     "domainSuffix": lambda parsed, value: parsed.domain,  # demo.<suffix>
-    "acmeEmail": lambda parsed, value: parsed.acme_email,
+    "acmeEmail": lambda parsed, value: parsed.engine_settings["acme_email"],
     "acmeCa": lambda parsed, value: parsed.acme_ca,
-    "scanTargets": lambda parsed, value: ",".join(parsed.scan_targets),  # normalised, duplicates dropped
+    "scanTargets": lambda parsed, value: ",".join(parsed.engine_settings["scan_targets"]),  # normalised, duplicates dropped
 }
 # What each key needs next to it so that it is the only thing under test.
 COMPANIONS = {

@@ -8,7 +8,6 @@ import pytest
 
 from pathlib import Path
 
-from infra import bootstrap
 from tests.pulumi_mocks import FAKE_ADMIN_PASSWORD, FAKE_PRIVATE_KEY, run_stack
 
 ROOT = Path(__file__).resolve().parent.parent
