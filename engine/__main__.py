@@ -1,7 +1,7 @@
 """The host engine's entry: `python3 engine.pyz COMMAND [flags]` (or `python3 -m engine`).
 
     deploy     deploy the compose project at a ref and tag, prove it healthy, report
-    reset      the demo as new: the last deploy's settings again on fresh data (docs/reset.md)
+    reset      the demo as new: the last healthy deploy's settings again on fresh data (docs/reset.md)
     health     the health of every service now, and the last deploy's report
     bootstrap  first boot (user_data): OS setup, recorded for the remote deploy
     firewall   put the last deploy's scanner firewall back (the boot unit runs it before Docker)

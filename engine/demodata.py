@@ -1,8 +1,8 @@
 """Demo data: a fictional company's hosts, loaded through the Sirius API once per data volume.
 
-After a healthy deploy, `seed` loads demo-hosts.json (carried inside the zipapp) in
-upstream's model (go-api's Host: ports by `number`, `services`, vulnerabilities with
-`riskScore`, the CVE's CVSS v3 base score):
+Once the API passes its health check (EarlyLoad), `seed` loads demo-hosts.json (carried
+inside the zipapp) in upstream's model (go-api's Host: ports by `number`, `services`,
+vulnerabilities with `riskScore`, the CVE's CVSS v3 base score):
 1. `POST /vulnerability` for each CVE the API does not list yet, so that `POST /host`
    finds every CVE stored and never asks NVD inside the request;
 2. `POST /host` for each host whose ip or hid the API does not list (`GET /host`),

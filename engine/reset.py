@@ -164,7 +164,7 @@ class Reset(Deploy):
 
 
 def main(argv: list[str]) -> int:
-    """`engine reset`: what it deploys is the last deploy's; flags only narrow how."""
+    """`engine reset`: what it deploys is the last healthy deploy's; flags only narrow how."""
     p = argparse.ArgumentParser(prog="engine reset", allow_abbrev=False)
     p.add_argument("--state-dir", default=STATE_DIR)
     p.add_argument("--health-timeout", type=int)

@@ -22,7 +22,7 @@ from typing import Any
 from engine import PROJECT_DIR, STATE_DIR, rules
 
 REPO_URL = "https://github.com/SiriusScan/Sirius.git"
-REMEMBERED = "deploy-settings.json"  # in the state dir: the last deploy's settings, for `engine reset`
+REMEMBERED = "deploy-settings.json"  # in the state dir: the last healthy deploy's settings, for `engine reset`
 _PATH = re.compile(r"/[A-Za-z0-9._/-]*")
 _BIND = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}")
 MAX_NUMBER = 10**8
@@ -319,7 +319,7 @@ def remember(s: Settings) -> None:
 
 
 def remembered(state_dir: str, **overrides) -> Settings:
-    """The last deploy's settings (with `overrides`), validated again: what a reset deploys."""
+    """The last healthy deploy's settings (with `overrides`), validated again: what a reset deploys."""
     path = os.path.join(state_dir, REMEMBERED)
     try:
         saved = json.load(open(path))

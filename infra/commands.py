@@ -49,7 +49,7 @@ def deploy_argv(spec: Settings, engine: str = ENGINE) -> list[str]:
 
 
 def reset_argv(state_dir: str = STATE_DIR, engine: str = ENGINE) -> list[str]:
-    """The demo as new: the host's last deploy settings again, on fresh data (docs/reset.md)."""
+    """The demo as new: the host's last healthy deploy's settings again, on fresh data (docs/reset.md)."""
     return [*engine_argv("reset", engine), "--state-dir", state_dir]
 
 

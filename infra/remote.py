@@ -153,7 +153,7 @@ class RemoteDeploy:
         # `pulumi up --replace` of this command, and replacing it runs `create` again:
         # through pulumi's own SSH connection, so the key stays in the stack and sshCidrs
         # `auto` lets the runner in as for a deploy. Its command line names no setting (the
-        # engine resets to what the host's last deploy was asked for), so no config change
+        # engine resets to what the host's last healthy deploy was asked for), so no config change
         # ever re-runs it; Pulumi runs it once when it creates it (nightlyReset turned on).
         # Its report (no secret in it) is logged for the workflow's summary.
         self.reset = None

@@ -213,3 +213,6 @@ def test_the_caps_fit_a_github_job_with_the_reset_and_the_wait_for_the_lock():
     doc = " ".join((ROOT / "docs" / "canary.md").read_text().split())
     assert f"`healthTimeout` is capped at {config.MAX_HEALTH_TIMEOUT} s" in doc
     assert f"`buildTimeout` is capped at {config.MAX_BUILD_TIMEOUT} s" in doc
+    # and so do the settings' descriptions (Pulumi.yaml, and the table generated from it).
+    assert f"{config.MIN_HEALTH_TIMEOUT} to {config.MAX_HEALTH_TIMEOUT}" in schema["healthTimeout"].description
+    assert f"{config.MIN_BUILD_TIMEOUT} to {config.MAX_BUILD_TIMEOUT}" in schema["buildTimeout"].description

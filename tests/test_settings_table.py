@@ -39,6 +39,18 @@ def test_the_engine_flags_table_lists_every_flag_the_engine_parses_with_its_defa
     assert "| `--health-timeout` | `600` | a whole number from 1 to 10^8 | `healthTimeout` |" in table
 
 
+@pytest.mark.parametrize("domain", ["", "demo.example.com"])
+def test_the_sent_column_is_what_to_args_writes_for_default_settings(domain):
+    """A flag marked "always" is on the command line of settings at their defaults; one
+    marked "not at its default" is not; "only with --domain" ones only with a domain."""
+    sent = dict(re.findall(r"^\| `(--[\w-]+)`[^|]*\|(?:[^|]*\|){3} ([^|]+) \|$", settings_table.engine_flags(), re.M))
+    assert len(sent) == len(settings.OPTIONS)
+    flags = {arg for arg in settings.to_args(settings.Settings(domain=domain)) if arg.startswith("--")}
+    expected = {flag for flag, when in sent.items()
+                if when.startswith("always") and (domain or "only with" not in when)} | ({"--domain"} if domain else set())
+    assert flags == expected
+
+
 @pytest.mark.parametrize("table", settings_table.TABLES, ids=lambda t: t.what)
 def test_write_replaces_only_the_table(table):
     doc = f"before\n{table.begin}\n| stale |\n{table.end}\nafter\n"

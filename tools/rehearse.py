@@ -162,7 +162,7 @@ def run_deploy(spec: settings.Settings, home: Path, engine_args: list[str] = ())
 
 
 def run_reset(home: Path, engine_args: list[str] = ()) -> tuple[int, dict | None]:
-    """`engine reset` of the rehearsal's demo: its last deploy's settings again, on fresh data."""
+    """`engine reset` of the rehearsal's demo: its last healthy deploy's settings again, on fresh data."""
     home.mkdir(parents=True, exist_ok=True)
     engine = home / "engine.pyz"
     engine.write_bytes(bootstrap.engine_archive())

@@ -39,11 +39,20 @@ def _default(option: settings.Option) -> str:
     return f"`{option.text(value)}`"
 
 
+def _sent(option: settings.Option) -> str:
+    """When settings.to_args writes the flag."""
+    when = "always" if option.sent_when else "not at its default"
+    if option.only_with:
+        when += f", only with `{next(o.flag for o in settings.OPTIONS if o.name == option.only_with)}`"
+    return when
+
+
 def engine_flags() -> str:
-    rows = ["| flag | default | form | stack setting |", "|---|---|---|---|"]
+    rows = ["| flag | default | form | stack setting | sent |", "|---|---|---|---|---|"]
     for option in settings.OPTIONS:
         flag = f"`{option.flag}`, `--no-{option.flag[2:]}`" if option.kind is bool else f"`{option.flag}`"
-        rows.append(f"| {flag} | {_default(option)} | {_cell(option.form)} | {f'`{option.key}`' if option.key else ''} |")
+        key = f"`{option.key}`" if option.key else ""
+        rows.append(f"| {flag} | {_default(option)} | {_cell(option.form)} | {key} | {_sent(option)} |")
     return "\n".join(rows)
 
 
