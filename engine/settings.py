@@ -335,7 +335,7 @@ def remembered(state_dir: str, **overrides) -> Settings:
     # JSON keeps tuples (scan_targets) as lists.
     values = {**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in known}, **overrides}
     try:
-        return validate(Settings(**values))
+        return Settings(**values)  # validated as it is made (__post_init__)
     except (TypeError, ValueError) as err:
         if isinstance(err, SettingsError):
             raise

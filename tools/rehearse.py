@@ -28,6 +28,7 @@ from pathlib import Path
 
 from pulumi import RunError
 
+from engine import report as engine_report
 from engine import settings
 from infra import bootstrap, commands, preflight
 from infra.config import ConfigError, load_schema, parse
@@ -84,8 +85,6 @@ def _seconds(value) -> str:
 
 def format_report(report: dict) -> str:
     """The deploy report as a table a person reads at a glance (Kamal's deploy output is the model)."""
-    from engine import report as engine_report  # here: the rest of this tool needs none of it
-
     r = engine_report.from_json(report)  # the engine's own reader: every key there, old reports included
     lines = [
         f"status: {r.status}  tag: {r.image_tag}  ref: {r.ref}  commit: {(r.commit or '')[:12]}  total: {r.total_seconds}s",
@@ -119,32 +118,31 @@ def format_report(report: dict) -> str:
     if r.critical_path:
         lines.append("critical path: " + " -> ".join(
             f"{name} ({_seconds(services[name].healthy_seconds if name in services else None)}s)" for name in r.critical_path))
-    lines += _after_the_gate(report)
+    lines += _after_the_gate(r)
     return "\n".join(lines)
 
 
-def _after_the_gate(report: dict) -> list[str]:
-    """Rollback, demo data and disk care, one line each when they happened."""
+def _after_the_gate(r) -> list[str]:
+    """Rollback, demo data and disk care of the report `r` (engine/report.py), one line each
+    when they happened."""
     lines = []
-    reset = report.get("reset") or {}
-    if report.get("kind") == "reset":
-        lines.append(f"reset: the demo is {reset.get('demo')}; removed the containers of "
-                     f"{len(reset.get('removedServices') or [])} services and the volumes "
-                     f"{' '.join(reset.get('removedVolumes') or []) or '(none)'}")
-    rollback = report.get("rollback") or {}
-    if rollback.get("status") == "healthy":
-        to = rollback.get("to") or {}
-        lines.append(f"ROLLED BACK in {rollback.get('seconds')}s: serving ref {to.get('ref')}, tag {to.get('imageTag')}, "
-                     f"commit {(to.get('commit') or '')[:12]}")
+    if isinstance(r, engine_report.ResetReport):
+        reset = r.reset
+        lines.append(f"reset: the demo is {reset.demo}; removed the containers of {len(reset.removed_services)} "
+                     f"services and the volumes {' '.join(reset.removed_volumes) or '(none)'}")
+    rollback = r.rollback
+    if rollback and rollback.status == "healthy":
+        to = rollback.to or engine_report.Served()
+        lines.append(f"ROLLED BACK in {rollback.seconds}s: serving ref {to.ref}, tag {to.image_tag}, "
+                     f"commit {(to.commit or '')[:12]}")
     elif rollback:
-        lines.append(f"rollback {rollback.get('status')}: {rollback.get('reason')}")
-    demo = report.get("demoData") or {}
+        lines.append(f"rollback {rollback.status}: {rollback.reason}")
+    demo = r.demo_data or {}
     if demo:
         lines.append(f"demo data: {demo.get('loaded')} hosts loaded" + (f" ({demo['reason']})" if demo.get("reason") else ""))
-    disk = report.get("disk") or {}
-    if disk:
-        lines.append(f"disk: {disk.get('removedImages')} unused images removed, "
-                     f"{disk.get('freeGbBefore')} -> {disk.get('freeGbAfter')} GiB free")
+    if r.disk:
+        lines.append(f"disk: {r.disk.removed_images} unused images removed, "
+                     f"{r.disk.free_gb_before} -> {r.disk.free_gb_after} GiB free")
     return lines
 
 
