@@ -1,7 +1,7 @@
 """Markdown for GitHub: the job summary and PR comment of a deploy (from its stack outputs
 and `health` report) and the PR comment of a `pulumi preview`.
 
-Stdlib only, like ci/stacks.py (whose `summary` and `preview-comment` commands print these)
+Stdlib and engine/ only, like ci/stacks.py (whose `summary` and `preview-comment` commands print these)
 and ci/monitor.py (whose issue bodies reuse `markdown_cell` and the summary). Secrets
 (adminPassword, sshPrivateKey) are never rendered, even masked; every value from outputs
 is escaped into one table cell.
@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+
+from engine import report as engine_report
 
 COMMENT_MARKER = "<!-- sirius-demo:branch-demo -->"
 PREVIEW_MARKER = "<!-- sirius-demo:preview -->"
@@ -74,33 +76,31 @@ def _seconds(value: Any) -> str:
 
 def _timeline(health: Any) -> list[str]:
     """The last deploy's measured timeline (report phases, per-service seconds, critical
-    path): every canary and branch deploy adds one measured EC2 timeline to its job."""
-    report = health.get("lastDeploy") if isinstance(health, Mapping) else None
-    if not isinstance(report, Mapping) or not isinstance(report.get("phases"), Mapping):
+    path): every canary and branch deploy adds one measured EC2 timeline to its job. Read
+    through engine/report.py, the code that writes it."""
+    data = health.get("lastDeploy") if isinstance(health, Mapping) else None
+    if not isinstance(data, dict) or not isinstance(data.get("phases"), Mapping):
         return []
-    phases = report["phases"]
-    lines = ["", f"Last deploy: {_seconds(report.get('totalSeconds'))} s", "",
+    report = engine_report.from_json(data)
+    phases = engine_report.to_json(report.phases)
+    lines = ["", f"Last deploy: {_seconds(report.total_seconds)} s", "",
              "| " + " | ".join(markdown_cell(k) for k in phases) + " |", "|" + "---|" * len(phases),
              "| " + " | ".join(_seconds(v) for v in phases.values()) + " |"]
-    services = report.get("services")
-    if isinstance(services, Mapping) and services:
+    if report.services:
         lines += ["", "| service | created | started | healthy | recreated |", "|---|---|---|---|---|"]
-        for name in sorted(services):
-            entry = services[name] if isinstance(services[name], Mapping) else {}
-            lines.append(f"| {markdown_cell(name)} | {_seconds(entry.get('createdSeconds'))} | "
-                         f"{_seconds(entry.get('startedSeconds'))} | {_seconds(entry.get('healthySeconds'))} | "
-                         f"{'yes' if entry.get('recreated') else 'no'} |")
-    path = report.get("criticalPath")
-    if isinstance(path, list) and path:
-        lines += ["", "Critical path: " + " → ".join(markdown_cell(p) for p in path)]
-    changes = report.get("moved")
-    if isinstance(changes, Mapping) and changes:  # the canary: what this deploy changed (engine report)
+        for name, entry in sorted(report.services.items()):
+            lines.append(f"| {markdown_cell(name)} | {_seconds(entry.created_seconds)} | "
+                         f"{_seconds(entry.started_seconds)} | {_seconds(entry.healthy_seconds)} | "
+                         f"{'yes' if entry.recreated else 'no'} |")
+    if report.critical_path:
+        lines += ["", "Critical path: " + " → ".join(markdown_cell(p) for p in report.critical_path)]
+    changes = {image: c for image, c in report.moved.items() if isinstance(c, Mapping)}
+    if changes:  # the canary: what this deploy changed
         lines += ["", "Moved: " + "; ".join(
-            f"{markdown_cell(image)} {markdown_cell((c or {}).get('from') or 'a local build')} → "
-            f"{markdown_cell((c or {}).get('to') or 'a local build')}"
-            for image, c in sorted(changes.items()) if isinstance(c, Mapping))]
-    commits = report.get("commitRange")
-    if isinstance(commits, Mapping) and commits.get("from") and commits.get("to"):
+            f"{markdown_cell(image)} {markdown_cell(c.get('from') or 'a local build')} → "
+            f"{markdown_cell(c.get('to') or 'a local build')}" for image, c in sorted(changes.items()))]
+    commits = report.commit_range or {}
+    if commits.get("from") and commits.get("to"):
         lines += ["", f"Commits: {markdown_cell(str(commits['from'])[:12])}..{markdown_cell(str(commits['to'])[:12])}"]
     return lines
 

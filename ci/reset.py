@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from engine import report as engine_report
 from engine import rules
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,30 +95,29 @@ def reset_report(log_text: str) -> dict | None:
     return found
 
 
-def render_summary(report: dict | None, *, stack: str, outcome: str, run_url: str = "") -> tuple[str, bool]:
-    """The Markdown of one reset run, and whether it left a fresh demo at the configured tag."""
-    ok = outcome == "success" and bool(report) and report.get("status") == "reset"
+def render_summary(data: dict | None, *, stack: str, outcome: str, run_url: str = "") -> tuple[str, bool]:
+    """The Markdown of one reset run (its report read through engine/report.py, the code that
+    writes it), and whether it left a fresh demo at the configured tag."""
+    report = engine_report.from_json(data) if data else None
+    ok = outcome == "success" and isinstance(report, engine_report.ResetReport) and report.status == "reset"
     title = f"## Nightly reset of `{stack}`: " + ("done" if ok else "**FAILED**")
     lines = [title, ""]
-    if not report:
+    if not isinstance(report, engine_report.ResetReport):
         lines.append(f"No reset report in the `pulumi up` log (outcome: {outcome}): the reset command did not run "
                      "or did not finish. See the `pulumi up` step's log.")
     else:
-        demo = (report.get("reset") or {}).get("demo", "unknown")
-        serving = report.get("serving") or {}
-        lines.append(f"- **The demo now serves:** {demo}: {DEMO_STATES.get(demo, 'unknown')}")
+        wipe, serving = report.reset, report.serving
+        lines.append(f"- **The demo now serves:** {wipe.demo}: {DEMO_STATES.get(wipe.demo, 'unknown')}")
         if serving:
-            lines.append(f"- Version: ref `{serving.get('ref')}`, tag `{serving.get('imageTag')}`, "
-                         f"commit `{(serving.get('commit') or '')[:12]}`")
-        if report.get("error"):
-            lines.append(f"- Error: {report['error']}")
-        wipe = report.get("reset") or {}
-        lines.append(f"- Removed: the containers of {', '.join(wipe.get('removedServices') or []) or 'nothing'}; "
-                     f"volumes {', '.join(wipe.get('removedVolumes') or []) or 'none'}")
-        data = report.get("demoData") or {}
+            lines.append(f"- Version: ref `{serving.ref}`, tag `{serving.image_tag}`, commit `{(serving.commit or '')[:12]}`")
+        if report.error:
+            lines.append(f"- Error: {report.error}")
+        lines.append(f"- Removed: the containers of {', '.join(wipe.removed_services) or 'nothing'}; "
+                     f"volumes {', '.join(wipe.removed_volumes) or 'none'}")
+        data = report.demo_data or {}
         if data:
             lines.append(f"- Demo data: {data.get('loaded')} hosts loaded" + (f" ({data['reason']})" if data.get("reason") else ""))
-        lines.append(f"- Took {report.get('totalSeconds')} s (status `{report.get('status')}`)")
+        lines.append(f"- Took {report.total_seconds} s (status `{report.status}`)")
     if not ok and outcome == "success":
         lines.append("- The `pulumi up` step succeeded, but the report does not say `reset`: treated as failed.")
     if run_url:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ci.markdown import COMMENT_MARKER, render_summary
+from engine import report as engine_report
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,14 +72,33 @@ def test_summary_without_outputs_and_escaping():
 
 
 def test_summary_carries_the_last_deploys_measured_timeline():
-    report = {"totalSeconds": 71.5, "phases": {"install": 60.0, "fetch": 1.2, "pull": 20.0, "up": 3.0, "healthy": 9.4},
-              "services": {"sirius-ui": {"createdSeconds": 24.0, "startedSeconds": 25.1, "healthySeconds": 33.9,
-                                         "recreated": True},
-                           "sirius-api": {"createdSeconds": None, "recreated": False}},
-              "criticalPath": ["sirius-postgres", "sirius-api", "sirius-ui"]}
+    """The report as the engine writes it (engine/report.py), every key there."""
+    report = engine_report.to_json(engine_report.DeployReport(
+        status="healthy", total_seconds=71.5,
+        phases=engine_report.Phases(install=60.0, fetch=1.2, check=0.3, pull=20.0, build=0.0, up=3.0, healthy=9.4),
+        services={"sirius-ui": engine_report.ServiceEntry(created_seconds=24.0, started_seconds=25.1,
+                                                          healthy_seconds=33.9, recreated=True),
+                  "sirius-api": engine_report.ServiceEntry(recreated=False)},
+        critical_path=["sirius-postgres", "sirius-api", "sirius-ui"]))
     text = render_summary({"health": {"status": "healthy", "lastDeploy": report}}, stack="demo")
     assert "Last deploy: 71.5 s" in text
-    assert "| install | fetch | pull | up | healthy |" in text and "| 60.0 | 1.2 | 20.0 | 3.0 | 9.4 |" in text
+    assert "| install | fetch | check | pull | build | up | healthy |" in text
+    assert "| 60.0 | 1.2 | 0.3 | 20.0 | 0.0 | 3.0 | 9.4 |" in text
     assert "| sirius-ui | 24.0 | 25.1 | 33.9 | yes |" in text and "| sirius-api | - | - | - | no |" in text
     assert "Critical path: sirius-postgres → sirius-api → sirius-ui" in text
     assert "Last deploy" not in render_summary({"health": {"status": "healthy"}}, stack="demo")
+
+
+def test_summary_says_what_the_canary_deploy_moved():
+    """The engine's `moved` (image -> old and new digest, None for a local build) and
+    `commitRange`, as the engine writes them; an entry of another shape is left out."""
+    report = engine_report.to_json(engine_report.DeployReport(
+        status="healthy", total_seconds=12.0,
+        moved={"sirius-ui": {"from": "sha256:" + "a" * 64, "to": None}, "sirius-api": "garbled"},
+        commit_range={"from": "1" * 40, "to": "2" * 40}))
+    text = render_summary({"health": {"status": "healthy", "lastDeploy": report}}, stack="demo")
+    assert f"Moved: sirius-ui sha256:{'a' * 64} → a local build\n" in text
+    assert f"Commits: {'1' * 12}..{'2' * 12}" in text
+    quiet = render_summary({"health": {"status": "healthy", "lastDeploy": engine_report.to_json(
+        engine_report.DeployReport(status="healthy"))}}, stack="demo")
+    assert "Moved:" not in quiet and "Commits:" not in quiet

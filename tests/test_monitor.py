@@ -15,6 +15,7 @@ import yaml
 
 from ci import monitor
 from ci.monitor import MonitorError, Verdict, check, endpoint, render_report
+from engine import report as engine_report
 from tests.conftest import Reply
 from tests.engine.test_proxy import _Backend, running_caddy  # noqa: F401 - the real proxy, a fixture
 from tests.test_workflow_steps import FAKE_GH
@@ -324,7 +325,8 @@ DEPLOYED = {
     "deploySeconds": 61.5,
     "health": {"status": "healthy", "checkedAt": "2026-11-30T10:00:00Z",
                "services": {"sirius-api": {"ok": True}, "sirius-ui": {"ok": True}},
-               "lastDeploy": {"totalSeconds": 61.5, "phases": {"pull": 20.0, "up": 30.0, "health": 11.5}}},
+               "lastDeploy": engine_report.to_json(engine_report.DeployReport(
+                   status="healthy", total_seconds=61.5, phases=engine_report.Phases(pull=20.0, up=30.0, healthy=11.5)))},
 }
 
 
@@ -348,7 +350,7 @@ def test_the_issue_body_says_what_failed_when_and_summarises_the_last_deploy():
     # The deploy report, rendered by ci.stacks' summary.
     assert "| image tag | v1.1.0 |" in body
     assert "| health at the last deploy | **healthy** (checked 2026-11-30T10:00:00Z)" in body
-    assert "Last deploy: 61.5 s" in body and "| 20.0 | 30.0 | 11.5 |" in body
+    assert "Last deploy: 61.5 s" in body and "| 0.0 | 0.0 | 0.0 | 20.0 | 0.0 | 30.0 | 11.5 |" in body
 
 
 def test_the_issue_body_never_holds_a_secret_output_even_when_given_its_value():

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from ci import reset
+from engine import report as engine_report
 
 UTC = timezone.utc
 
@@ -68,6 +69,30 @@ def test_the_report_is_found_in_pulumis_log_however_it_is_prefixed():
            '    {"schema": broken\n')
     assert reset.reset_report(log)["status"] == "reset"
     assert reset.reset_report("error: update failed\n") is None
+
+
+def test_the_summary_says_what_serves_what_was_removed_and_the_demo_data():
+    """From the report as the engine writes it (engine/report.py)."""
+    fell_back = engine_report.to_json(engine_report.ResetReport(
+        status="rolled-back", error="not healthy within 600s: sirius-ui", total_seconds=81.2,
+        serving=engine_report.Served("main", "v1.1.0", "c" * 40),
+        reset=engine_report.ResetEntry(demo="last-healthy", removed_services=["sirius-api", "sirius-ui"],
+                                       removed_volumes=["sirius_postgres_data"]),
+        demo_data={"loaded": 22, "skipped": 0, "reason": None}))
+    text, ok = reset.render_summary(fell_back, stack="demo", outcome="success")
+    assert not ok and text.splitlines()[2:] == [
+        f"- **The demo now serves:** last-healthy: {reset.DEMO_STATES['last-healthy']}",
+        f"- Version: ref `main`, tag `v1.1.0`, commit `{'c' * 12}`",
+        "- Error: not healthy within 600s: sirius-ui",
+        "- Removed: the containers of sirius-api, sirius-ui; volumes sirius_postgres_data",
+        "- Demo data: 22 hosts loaded",
+        "- Took 81.2 s (status `rolled-back`)",
+        "- The `pulumi up` step succeeded, but the report does not say `reset`: treated as failed."]
+    fresh = {**fell_back, "status": "reset", "error": None}
+    assert reset.render_summary(fresh, stack="demo", outcome="success")[1]
+    assert not reset.render_summary(fresh, stack="demo", outcome="failure")[1]
+    deploy = {**fresh, "kind": "deploy"}  # not a reset's report: never a done reset
+    assert not reset.render_summary(deploy, stack="demo", outcome="success")[1]
 
 
 def test_the_due_job_needs_nothing_but_the_pyyaml_it_installs():

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ci import markdown, stacks
+from engine import report as engine_report
 from tests.workflow_files import ROOT, RESET_STEP, RESET_SUMMARY, WORKFLOWS, load, step_script
 
 FAKE_PULUMI = r"""#!/bin/bash
@@ -476,12 +477,12 @@ RESET_URN = "urn:pulumi:demo::sirius-demo::sirius-demo:index:Demo$command:remote
 
 
 def reset_report(status: str, demo: str, error: str | None = None) -> dict:
-    """A reset report as engine/reset.py prints it (the fields the summary reads)."""
-    return {"schema": 2, "kind": "reset", "status": status, "error": error, "totalSeconds": 81.2,
-            "serving": {"ref": "main", "imageTag": "latest", "commit": "c" * 40},
-            "reset": {"demo": demo, "removedServices": ["sirius-api", "sirius-ui"],
-                      "removedVolumes": ["sirius_postgres_data"], "wipeSeconds": 1.5},
-            "demoData": {"loaded": 22, "skipped": 0, "reason": None, "seconds": 3.0}}
+    """A reset report as engine/reset.py prints it: made by engine/report.py."""
+    return engine_report.to_json(engine_report.ResetReport(
+        status=status, error=error, total_seconds=81.2, serving=engine_report.Served("main", "latest", "c" * 40),
+        reset=engine_report.ResetEntry(demo=demo, removed_services=["sirius-api", "sirius-ui"],
+                                       removed_volumes=["sirius_postgres_data"], wipe_seconds=1.5),
+        demo_data={"loaded": 22, "skipped": 0, "reason": None, "seconds": 3.0}))
 
 
 def test_reset_due_step_lets_a_run_by_hand_through(actions_env):
