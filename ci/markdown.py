@@ -82,7 +82,9 @@ def _timeline(health: Any) -> list[str]:
     if not isinstance(data, dict) or not isinstance(data.get("phases"), Mapping):
         return []
     report = engine_report.from_json(data)
-    phases = engine_report.to_json(report.phases)
+    # Every phase the engine measures; one an older engine's report lacks shows as "-", not 0.
+    phases = {name: value if name in data["phases"] else None
+              for name, value in engine_report.to_json(report.phases).items()}
     lines = ["", f"Last deploy: {_seconds(report.total_seconds)} s", "",
              "| " + " | ".join(markdown_cell(k) for k in phases) + " |", "|" + "---|" * len(phases),
              "| " + " | ".join(_seconds(v) for v in phases.values()) + " |"]

@@ -87,6 +87,9 @@ def test_summary_carries_the_last_deploys_measured_timeline():
     assert "| sirius-ui | 24.0 | 25.1 | 33.9 | yes |" in text and "| sirius-api | - | - | - | no |" in text
     assert "Critical path: sirius-postgres → sirius-api → sirius-ui" in text
     assert "Last deploy" not in render_summary({"health": {"status": "healthy"}}, stack="demo")
+    older = render_summary({"health": {"status": "healthy", "lastDeploy": {"phases": {"pull": 20.0, "up": 3.0}}}},
+                           stack="demo")  # an older engine's report: no install, check, build, healthy
+    assert "| install | fetch | check | pull | build | up | healthy |" in older and "| - | - | - | 20.0 | - | 3.0 | - |" in older
 
 
 def test_summary_says_what_the_canary_deploy_moved():
