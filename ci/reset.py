@@ -98,11 +98,12 @@ def reset_report(log_text: str) -> dict | None:
 def render_summary(data: dict | None, *, stack: str, outcome: str, run_url: str = "") -> tuple[str, bool]:
     """The Markdown of one reset run (its report read through engine/report.py, the code that
     writes it), and whether it left a fresh demo at the configured tag."""
-    report = engine_report.from_json(data) if data else None
-    ok = outcome == "success" and isinstance(report, engine_report.ResetReport) and report.status == "reset"
+    report = engine_report.from_json(data)  # a DeployReport for anything but a reset's report
+    is_reset = isinstance(report, engine_report.ResetReport)
+    ok = outcome == "success" and is_reset and report.status == "reset"
     title = f"## Nightly reset of `{stack}`: " + ("done" if ok else "**FAILED**")
     lines = [title, ""]
-    if not isinstance(report, engine_report.ResetReport):
+    if not is_reset:
         lines.append(f"No reset report in the `pulumi up` log (outcome: {outcome}): the reset command did not run "
                      "or did not finish. See the `pulumi up` step's log.")
     else:
@@ -114,9 +115,8 @@ def render_summary(data: dict | None, *, stack: str, outcome: str, run_url: str 
             lines.append(f"- Error: {report.error}")
         lines.append(f"- Removed: the containers of {', '.join(wipe.removed_services) or 'nothing'}; "
                      f"volumes {', '.join(wipe.removed_volumes) or 'none'}")
-        data = report.demo_data or {}
-        if data:
-            lines.append(f"- Demo data: {data.get('loaded')} hosts loaded" + (f" ({data['reason']})" if data.get("reason") else ""))
+        if demo := report.demo_data_line():
+            lines.append(f"- Demo data: {demo}")
         lines.append(f"- Took {report.total_seconds} s (status `{report.status}`)")
     if not ok and outcome == "success":
         lines.append("- The `pulumi up` step succeeded, but the report does not say `reset`: treated as failed.")

@@ -116,6 +116,13 @@ class DeployReport:
     proxy: dict | None = None
     demo_data: dict | None = None
 
+    def demo_data_line(self) -> str:
+        """The demo data load in a few words, for a person ("" when none ran)."""
+        demo = self.demo_data or {}
+        if not demo:
+            return ""
+        return f"{demo.get('loaded')} hosts loaded" + (f" ({demo['reason']})" if demo.get("reason") else "")
+
 
 @dataclass
 class ResetEntry:

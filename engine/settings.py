@@ -105,7 +105,7 @@ class Option:
     help: str
     key: str = ""
     parse: Callable[[str], Any] | None = None  # text to value, for a tuple
-    sent_when: Callable[[Settings], bool] | None = None  # to_args writes it then, at its default too
+    always_sent: bool = False  # to_args writes it at its default too
     only_with: str = ""  # a setting without which this one means nothing: to_args leaves it out then
 
     @property
@@ -128,10 +128,6 @@ class Option:
         if self.kind is float:
             return str(int(value)) if float(value).is_integer() else repr(float(value))
         return str(value)
-
-
-def _always(_: Settings) -> bool:
-    return True
 
 
 def _is_path(path: str) -> bool:
@@ -167,23 +163,23 @@ _ANY = lambda _: True  # noqa: E731 - a bool has no wrong value
 # option goes after those it sends, and one it sends is never moved.
 OPTIONS: tuple[Option, ...] = (
     Option("repo_url", "--repo", str, rules.is_repo_url, "an https:// or file:/// URL",
-           "git URL of the Sirius compose project", key="repoUrl", sent_when=_always),
+           "git URL of the Sirius compose project", key="repoUrl", always_sent=True),
     Option("ref", "--ref", str, lambda r: rules.ref_problem(r) or rules.release_problem(r) or True, "a Sirius ref",
-           "Sirius branch, tag, pr-N or commit: its compose files are deployed", key="ref", sent_when=_always),
+           "Sirius branch, tag, pr-N or commit: its compose files are deployed", key="ref", always_sent=True),
     Option("git_ref", "--git-ref", str, lambda r: rules.ref_problem(r) is None, rules.REF_FORM.removeprefix("expected "),
-           "what git fetches (empty: --ref)", sent_when=_always),
+           "what git fetches (empty: --ref)", always_sent=True),
     Option("image_tag", "--tag", str, _TAG_OK, "a Docker tag, e.g. v1.1.0", "image tag of every service",
-           key="imageTag", sent_when=_always),
+           key="imageTag", always_sent=True),
     Option("registry", "--registry", str, rules.REGISTRY_PATTERN.fullmatch, "host/namespace, e.g. ghcr.io/siriusscan",
-           "registry and namespace of the images", key="imageRegistry", sent_when=_always),
+           "registry and namespace of the images", key="imageRegistry", always_sent=True),
     Option("public_host", "--public-host", str, rules.is_public_host, "a host name or IP address",
-           "the address the UI's links use", sent_when=_always),
+           "the address the UI's links use", always_sent=True),
     Option("health_timeout", "--health-timeout", int, _number(1), _WHOLE.format(1),
-           "seconds the deploy may take to become healthy, not counting builds", key="healthTimeout", sent_when=_always),
+           "seconds the deploy may take to become healthy, not counting builds", key="healthTimeout", always_sent=True),
     Option("project_dir", "--dir", str, _is_path, "an absolute path", "where the compose project is checked out",
-           sent_when=_always),
+           always_sent=True),
     Option("state_dir", "--state-dir", str, _is_path, "an absolute path", "where the engine keeps its records",
-           sent_when=_always),
+           always_sent=True),
     Option("image_tags", "--image-tag", dict, _pair(_TAG_OK), "IMAGE=TAG, e.g. sirius-ui=pr-7-amd64",
            "one image's tag instead of --tag (repeated)"),
     Option("image_digests", "--image-digest", dict, _pair(rules.is_digest), rules.DIGEST_FORM,
@@ -205,11 +201,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("domain", "--domain", str, _or_empty(rules.is_domain), rules.DOMAIN_FORM,
            "serve HTTPS for this DNS name through the proxy (empty: plain HTTP)", key="domain"),
     Option("acme_ca", "--acme-ca", str, lambda ca: rules.acme_directory(ca) is not None, rules.ACME_CA_FORM,
-           "the certificate authority", key="acmeCa", sent_when=_always, only_with="domain"),
+           "the certificate authority", key="acmeCa", always_sent=True, only_with="domain"),
     Option("acme_email", "--acme-email", str, _or_empty(rules.is_email), rules.EMAIL_FORM,
            "the ACME account's email", key="acmeEmail", only_with="domain"),
     Option("build_timeout", "--build-timeout", int, _number(1), _WHOLE.format(1),
-           "seconds local builds may take in all", key="buildTimeout", sent_when=_always),
+           "seconds local builds may take in all", key="buildTimeout", always_sent=True),
     Option("pull_attempts", "--pull-attempts", int, _number(1), _WHOLE.format(1), "tries per image pull"),
     Option("pull_delay", "--pull-delay", float, _number(0, 600), "seconds from 0 to 600",
            "seconds before the first pull retry, doubling"),
@@ -298,7 +294,7 @@ def to_args(s: Settings) -> list[str]:
         value = getattr(s, option.name)
         if option.only_with and not getattr(s, option.only_with):
             continue
-        if value == option.default and not (option.sent_when and option.sent_when(s)):
+        if value == option.default and not option.always_sent:
             continue
         if option.kind is bool:
             args.append(option.flag if value else f"--no-{option.flag[2:]}")

@@ -137,9 +137,8 @@ def _after_the_gate(r) -> list[str]:
                      f"commit {(to.commit or '')[:12]}")
     elif rollback:
         lines.append(f"rollback {rollback.status}: {rollback.reason}")
-    demo = r.demo_data or {}
-    if demo:
-        lines.append(f"demo data: {demo.get('loaded')} hosts loaded" + (f" ({demo['reason']})" if demo.get("reason") else ""))
+    if demo := r.demo_data_line():
+        lines.append(f"demo data: {demo}")
     if r.disk:
         lines.append(f"disk: {r.disk.removed_images} unused images removed, "
                      f"{r.disk.free_gb_before} -> {r.disk.free_gb_after} GiB free")

@@ -41,7 +41,7 @@ def _default(option: settings.Option) -> str:
 
 def _sent(option: settings.Option) -> str:
     """When settings.to_args writes the flag."""
-    when = "always" if option.sent_when else "not at its default"
+    when = "always" if option.always_sent else "not at its default"
     if option.only_with:
         when += f", only with `{next(o.flag for o in settings.OPTIONS if o.name == option.only_with)}`"
     return when
